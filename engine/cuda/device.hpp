@@ -1,0 +1,22 @@
+// Plain C++ view of the CUDA device: whether one is usable, and the GPU
+// smoke checks (device-side dtype conversion against the host's rounding).
+// Callable from code compiled without nvcc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attncheck {
+
+// True when a CUDA device can be used; otherwise `why` says why not (no
+// driver, no device, ...), for GTEST_SKIP messages and `attncheck` output.
+bool cuda_device_available(std::string* why);
+std::string cuda_device_name();
+
+// Round floats to fp16 / bf16 on the device with __float2half_rn /
+// __float2bfloat16_rn and return the bits.
+std::vector<std::uint16_t> device_round_f16(const std::vector<float>& x);
+std::vector<std::uint16_t> device_round_bf16(const std::vector<float>& x);
+
+}  // namespace attncheck

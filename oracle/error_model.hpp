@@ -1,0 +1,68 @@
+// The tolerance model: how far a correct target may be from the oracle, per
+// element, given the target's precision profile and the case's data.
+//
+// The derivation is in docs/error-model.md; the short form, for one row with
+// n visible keys, head_dim d, accumulation unit roundoff uA, storage unit
+// roundoff uT, and gamma_k = k*uA/(1-k*uA) (Higham):
+//
+//   a_j   = |scale| * sum_c |q_c||k_jc|                    (conditioning of s_j)
+//   e_j   = gamma_{d+2} a_j  [+ uT (|s_j| + ...) if S is stored in T]
+//   Delta = max_j e_j + 2 uA max_j (|s_j - m| + 2 max_j e_j)   (logit error,
+//           including the rounding of the exp argument s_j - m)
+//   rhoP  = e^{2 Delta} (1 + c_exp uA)^2 (1 + gamma_{n+S}) (1 + uA) (1 + t r) - 1
+//           [then (1 + rhoP)(1 + uT) - 1 if P is stored in T]
+//           (relative error of each probability: softmax conditioning,
+//           exp's ulps, the row sum, the division, t online rescales/splits)
+//   |dP_j| <= rhoP p_j
+//   |dO_c| <= ((1 + rhoP)(1 + gamma_{n+S})(1 + uA) - 1) W_c + uO (|O_c| + that),
+//           W_c = sum_j p_j |v_jc|
+//   |dLSE| <= Delta + rhoL/(1 - rhoL) + 4 uA (|m| + |log l| + 1),
+//           rhoL = (1 + c_exp uA)(1 + gamma_{n+S})(1 + t r) - 1
+//
+// When rhoP >= 1/2, or a stored score can overflow T, the bound says nothing
+// useful: the case is "outside the profile's meaningful range" and the
+// verdict says so instead of passing or failing it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/dtype.hpp"
+#include "engine/problem.hpp"
+
+namespace attncheck {
+
+// How a target rounds. A target that rounds more than it declares fails; one
+// that rounds less passes.
+struct PrecisionProfile {
+    DType input = DType::f32;   // Q, K, V as read
+    double u_acc = 0x1p-24;     // accumulation format (fp32)
+    bool scores_stored = false; // S rounded to `store` before the softmax
+    bool probs_stored = false;  // P rounded to `store` before P.V
+    DType store = DType::f32;   // format of stored intermediates
+    DType output = DType::f32;  // format of O
+    double exp_ulps = 2.0;      // error of exp/exp2 in units of u_acc
+    int kv_tile = 0;            // online-softmax tile length; 0 = one pass
+    bool uses_splits = false;   // honours Case.num_splits (split-KV merge)
+};
+
+// Per-row quantities the bound is built from (computed in fp64 from the
+// exact inputs).
+struct RowBound {
+    bool masked = false;      // no visible key
+    bool meaningful = true;   // false: bound too loose to say anything
+    bool finite_input = true; // false: NaN/inf among the row's inputs
+    double delta = 0;         // logit error bound (absolute)
+    double rho_p = 0;         // relative bound per probability
+    double lse = 0;           // bound on |LSE error|
+    std::vector<double> o;    // per channel bound on |O error|
+    std::vector<double> s;    // per key bound on |scaled score error| (visible keys)
+    std::vector<double> p;    // per key bound on |P error|
+};
+
+double gamma_n(double n, double u);
+
+// Bound for one row.
+RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const PrecisionProfile& prof);
+
+}  // namespace attncheck
