@@ -57,7 +57,7 @@ Observation naive_attention(const AttentionProblem& pb, const PrecisionProfile& 
     return obs;
 }
 
-RelativeCheck relative_to_naive(const AttentionProblem& pb, const ReferenceOutput& ref, const Observation& target,
+RelativeCheck relative_to_naive(const AttentionProblem& /*pb*/, const ReferenceOutput& ref, const Observation& target,
                                 const Observation& naive, DType output, double k) {
     RelativeCheck rc;
     rc.k = k;

@@ -193,7 +193,9 @@ ErrorModelSweep sweep_error_model(std::uint64_t first_seed, long long n_cases,
                                   const std::function<void(long long)>& progress) {
     ErrorModelSweep sw;
     // Two tallies: the plain computation and the storing one, over all dtypes.
-    sw.correct = {ProfileTally{"plain fp32 arithmetic"}, ProfileTally{"S, P, O stored in the input dtype"}};
+    sw.correct.resize(2);
+    sw.correct[0].profile = "plain fp32 arithmetic";
+    sw.correct[1].profile = "S, P, O stored in the input dtype";
     std::vector<std::vector<double>> ratios(2);
     for (long long i = 0; i < n_cases; ++i) {
         if (progress) progress(i);

@@ -48,7 +48,9 @@ TEST(Oracle, MaskConventionsAgreeAcrossLengths) {
                 // Bottom-right: the last query row always sees the last key (when both exist).
                 if (q_len > 0 && kv_len > 0) {
                     EXPECT_TRUE(oracle_key_visible(p, 0, q_len - 1, kv_len - 1));
-                    if (kv_len > 1 && window != 1) EXPECT_TRUE(oracle_key_visible(p, 0, q_len - 1, kv_len - 2));
+                    if (kv_len > 1 && window != 1) {
+                        EXPECT_TRUE(oracle_key_visible(p, 0, q_len - 1, kv_len - 2));
+                    }
                 }
             }
 }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, build, then every test through ctest.
+# GPU tests report as skipped (with the reason) where no GPU is visible.
+# Extra arguments go to ctest (e.g. -L cpu, -R Case).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh
+ci/build.sh default
+cd build/default
+ctest -j "$(nproc)" --output-on-failure --timeout 1500 --output-junit ctest-junit.xml "$@"

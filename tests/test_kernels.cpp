@@ -1,0 +1,241 @@
+// Every kernel family against the oracle on the grid of kernel_grid.hpp,
+// the probes against the oracle's stages, and every mutant against the
+// cases that must expose it. Compiled twice: for the CPU twins (label cpu)
+// and for CUDA (label gpu; skipped, with the reason, without a device).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/target.hpp"
+#include "oracle/parity.hpp"
+#include "oracle/reference_attention.hpp"
+#include "tests/kernel_grid.hpp"
+#ifdef ATTNCHECK_HAVE_CUDA
+#include "engine/cuda/device.hpp"
+#endif
+
+using namespace attncheck;
+
+namespace {
+
+#if ATTNCHECK_TEST_CUDA
+constexpr Backend kBackend = Backend::cuda;
+#else
+constexpr Backend kBackend = Backend::cpu;
+#endif
+
+// Empty when the backend can run here; otherwise why not.
+std::string backend_unavailable() {
+    if (kBackend == Backend::cpu) return "";
+#ifdef ATTNCHECK_HAVE_CUDA
+    std::string why;
+    return cuda_device_available(&why) ? "" : why;
+#else
+    return "CUDA backend not built (no nvcc at configure time)";
+#endif
+}
+
+const char* kFamilies[] = {"decode", "decode_gqa", "decode_split", "flash_prefill", "standard_path"};
+
+std::string repro(const Case& c) { return case_to_json(c, -1); }
+
+}  // namespace
+
+class KernelGrid : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(KernelGrid, MatchesOracleUnderErrorModel) {
+    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    auto target = make_target(GetParam(), kBackend);
+    ASSERT_TRUE(target);
+    int ran = 0, skipped = 0, failed = 0;
+    long long rows = 0, masked = 0, out_of_range = 0;
+    double worst = 0;
+    for (const Case& c : grid::kernel_grid_cases()) {
+        if (!target->unsupported(c).empty()) {
+            ++skipped;
+            continue;
+        }
+        const AttentionProblem p = materialize(c);
+        Observation obs;
+        try {
+            obs = target->run(p);
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << target->full_name() << " threw: " << e.what() << "\n  case: " << repro(c);
+            ++failed;
+            continue;
+        }
+        ++ran;
+        const ParityReport rep = check_parity(p, reference_attention<double>(p), obs, target->profile(c));
+        rows += rep.rows;
+        masked += rep.masked_rows;
+        out_of_range += rep.out_of_range_rows;
+        worst = std::max({worst, rep.o.worst_ratio, rep.lse.worst_ratio});
+        if (!rep.pass()) {
+            ++failed;
+            if (failed <= 5) ADD_FAILURE() << target->full_name() << ": " << rep.summary() << "\n  case: " << repro(c);
+        }
+    }
+    std::printf("%s: %d cases run, %d unsupported, %d failed; %lld rows (%lld fully masked, %lld out of range); "
+                "worst err/bound %.3g\n",
+                target->full_name().c_str(), ran, skipped, failed, rows, masked, out_of_range, worst);
+    EXPECT_EQ(failed, 0);
+    EXPECT_GE(ran, 60) << "the grid must really exercise the family";
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, KernelGrid, ::testing::ValuesIn(kFamilies),
+                         [](const auto& info) { return std::string(info.param); });
+
+// Reruns on the same inputs are bitwise identical (races, bug class 10).
+TEST_P(KernelGrid, BitwiseRepeatable) {
+    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    auto target = make_target(GetParam(), kBackend);
+    int checked = 0;
+    const auto cases = grid::kernel_grid_cases();
+    for (size_t i = 0; i < cases.size(); i += 7) {
+        const Case& c = cases[i];
+        if (!target->unsupported(c).empty()) continue;
+        const AttentionProblem p = materialize(c);
+        const Observation a = target->run(p), b = target->run(p);
+        ASSERT_EQ(a.o.size(), b.o.size());
+        EXPECT_EQ(std::memcmp(a.o.data(), b.o.data(), a.o.size() * 4), 0) << "O differs between reruns: " << repro(c);
+        EXPECT_EQ(std::memcmp(a.lse.data(), b.lse.data(), a.lse.size() * 4), 0) << "LSE differs: " << repro(c);
+        ++checked;
+    }
+    EXPECT_GE(checked, 5);
+}
+
+// The probe records the stages the investigations logged by hand; check them
+// against the oracle's row: masked keys have P = 0, max exp <= 1, P sums to
+// 1, P and O inside the error model, and the probe's O is the output row.
+TEST_P(KernelGrid, ProbeStagesMatchOracle) {
+    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    auto target = make_target(GetParam(), kBackend);
+    int probed = 0;
+    const auto cases = grid::kernel_grid_cases();
+    for (size_t i = 0; i < cases.size(); i += 5) {
+        const Case& c = cases[i];
+        if (!target->unsupported(c).empty()) continue;
+        const AttentionProblem p = materialize(c);
+        // Probe the last row of the first sequence with queries and keys.
+        int seq = -1;
+        for (int b = 0; b < p.batch() && seq < 0; ++b)
+            if (p.q_lens[b] > 0 && p.kv_lens[b] > 0) seq = b;
+        if (seq < 0) continue;
+        const ProbeRequest req{seq, p.n_q_heads - 1, p.q_lens[seq] - 1};
+        const Observation obs = target->run(p, req);
+        ASSERT_TRUE(obs.probe.has_value()) << target->full_name() << " returned no probe";
+        const ProbeTrace& t = *obs.probe;
+        const PrecisionProfile prof = target->profile(c);
+        const RowBound rb = bound_row(p, req.seq, req.head, req.token, prof);
+        if (!rb.meaningful) continue;
+        const auto ref = reference_row<double>(p, req.seq, req.head, req.token);
+        const int n = p.kv_lens[seq];
+        ASSERT_EQ(static_cast<int>(t.p.size()), n);
+        ASSERT_EQ(static_cast<int>(t.o.size()), p.head_dim);
+        ++probed;
+        double sum = 0;
+        for (int j = 0; j < n; ++j) {
+            if (!ref.visible[j]) {
+                EXPECT_EQ(t.p[j], 0.0f) << "masked key " << j << " has probability " << t.p[j] << ": " << repro(c);
+                continue;
+            }
+            sum += t.p[j];
+            // P is reconstructed from exps / row_sum in fp32: a few more uA.
+            const double tol = rb.p[j] + 4 * prof.u_acc * ref.p[j];
+            EXPECT_LE(std::fabs(t.p[j] - ref.p[j]), tol) << "P[" << j << "] " << repro(c);
+        }
+        if (rb.masked) continue;
+        EXPECT_LE(t.max_exp, 1.0f) << "max exp above 1: row max not subtracted? " << repro(c);
+        EXPECT_NEAR(sum, 1.0, 4 * rb.rho_p + 8 * n * prof.u_acc) << repro(c);
+        const long long oi = p.o_index(req.seq, req.token, req.head);
+        for (int ch = 0; ch < p.head_dim; ++ch)
+            EXPECT_LE(std::fabs(t.o[ch] - ref.o[ch]), rb.o[ch]) << "probe O[" << ch << "] " << repro(c);
+        (void)oi;
+    }
+    EXPECT_GE(probed, 5);
+}
+
+// Cases that expose each mutant: the mask mutants need causal rows with
+// q_len != kv_len, gqa_map_mod needs groups of 2+ and 2+ kv heads, no_row_max
+// needs logits above 88, fp16_accumulation long rows, split_merge_no_lse empty
+// splits, missing_barrier several key tiles.
+std::vector<Case> mutant_cases() {
+    std::vector<Case> v;
+    auto mk = [&](int hq, int hkv, int d, std::vector<int> q, std::vector<int> kv, bool causal, DType t) {
+        Case c;
+        c.n_q_heads = hq;
+        c.n_kv_heads = hkv;
+        c.head_dim = d;
+        c.q_lens = std::move(q);
+        c.kv_lens = std::move(kv);
+        c.causal = causal;
+        c.dtype = t;
+        c.data.seed = 4242 + v.size();
+        return c;
+    };
+    for (DType t : {DType::f16, DType::f32}) {
+        v.push_back(mk(4, 2, 64, {1}, {40}, true, t));             // decode
+        v.push_back(mk(4, 2, 64, {1, 1}, {3, 200}, false, t));     // decode, ragged
+        v.push_back(mk(4, 2, 64, {9}, {130}, true, t));            // chunked prefill
+        v.push_back(mk(4, 2, 64, {70}, {70}, true, t));            // square prefill
+        v.push_back(mk(4, 2, 64, {8}, {3}, true, t));              // q > kv: masked rows
+        Case w = mk(4, 2, 64, {1, 6}, {50, 50}, true, t);          // sliding window
+        w.window = 4;
+        v.push_back(w);
+        Case big = mk(4, 2, 64, {1, 20}, {90, 90}, true, t);       // logits far above 88
+        big.data.q_scale = big.data.k_scale = 6.0;
+        v.push_back(big);
+        Case bigd = mk(4, 2, 64, {1}, {90}, false, t);            // decode with logits far above 88
+        bigd.data.q_scale = bigd.data.k_scale = 6.0;
+        v.push_back(bigd);
+        // Visible keys with logits near -14000 and a window hiding the rest:
+        // a finite sentinel (-1e4) outranks them, -inf never does (class 2).
+        Case sent = mk(1, 1, 2, {1}, {8}, true, t);
+        sent.window = 2;
+        sent.values = ExplicitValues{{100, 100}, {}, {}};
+        for (int j = 0; j < 8; ++j) {
+            sent.values->k.insert(sent.values->k.end(), {-100, -100});
+            sent.values->v.insert(sent.values->v.end(), {static_cast<double>(j), static_cast<double>(-j)});
+        }
+        v.push_back(sent);
+        Case lng = mk(2, 1, 64, {1, 4}, {1500, 1500}, false, t);   // long rows, positive V offsets
+        lng.data.v_scale = 8.0;
+        lng.data.sink_tokens = 1;
+        v.push_back(lng);
+        Case sp = mk(4, 2, 64, {1, 1}, {3, 70}, true, t);          // more splits than keys
+        sp.num_splits = 7;
+        v.push_back(sp);
+    }
+    return v;
+}
+
+TEST_P(KernelGrid, EveryMutantChangesSomeResult) {
+    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    const auto cases = mutant_cases();
+    for (const MutantInfo& mi : all_mutants()) {
+        if (mi.cuda_only && kBackend == Backend::cpu) continue;
+        auto target = make_target(GetParam(), kBackend, mi.id);
+        int supported = 0, caught = 0;
+        for (const Case& c : cases) {
+            if (!target->unsupported(c).empty()) continue;
+            ++supported;
+            const AttentionProblem p = materialize(c);
+            bool visible = false;
+            // A race may need several runs to show: up to 5 for missing_barrier.
+            const int runs = mi.id == Mutant::missing_barrier ? 5 : 1;
+            for (int r = 0; r < runs && !visible; ++r) {
+                try {
+                    const Observation obs = target->run(p);
+                    visible = !check_parity(p, reference_attention<double>(p), obs, target->profile(c)).pass();
+                } catch (const std::exception&) {
+                    visible = true;  // a crash or guard-band violation is visible too
+                }
+            }
+            caught += visible;
+        }
+        if (supported == 0) continue;  // the mutant does not apply to this family
+        std::printf("%s: changes %d of %d cases\n", target->full_name().c_str(), caught, supported);
+        EXPECT_GE(caught, 1) << target->full_name() << " changed no result: the mutant is invisible";
+    }
+}
