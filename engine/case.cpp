@@ -324,7 +324,7 @@ Case parse_case(const std::string& text) {
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors, and number overflow (out_of_range 406)
         fail(fmt::format("malformed JSON: {}", e.what()));
     }
     Case c;

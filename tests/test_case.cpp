@@ -4,6 +4,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -153,10 +154,14 @@ TEST(Case, SinkTokensDrawLargePositiveLogits) {
 // machine too, which has a different compiler). A change here means replay
 // files from before no longer replay.
 TEST(Case, MaterializedBitsArePortable) {
-    const Case c = load_case_file(std::string(ATTNCHECK_SOURCE_DIR) + "/corpus/cases/qwen_decode_bf16.json");
+    // ATTNCHECK_SOURCE_DIR in the environment overrides the build-time path
+    // (binaries carried to the GPU machine run from another checkout).
+    const char* env = std::getenv("ATTNCHECK_SOURCE_DIR");
+    const std::string root = env ? env : ATTNCHECK_SOURCE_DIR;
+    const Case c = load_case_file(root + "/corpus/cases/qwen_decode_bf16.json");
     const AttentionProblem p = materialize(c);
     const std::uint64_t h = fnv1a(p.v, fnv1a(p.k, fnv1a(p.q)));
-    std::ifstream golden(std::string(ATTNCHECK_SOURCE_DIR) + "/corpus/cases/qwen_decode_bf16.fnv1a");
+    std::ifstream golden(root + "/corpus/cases/qwen_decode_bf16.fnv1a");
     ASSERT_TRUE(golden) << "golden hash file missing";
     std::uint64_t expect = 0;
     golden >> std::hex >> expect;
@@ -217,4 +222,9 @@ TEST(CaseRejects, ExplicitValuesOfWrongLength) {
 }
 TEST(CaseRejects, MissingFileIsAClearError) {
     EXPECT_THROW(load_case_file("/nonexistent/case.json"), CaseError);
+}
+// Found by the fuzz_case_json campaign: a number too large for a double made
+// nlohmann throw out_of_range, which escaped as a crash.
+TEST(CaseRejects, NumberOverflowIsMalformedJson) {
+    expect_rejected(edit("\"k_scale\": 2.5", "\"k_scale\": 1e444"), "malformed JSON");
 }
