@@ -13,6 +13,7 @@
 //   4. every thread updates the row sum l = l * alpha + sum_j p_j in key
 //      order (so all threads hold the same l, bit for bit);
 //   5. thread t rescales and accumulates P.V for channels 2t and 2t + 1.
+// Two barriers per tile: after step 1 and after step 3.
 // At the end O = acc / l is stored in T and LSE = m + log(l) in fp32; a row
 // whose running max is still -inf (empty cache, nothing visible) gets O = 0
 // and LSE = -inf.
@@ -28,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -205,7 +207,11 @@ __global__ void __launch_bounds__(kThreads)
             probe.tile_max[t - t_begin] = m;
             probe.tile_sum[t - t_begin] = l;
         }
-        __syncthreads();  // s_tile and p_tile are rewritten by the next tile
+        // No barrier needed here: the next tile's step 1 rewrites s_tile,
+        // whose last readers (steps 2 and 3) are behind this tile's second
+        // barrier, and its step 3 rewrites p_tile only after the next
+        // tile's first barrier, which every reader of p_tile (steps 4 and
+        // 5) must reach first.
     }
 
     T* orow = o + row * d;
@@ -313,22 +319,27 @@ Observation run_on(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
     }
 }
 
-Case shape_case(const AttentionProblem& p) {
-    Case c;
-    c.n_q_heads = p.n_q_heads;
-    c.n_kv_heads = p.n_kv_heads;
-    c.head_dim = p.head_dim;
-    c.q_lens = p.q_lens;
-    c.kv_lens = p.kv_lens;
-    c.dtype = p.dtype;
-    return c;
+// The rules of decode_unsupported (kernels/decode_cpu.cpp) for the CUDA
+// backend, restated here so that the CUDA library does not depend on the
+// engine library (which holds the CPU twins and links after it).
+std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
+    for (int i = 0; i < p.batch(); ++i)
+        if (p.q_lens[i] > 1)
+            return fmt::format("decode: one query token per sequence (sequence {} has q_len {})", i, p.q_lens[i]);
+    if (p.head_dim > kMaxHeadDim)
+        return fmt::format("decode: head_dim {} above the supported {}", p.head_dim, kMaxHeadDim);
+    if (static_cast<int>(m) < 0 || m >= Mutant::count_) return "decode: unknown mutant";
+    if (m == Mutant::split_merge_no_lse || m == Mutant::missing_barrier)
+        return fmt::format("decode: mutant {} does not apply", mutant_name(m));
+    if (m != Mutant::none && p.dtype != DType::f16)
+        return fmt::format("decode: mutant builds are fp16 only (case is {})", dtype_name(p.dtype));
+    return {};
 }
 
 }  // namespace
 
 Observation decode_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
-    if (std::string why = decode_unsupported(shape_case(p), Backend::cuda, m); !why.empty())
-        throw UnsupportedCase(why);
+    if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
     if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
         throw std::invalid_argument(fmt::format("decode: probe (seq {}, head {}, token {}) outside the problem",

@@ -364,22 +364,27 @@ Observation run_on(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
     }
 }
 
-Case shape_case(const AttentionProblem& p) {
-    Case c;
-    c.n_q_heads = p.n_q_heads;
-    c.n_kv_heads = p.n_kv_heads;
-    c.head_dim = p.head_dim;
-    c.q_lens = p.q_lens;
-    c.kv_lens = p.kv_lens;
-    c.dtype = p.dtype;
-    return c;
+// The rules of decode_gqa_unsupported (kernels/decode_gqa_cpu.cpp) for the CUDA
+// backend, restated here so that the CUDA library does not depend on the
+// engine library (which holds the CPU twins and links after it).
+std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
+    for (int i = 0; i < p.batch(); ++i)
+        if (p.q_lens[i] > 1)
+            return fmt::format("decode_gqa: one query token per sequence (sequence {} has q_len {})", i, p.q_lens[i]);
+    if (p.head_dim > kMaxHeadDim)
+        return fmt::format("decode_gqa: head_dim {} above the supported {}", p.head_dim, kMaxHeadDim);
+    if (static_cast<int>(m) < 0 || m >= Mutant::count_) return "decode_gqa: unknown mutant";
+    if (m == Mutant::split_merge_no_lse || m == Mutant::missing_barrier)
+        return fmt::format("decode_gqa: mutant {} does not apply", mutant_name(m));
+    if (m != Mutant::none && p.dtype != DType::f16)
+        return fmt::format("decode_gqa: mutant builds are fp16 only (case is {})", dtype_name(p.dtype));
+    return {};
 }
 
 }  // namespace
 
 Observation decode_gqa_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
-    if (std::string why = decode_gqa_unsupported(shape_case(p), Backend::cuda, m); !why.empty())
-        throw UnsupportedCase(why);
+    if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
     if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
         throw std::invalid_argument(fmt::format("decode_gqa: probe (seq {}, head {}, token {}) outside the problem",

@@ -40,11 +40,24 @@
 // flash_prefill_unsupported). Shared memory per block (dynamic):
 //   fp16/bf16: (64 + 2 BN)(D + 8) * 2 B  = 27.0 / 33.0 / 39.0 / 51.0 / 66.0 KB for D = 64 / 80 / 96 / 128 / 256
 //   fp32:      (64 + 2 BN)(D + 4) * 4 B + 64 (BN + 8) * 4 B
-//              = 70.5 / 79.5 / 93 / 117 / 140 KB
+//              = 69 / 81 / 93 / 117 / 140 KB
 // (BN = 64, and 32 for D = 256). Limits above 48 KB are raised with
 // cudaFuncSetAttribute. Known property of every tiled kernel of this kind:
 // a NaN/inf in a V row that is masked for some row of the block but lies in
 // a visited tile reaches that row as 0 * NaN.
+//
+// Mutants (template parameter, `if constexpr`; hooks of attention_common.hpp
+// unless noted): scale_* via score_scale; finite_mask_sentinel via
+// masked_score (masked scores in visited tiles, keys past kv_len included,
+// become -1e4, so a row with nothing visible no longer has a -inf running
+// max and averages V); mask_* via key_visible; top_left_causal via
+// query_position; no_row_max via softmax_shift; normalizer_drops_key via
+// counts_in_normalizer (first key of the row's range); gqa_map_mod and
+// v_wrong_head via the head maps; partial_q_load rewrites the Q tile through
+// q_loaded; online_no_rescale skips the O-accumulator rescale (l is still
+// rescaled); fp16_accumulation rounds the O accumulator to fp16 once per key
+// tile and the row sum at every add; missing_barrier drops B2 (CUDA only).
+// Only Mutant::none skips the mask on interior tiles.
 //
 // Builds: Mutant::none for float, __half, __nv_bfloat16 x every supported D;
 // mutants only for __half at D = 64.

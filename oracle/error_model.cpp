@@ -85,7 +85,10 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
     // Online softmax rescales and split merges: each multiplies partial sums
     // by a computed exp(m_old - m_new) (exp's ulps, a multiply, an add).
     const int splits = prof.uses_splits ? std::max(1, pb.num_splits) : 1;
-    const double tiles = prof.kv_tile > 0 ? std::ceil(static_cast<double>(n) / prof.kv_tile) : 1.0;
+    // Visible keys need not start on a tile boundary (windows, causal rows of
+    // a block aligned to key 0), so n keys can touch one tile more than
+    // ceil(n / tile).
+    const double tiles = prof.kv_tile > 0 ? std::ceil(static_cast<double>(n) / prof.kv_tile) + 1.0 : 1.0;
     const double t = (tiles - 1.0) + (splits - 1.0);
     const double r = (prof.exp_ulps + 3.0) * uA;
     const double g_sum = gamma_n(static_cast<double>(n) + splits, uA);
