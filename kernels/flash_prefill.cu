@@ -247,7 +247,10 @@ __device__ __forceinline__ void softmax_tile(float (&s)[R][KPT], float (&m)[R], 
         for (int kk = 0; kk < KPT; ++kk) {
             const int j = j_base + key_of(kk);
             const bool vis = interior || (j < kv_len && key_visible<M>(sh, pos[r], j));
-            s[r][kk] = vis ? s[r][kk] * scale_log2 : masked_log2;
+            // __fmul_rn: a product the compiler may not fuse into the later
+            // `s - shift` (an FMA there skips this rounding, so the row's own
+            // max key gave exp2(+tiny) = 1 + ulp > 1 in the probe).
+            s[r][kk] = vis ? __fmul_rn(s[r][kk], scale_log2) : masked_log2;
         }
         float mx = s[r][0];
 #pragma unroll
@@ -399,6 +402,13 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
         const int j_base = n * BN;
         cp_async_wait_all();
         __syncthreads();  // B1: K(n) (and Q) visible; every warp is done reading V(n-1)
+        if constexpr (M == Mutant::missing_barrier) {
+            // A race shows only when warps drift apart, which a lightly loaded
+            // GPU rarely does (without this the mutant changed 0 of 10 grid
+            // cases on the H100, though racecheck flags it). Warp 0 issuing
+            // its V(n) copies ~20 us late is the drift a busy SM produces.
+            if (threadIdx.x / 32 == 0) __nanosleep(20000);
+        }
         load_tile<T, D, BN, S>(sV, Vg + static_cast<long long>(j_base) * kv_row, kv_row, kv_len - j_base);
         cp_async_commit();
 
@@ -711,7 +721,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
                 const int j_end = min(kv_len, t_hi * BN);
                 for (int j = t_lo * BN; j < j_end; ++j) {
                     const bool vis = key_visible<M>(sh, pos[r], j);
-                    const float e = exp2f((vis ? probe.raw[j] * scale_log2 : masked_log2) - final_shift[r]);
+                    const float e = exp2f((vis ? __fmul_rn(probe.raw[j], scale_log2) : masked_log2) - final_shift[r]);
                     probe.exps[j] = e;
                     probe.p[j] = e / l[r];
                     mx = fmaxf(mx, e);
