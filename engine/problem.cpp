@@ -127,4 +127,19 @@ AttentionProblem materialize(const Case& c) {
     return p;
 }
 
+Case shape_of(const AttentionProblem& p) {
+    Case c;
+    c.n_q_heads = p.n_q_heads;
+    c.n_kv_heads = p.n_kv_heads;
+    c.head_dim = p.head_dim;
+    c.q_lens = p.q_lens;
+    c.kv_lens = p.kv_lens;
+    c.causal = p.causal;
+    c.window = p.window;
+    c.num_splits = p.num_splits;
+    c.scale = p.scale;
+    c.dtype = p.dtype;
+    return c;
+}
+
 }  // namespace attncheck

@@ -41,4 +41,9 @@ struct AttentionProblem {
 // Deterministic: the same Case gives the same bits everywhere. Validates first.
 AttentionProblem materialize(const Case& c);
 
+// The Case a problem's shape and features came from, without its data (so
+// targets can answer unsupported() for problems built directly, e.g. by the
+// model). The scale is always explicit.
+Case shape_of(const AttentionProblem& p);
+
 }  // namespace attncheck

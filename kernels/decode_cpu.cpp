@@ -69,18 +69,6 @@ Observation with_mutant(Mutant m, F&& f) {
     throw UnsupportedCase(fmt::format("decode: mutant {} not built", mutant_name(m)));
 }
 
-// The shape fields decode_unsupported looks at, taken from a problem.
-Case shape_case(const AttentionProblem& p) {
-    Case c;
-    c.n_q_heads = p.n_q_heads;
-    c.n_kv_heads = p.n_kv_heads;
-    c.head_dim = p.head_dim;
-    c.q_lens = p.q_lens;
-    c.kv_lens = p.kv_lens;
-    c.dtype = p.dtype;
-    return c;
-}
-
 ProbeTrace empty_trace(const AttentionProblem& p, const ProbeRequest& req) {
     const int n = p.kv_lens[req.seq];
     ProbeTrace t;
@@ -251,7 +239,7 @@ PrecisionProfile decode_profile(const Case& c, Backend) {
 }
 
 Observation decode_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
-    if (std::string why = decode_unsupported(shape_case(p), Backend::cpu, m); !why.empty()) throw UnsupportedCase(why);
+    if (std::string why = decode_unsupported(shape_of(p), Backend::cpu, m); !why.empty()) throw UnsupportedCase(why);
     if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
         throw std::invalid_argument(fmt::format("decode: probe (seq {}, head {}, token {}) outside the problem",

@@ -87,17 +87,6 @@ Observation with_mutant(Mutant m, F&& f) {
     throw UnsupportedCase(fmt::format("decode_gqa: mutant {} not built", mutant_name(m)));
 }
 
-Case shape_case(const AttentionProblem& p) {
-    Case c;
-    c.n_q_heads = p.n_q_heads;
-    c.n_kv_heads = p.n_kv_heads;
-    c.head_dim = p.head_dim;
-    c.q_lens = p.q_lens;
-    c.kv_lens = p.kv_lens;
-    c.dtype = p.dtype;
-    return c;
-}
-
 // The q heads each kv head serves, from kv_head_of<M> (the shared GQA map,
 // and its mutation point): table[kv * G + i] is the i-th q head, in
 // increasing order, whose kv head is kv. The CUDA host builds the same table.
@@ -310,7 +299,7 @@ PrecisionProfile decode_gqa_profile(const Case& c, Backend) {
 }
 
 Observation decode_gqa_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
-    if (std::string why = decode_gqa_unsupported(shape_case(p), Backend::cpu, m); !why.empty())
+    if (std::string why = decode_gqa_unsupported(shape_of(p), Backend::cpu, m); !why.empty())
         throw UnsupportedCase(why);
     if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))

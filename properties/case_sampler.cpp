@@ -99,16 +99,22 @@ Case sample_wide_case(std::uint64_t seed, const SamplerLimits& lim) {
     if (r.coin(0.1)) d.q_bias = d.q_scale * log_uniform(r, 0.1, 3.0);
     if (r.coin(0.05)) d.constant_v = true;
     if (r.coin(0.03)) d.constant_k = true;
-    // Keep the recipe inside the dtype: scale Q and K down together until it fits.
-    const double maxf = max_finite(c.dtype);
-    for (int i = 0; i < 200; ++i) {
-        const double mq = recipe_max_abs(c, TensorId::q), mk = recipe_max_abs(c, TensorId::k);
-        if (mq <= maxf && mk <= maxf) break;
-        if (mq > maxf) { d.q_scale *= 0.5; d.q_bias *= 0.5; }
-        if (mk > maxf) { d.k_scale *= 0.5; d.k_bias *= 0.5; }
-    }
+    fit_recipe_to_dtype(c);
     validate(c);
     return c;
+}
+
+void fit_recipe_to_dtype(Case& c) {
+    DataRecipe& d = c.data;
+    const double maxf = max_finite(c.dtype);
+    for (int i = 0; i < 200; ++i) {
+        const double mq = recipe_max_abs(c, TensorId::q), mk = recipe_max_abs(c, TensorId::k),
+                     mv = recipe_max_abs(c, TensorId::v);
+        if (mq <= maxf && mk <= maxf && mv <= maxf) break;
+        if (mq > maxf) { d.q_scale *= 0.5; d.q_bias *= 0.5; }
+        if (mk > maxf) { d.k_scale *= 0.5; d.k_bias *= 0.5; }
+        if (mv > maxf) d.v_scale *= 0.5;
+    }
 }
 
 Case sample_well_conditioned_case(std::uint64_t seed) {

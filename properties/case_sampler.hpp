@@ -21,6 +21,10 @@ struct SamplerLimits {
 // to the edge of each dtype's range (outlier channels, sinks, biases).
 Case sample_wide_case(std::uint64_t seed, const SamplerLimits& lim = {});
 
+// Halves the recipe's magnitudes (Q and K with their biases, V) until no
+// generated value can overflow the case's dtype.
+void fit_recipe_to_dtype(Case& c);
+
 // Well-conditioned fp32 cases: normal data, logits of order 1, 2..256 keys.
 // On these a wrong computation must be visible.
 Case sample_well_conditioned_case(std::uint64_t seed);

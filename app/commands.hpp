@@ -1,0 +1,26 @@
+// The subcommands of `attncheck`, one registration function per file. Each
+// callback stores its exit code in `rc`: 0 all good, 1 a check failed,
+// 2 bad input (a message on stderr).
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/target.hpp"
+
+namespace attncheck {
+
+void register_oracle_commands(CLI::App& app, int& rc);    // selfcheck, validate, info
+void register_property_commands(CLI::App& app, int& rc);  // list, run, repro, mutants
+void register_model_commands(CLI::App& app);             // model-* (app/model_commands.cpp)
+
+// "CUDA device: NAME", or why there is none.
+std::string device_line();
+// True when the CUDA backend is built and a device is visible.
+bool cuda_usable(std::string* why = nullptr);
+// "cpu" / "cuda" / "" (auto: cuda when usable); throws std::invalid_argument
+// for an unknown name or for cuda without a device.
+Backend resolve_backend(const std::string& name);
+
+}  // namespace attncheck

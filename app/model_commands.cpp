@@ -1,0 +1,2 @@
+#include <CLI/CLI.hpp>
+namespace attncheck { void register_model_commands(CLI::App&) {} }
