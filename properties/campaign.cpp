@@ -6,6 +6,20 @@
 
 namespace attncheck {
 
+namespace {
+
+// Campaigns report their own failures (gate report, counterexample file);
+// RapidCheck's default listener would also print a reproduce string at exit
+// for every campaign that found one, mutation runs included.
+class QuietListener final : public rc::detail::TestListener {
+public:
+    void onTestCaseFinished(const rc::detail::CaseDescription&) override {}
+    void onShrinkTried(const rc::detail::CaseDescription&, bool) override {}
+    void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
+};
+
+}  // namespace
+
 CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     using clock = std::chrono::steady_clock;
     CampaignResult res;
@@ -69,7 +83,8 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         meta.id = target.full_name();
         meta.description = target.full_name();
         const long long before = res.cases;
-        const auto result = rc::detail::checkTestable(property, meta, params);
+        QuietListener quiet;
+        rc::detail::checkProperty(rc::detail::toProperty(property), meta, params, quiet);
         if (last_fail) {
             const auto& [c, chk] = *last_fail;
             const GateOutcome* f = chk.failure();
@@ -87,7 +102,6 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
             break;
         }
         if (res.cases == before) break;  // everything discarded: nothing more to learn
-        (void)result;
     }
     res.seconds = elapsed();
     return res;

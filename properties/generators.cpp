@@ -52,6 +52,8 @@ long long work_of(const Case& c) {
 
 }  // namespace
 
+void showValue(const Case& c, std::ostream& os) { os << case_to_json(c); }
+
 std::string case_shape_summary(const Case& c) {
     std::string s = fmt::format("batch {}, heads {}/{}, d {}, q {}, kv {}, {}", c.batch(), c.n_q_heads, c.n_kv_heads,
                                 c.head_dim, c.q_lens, c.kv_lens, dtype_name(c.dtype));

@@ -17,6 +17,8 @@
 // capped).
 #pragma once
 
+#include <ostream>
+
 #include <rapidcheck.h>
 
 #include "engine/case.hpp"
@@ -32,6 +34,9 @@ struct GenLimits {
 };
 
 rc::Gen<Case> gen_case(const Capabilities& caps, const GenLimits& lim = {});
+
+// How RapidCheck prints a Case in a counterexample: its JSON.
+void showValue(const Case& c, std::ostream& os);
 
 // A one-line size summary of a case ("batch 1, heads 4/2, d 2, q [1], kv [3], fp16, causal").
 std::string case_shape_summary(const Case& c);

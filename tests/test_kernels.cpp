@@ -12,31 +12,12 @@
 #include "engine/target.hpp"
 #include "oracle/parity.hpp"
 #include "oracle/reference_attention.hpp"
+#include "tests/backend_under_test.hpp"
 #include "tests/kernel_grid.hpp"
-#ifdef ATTNCHECK_HAVE_CUDA
-#include "engine/cuda/device.hpp"
-#endif
 
 using namespace attncheck;
 
 namespace {
-
-#if ATTNCHECK_TEST_CUDA
-constexpr Backend kBackend = Backend::cuda;
-#else
-constexpr Backend kBackend = Backend::cpu;
-#endif
-
-// Empty when the backend can run here; otherwise why not.
-std::string backend_unavailable() {
-    if (kBackend == Backend::cpu) return "";
-#ifdef ATTNCHECK_HAVE_CUDA
-    std::string why;
-    return cuda_device_available(&why) ? "" : why;
-#else
-    return "CUDA backend not built (no nvcc at configure time)";
-#endif
-}
 
 const char* kFamilies[] = {"decode", "decode_gqa", "decode_split", "flash_prefill", "standard_path"};
 
@@ -58,7 +39,7 @@ std::vector<Case> grid_cases() {
 class KernelGrid : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(KernelGrid, MatchesOracleUnderErrorModel) {
-    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    ATTNCHECK_REQUIRE_BACKEND();
     auto target = make_target(GetParam(), kBackend);
     ASSERT_TRUE(target);
     int ran = 0, skipped = 0, failed = 0;
@@ -102,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(Families, KernelGrid, ::testing::ValuesIn(kFamilies),
 
 // Reruns on the same inputs are bitwise identical (races, bug class 10).
 TEST_P(KernelGrid, BitwiseRepeatable) {
-    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    ATTNCHECK_REQUIRE_BACKEND();
     auto target = make_target(GetParam(), kBackend);
     int checked = 0;
     const auto cases = grid_cases();
@@ -123,7 +104,7 @@ TEST_P(KernelGrid, BitwiseRepeatable) {
 // against the oracle's row: masked keys have P = 0, max exp <= 1, P sums to
 // 1, P and O inside the error model, and the probe's O is the output row.
 TEST_P(KernelGrid, ProbeStagesMatchOracle) {
-    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    ATTNCHECK_REQUIRE_BACKEND();
     auto target = make_target(GetParam(), kBackend);
     int probed = 0;
     const auto cases = grid_cases();
@@ -225,7 +206,7 @@ std::vector<Case> mutant_cases() {
 }
 
 TEST_P(KernelGrid, EveryMutantChangesSomeResult) {
-    if (auto why = backend_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    ATTNCHECK_REQUIRE_BACKEND();
     const auto cases = mutant_cases();
     for (const MutantInfo& mi : all_mutants()) {
         if (mi.cuda_only && kBackend == Backend::cpu) continue;

@@ -53,6 +53,10 @@ GateVerdict effective_scale(GateContext& ctx) {
     for (int h = 0; h < hq; ++h) {
         const RowBound rb = bound_row(p, 0, h, 0, prof);
         const double o0 = obs.o[p.o_index(0, 0, h)], o1 = obs.o[p.o_index(0, 0, h) + 1];
+        // p1 + p2 = 1 is the normalization gate's to judge; a probe whose
+        // weights do not sum to 1 measures nothing about the scale.
+        if (!(std::fabs(o0 + o1 - 1) <= rb.o[0] + rb.o[1]))
+            return GateVerdict::skip(fmt::format("the probe's weights sum to {:.9g}, not 1: normalization, not scale", o0 + o1));
         const double lo = std::log((o0 - rb.o[0]) / (o1 + rb.o[1])), hi = std::log((o0 + rb.o[0]) / (o1 - rb.o[1]));
         const double applied = std::log(o0 / o1) / (2 * b);
         worst_rel = std::max(worst_rel, std::fabs(applied / base.scale - 1));

@@ -38,7 +38,8 @@ GateVerdict gqa(GateContext& ctx) {
                 const int want = h / p.group();
                 const long long oi = hv.o_index(s, t, h);
                 const double denom = ho.o[oi + 1];
-                if (!(std::fabs(denom) > 0)) continue;  // no weight at all: other gates judge it
+                // No weight at all, or a non-finite row: other gates judge those.
+                if (!(std::fabs(denom) > 0) || !std::isfinite(denom) || !std::isfinite(ho.o[oi])) continue;
                 const double got = ho.o[oi] / denom;
                 const double tol = (want + 1) * 2 * normalization_tolerance(hv, prof, n, 1.0);
                 if (!(std::fabs(got - (want + 1)) <= tol)) {

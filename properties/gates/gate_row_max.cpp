@@ -51,7 +51,7 @@ std::optional<GateVerdict> first_nonfinite(const std::string& what, const Attent
                     if (!std::isfinite(obs.o[oi + c])) bad = c;
                 if (bad != -1)
                     return GateVerdict::fail(fmt::format("{}: {} has LSE {} and O[{}] = {} with finite inputs and {} visible "
-                                                         "keys: overflow (row max not subtracted?)",
+                                                         "keys",
                                                          what, row_name(r), lse, std::max(bad, 0),
                                                          obs.o[oi + std::max(bad, 0)], visible_keys(p, s, t)),
                                              r);

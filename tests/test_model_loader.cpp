@@ -1,0 +1,238 @@
+// Hugging Face checkpoint reading: a round trip through the writer gives the
+// same weights and the same logits, and every malformed input -- config or
+// safetensors -- gets its own clear error (one test per error; the bad files
+// are built here, small).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/model/model_cpu.hpp"
+#include "engine/model/safetensors_loader.hpp"
+
+using namespace attncheck;
+
+namespace {
+
+ModelWeights tiny(ModelArch a = ModelArch::qwen2, DType d = DType::f32) {
+    ModelConfig c = tiny_config(a, d);
+    c.layers = 1;
+    c.vocab = 11;
+    c.hidden = 16;
+    c.ffn = 8;
+    c.n_q_heads = 2;
+    c.n_kv_heads = 1;
+    c.head_dim = 8;
+    RandomWeightOptions o;
+    o.seed = 5;
+    return random_weights(c, o);
+}
+
+// Expects `f` to throw E with a message containing `needle`.
+template <class E, class F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "no error; expected one mentioning \"" << needle << "\"";
+    } catch (const E& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "wrong exception type, message: " << e.what();
+    }
+}
+
+std::string with_header(const std::string& header_json, const std::string& data = "") {
+    std::string out(8, '\0');
+    const std::uint64_t n = header_json.size();
+    std::memcpy(out.data(), &n, 8);
+    return out + header_json + data;
+}
+
+}  // namespace
+
+TEST(ModelLoader, RoundTripKeepsWeightsAndLogits) {
+    for (DType d : {DType::f32, DType::f16, DType::bf16})
+        for (ModelArch a : {ModelArch::llama, ModelArch::qwen2}) {
+            const ModelWeights w = tiny(a, d);
+            const auto dir = std::filesystem::temp_directory_path() /
+                             ("attncheck_model_rt_" + std::string(arch_name(a)) + dtype_name(d) + std::to_string(getpid()));
+            save_hf_model(w, dir.string());
+            const ModelWeights r = load_hf_model(dir.string());
+            std::filesystem::remove_all(dir);
+            EXPECT_EQ(r.config.summary(), w.config.summary());
+            EXPECT_EQ(r.embed, w.embed);
+            EXPECT_EQ(r.layers[0].wqkv, w.layers[0].wqkv);
+            EXPECT_EQ(r.layers[0].bqkv, w.layers[0].bqkv);
+            EXPECT_EQ(r.layers[0].w_down, w.layers[0].w_down);
+            EXPECT_EQ(r.final_norm, w.final_norm);
+            EXPECT_EQ(r.lm_head, w.lm_head);
+            auto e1 = make_cpu_model(w, 1), e2 = make_cpu_model(r, 1);
+            ForwardOptions o;
+            o.attention = "standard_path";
+            EXPECT_EQ(e1->forward({{0, {1, 2, 3}}}, o).logits, e2->forward({{0, {1, 2, 3}}}, o).logits);
+        }
+}
+
+TEST(ModelLoader, HfConfigParsesTransformersKeys) {
+    const ModelConfig c = parse_hf_config(R"({"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
+        "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": true, "torch_dtype": "bfloat16"})");
+    EXPECT_EQ(c.head_dim, 64);
+    EXPECT_TRUE(c.qkv_bias);
+    EXPECT_TRUE(c.tied_embeddings);
+    EXPECT_EQ(c.dtype, DType::bf16);
+    EXPECT_EQ(c.rope_theta, 1e6);
+}
+
+// ---- config errors
+TEST(ModelLoaderErrors, ConfigNotJson) { expect_error<ConfigError>([] { parse_hf_config("{not json"); }, "not valid JSON"); }
+TEST(ModelLoaderErrors, ConfigUnknownModelType) {
+    expect_error<ConfigError>([] { parse_hf_config(R"({"model_type": "gpt2"})"); }, "not supported");
+}
+TEST(ModelLoaderErrors, ConfigMissingKey) {
+    expect_error<ConfigError>([] { parse_hf_config(R"({"model_type": "llama", "vocab_size": 10})"); },
+                              "\"hidden_size\" missing");
+}
+TEST(ModelLoaderErrors, ConfigWrongType) {
+    expect_error<ConfigError>(
+        [] {
+            parse_hf_config(R"({"model_type": "llama", "vocab_size": "10", "hidden_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 1, "intermediate_size": 8})");
+        },
+        "must be an integer");
+}
+TEST(ModelLoaderErrors, ConfigAbsurdVocab) {
+    expect_error<ConfigError>(
+        [] {
+            parse_hf_config(R"({"model_type": "llama", "vocab_size": 1099511627776, "hidden_size": 8,
+                "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 8})");
+        },
+        "vocab_size");
+}
+TEST(ModelLoaderErrors, ConfigHeadsNotDivisible) {
+    expect_error<ConfigError>(
+        [] {
+            parse_hf_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 12, "num_hidden_layers": 1,
+                "num_attention_heads": 3, "num_key_value_heads": 2, "intermediate_size": 8})");
+        },
+        "not a multiple");
+}
+TEST(ModelLoaderErrors, ConfigNegativeEps) {
+    expect_error<ConfigError>(
+        [] {
+            parse_hf_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 1, "intermediate_size": 8, "rms_norm_eps": -1})");
+        },
+        "rms_norm_eps");
+}
+TEST(ModelLoaderErrors, ConfigRopeScaling) {
+    expect_error<ConfigError>(
+        [] {
+            parse_hf_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 1, "intermediate_size": 8, "rope_scaling": {"type": "linear", "factor": 2}})");
+        },
+        "rope_scaling");
+}
+
+// ---- safetensors errors
+class SafetensorsErrors : public ::testing::Test {
+protected:
+    ModelWeights w = tiny();
+    std::string cfg = hf_config_json(w.config);
+    std::string good = safetensors_image(w);
+    std::map<std::string, SafeTensor> tensors() { return parse_safetensors(good, "good"); }
+    void expect(const std::string& bytes, const std::string& needle) {
+        expect_error<ModelFileError>([&] { load_hf_model_from(cfg, bytes, "bad.safetensors"); }, needle);
+    }
+};
+
+TEST_F(SafetensorsErrors, GoodImageLoads) { EXPECT_NO_THROW(load_hf_model_from(cfg, good, "good")); }
+TEST_F(SafetensorsErrors, ShorterThanLength) { expect(std::string(5, '\0'), "truncated"); }
+TEST_F(SafetensorsErrors, HeaderLengthPastEof) {
+    std::string b = good;
+    const std::uint64_t n = b.size();  // header "length" = the whole file
+    std::memcpy(b.data(), &n, 8);
+    expect(b, "past the end of the file");
+}
+TEST_F(SafetensorsErrors, HugeHeaderLength) {
+    std::string b = good;
+    const std::uint64_t n = ~0ull;
+    std::memcpy(b.data(), &n, 8);
+    expect(b, "over the");
+}
+TEST_F(SafetensorsErrors, HeaderNotJson) { expect(with_header("{\"a\": [1, 2"), "not valid JSON"); }
+TEST_F(SafetensorsErrors, HeaderNotObject) { expect(with_header("[1, 2]"), "must be a JSON object"); }
+TEST_F(SafetensorsErrors, EntryWithoutOffsets) {
+    expect(with_header(R"({"x": {"dtype": "F32", "shape": [1]}})", std::string(4, '\0')), "data_offsets");
+}
+TEST_F(SafetensorsErrors, OffsetsPastData) {
+    expect(with_header(R"({"x": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", std::string(8, '\0')),
+           "past the end of the data");
+}
+TEST_F(SafetensorsErrors, OffsetsReversed) {
+    expect(with_header(R"({"x": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}})", std::string(8, '\0')),
+           "reversed");
+}
+TEST_F(SafetensorsErrors, SizeDoesNotMatchShape) {
+    expect(with_header(R"({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", std::string(8, '\0')),
+           "bytes for shape");
+}
+TEST_F(SafetensorsErrors, OverlappingTensors) {
+    expect(with_header(R"({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                           "y": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                       std::string(12, '\0')),
+           "overlap");
+}
+TEST_F(SafetensorsErrors, UnsupportedDtype) {
+    expect(with_header(R"({"x": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})", std::string(8, '\0')),
+           "dtype I64 not supported");
+}
+TEST_F(SafetensorsErrors, NegativeShape) {
+    expect(with_header(R"({"x": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", std::string(4, '\0')),
+           "non-negative");
+}
+TEST_F(SafetensorsErrors, TruncatedData) { expect(good.substr(0, good.size() - 3), "past the end of the data"); }
+TEST_F(SafetensorsErrors, WrongDtype) {
+    auto t = tensors();
+    t["model.norm.weight"].dtype = "BF16";
+    expect(safetensors_image(t), "has dtype BF16, config.json says F32");
+}
+TEST_F(SafetensorsErrors, WrongShape) {
+    auto t = tensors();
+    auto& x = t["model.layers.0.self_attn.k_proj.weight"];
+    x.shape = {x.shape[1], x.shape[0]};
+    expect(safetensors_image(t), "has shape");
+}
+TEST_F(SafetensorsErrors, MissingTensor) {
+    auto t = tensors();
+    t.erase("model.layers.0.self_attn.q_proj.bias");
+    expect(safetensors_image(t), "\"model.layers.0.self_attn.q_proj.bias\" missing");
+}
+TEST_F(SafetensorsErrors, UnknownTensor) {
+    auto t = tensors();
+    t["model.layers.7.mlp.gate_proj.weight"] = t["model.layers.0.mlp.gate_proj.weight"];
+    expect(safetensors_image(t), "unexpected tensor");
+}
+TEST_F(SafetensorsErrors, NonFiniteValue) {
+    auto t = tensors();
+    t["model.norm.weight"].values[3] = std::numeric_limits<float>::quiet_NaN();
+    expect(safetensors_image(t), "element 3");
+}
+TEST_F(SafetensorsErrors, TiedButDifferentLmHead) {
+    auto t = tensors();
+    t["lm_head.weight"] = t["model.embed_tokens.weight"];
+    t["lm_head.weight"].values[0] += 1.0f;
+    expect(safetensors_image(t), "differs from the embedding");
+}
+TEST(ModelLoaderErrors, MissingDirectoryAndFiles) {
+    expect_error<ModelFileError>([] { load_hf_model("/nonexistent/attncheck_model"); }, "not a directory");
+    const auto dir = std::filesystem::temp_directory_path() / ("attncheck_model_empty_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    expect_error<ModelFileError>([&] { load_hf_model(dir.string()); }, "no config.json");
+    std::ofstream(dir / "config.json") << hf_config_json(tiny().config);
+    expect_error<ModelFileError>([&] { load_hf_model(dir.string()); }, "no model.safetensors");
+    std::filesystem::remove_all(dir);
+}
