@@ -8,6 +8,10 @@
 //               [--backend cpu|cuda] [--mutant M]
 //       prefill + decode steps, each checked against the oracle; prints the
 //       per-layer divergence report
+//   model-check-trace --model DIR --trace FILE
+//       check a trace recorded by another implementation (transformers'
+//       forward hooks, see ci/transformers_crosscheck.py) stage by stage
+//       against the fp64 oracle under the transformers fp32 precision
 //   model-save --preset NAME [--dtype D] [--seed S] --out DIR
 //       write random weights as config.json + model.safetensors
 //
@@ -35,7 +39,7 @@ namespace attncheck {
 namespace {
 
 struct Opts {
-    std::string model, preset = "tiny-llama", dtype = "fp32", backend = "cpu", attention = "auto", out, tokens, mutant = "none";
+    std::string trace, model, preset = "tiny-llama", dtype = "fp32", backend = "cpu", attention = "auto", out, tokens, mutant = "none";
     std::uint64_t seed = 1;
     int prompt = 8, decode = 4, splits = 1;
 };
@@ -159,6 +163,17 @@ int cmd_logits(const Opts& o) {
         j["engine_hidden"].push_back(el);
         j["oracle_hidden"].push_back(ol);
     }
+    j["engine_last_resid"] = nlohmann::json::array();
+    j["oracle_last_resid"] = nlohmann::json::array();
+    for (size_t r = 0; r < n; ++r) {
+        j["engine_last_resid"].push_back(finite_or_null(out.trace->at(c.layers - 1, Stage::resid_ffn), r * H, H));
+        j["oracle_last_resid"].push_back(finite_or_null(orc.at(c.layers - 1, Stage::resid_ffn), r * H, H));
+    }
+    if (!o.trace.empty()) {
+        std::ofstream tf(o.trace);
+        tf << trace_to_json(c, *out.trace, toks);
+        if (!tf) throw BadInput(fmt::format("--trace-out {}: cannot write", o.trace));
+    }
     std::ofstream f(o.out);
     f << j.dump();
     if (!f) throw BadInput(fmt::format("--out {}: cannot write", o.out));
@@ -200,6 +215,25 @@ int cmd_check(const Opts& o) {
         ok = rep.ok;
     }
     return ok ? 0 : 1;
+}
+
+int cmd_check_trace(const Opts& o) {
+    if (o.model.empty() || o.trace.empty()) throw BadInput("model-check-trace needs --model and --trace");
+    const ModelWeights w = load_hf_model(o.model);
+    const ModelConfig& c = w.config;
+    if (c.dtype != DType::f32) throw BadInput("model-check-trace: the transformers profile is fp32; the checkpoint is not");
+    std::vector<int> toks;
+    ModelTrace t;
+    try {
+        t = trace_from_json(c, read_file_bytes(o.trace), transformers_fp32_attention_profile(), &toks);
+    } catch (const std::invalid_argument& e) {
+        throw BadInput(fmt::format("{}: {}", o.trace, e.what()));
+    }
+    const OracleTrace orc = model_oracle_forward(w, toks);
+    const DivergenceReport rep = check_forward(w, t, {{0, &orc}}, transformers_fp32_precision(c));
+    fmt::print("external trace on {}: {}\n", c.summary(), rep.summary());
+    fmt::print("{}", rep.table());
+    return rep.ok ? 0 : 1;
 }
 
 int cmd_save(const Opts& o) {
@@ -245,6 +279,7 @@ void register_model_commands(CLI::App& app) {
     lg->add_option("--backend", o.backend, "cpu or cuda");
     lg->add_option("--attention", o.attention, "attention family (auto, flash_prefill, standard_path, ...)");
     lg->add_option("--out", o.out, "output JSON file")->required();
+    lg->add_option("--trace-out", o.trace, "also write the engine's trace (model-check-trace format)");
     lg->final_callback([] { run_and_exit(cmd_logits, o); });
 
     auto* ck = app.add_subcommand("model-check", "Prefill + decode on a model, each call checked against the oracle");
@@ -259,6 +294,11 @@ void register_model_commands(CLI::App& app) {
     ck->add_option("--splits", o.splits, "num_splits for decode_split");
     ck->add_option("--mutant", o.mutant, "model mutant to build in (see engine/model/model_mutant.hpp)");
     ck->final_callback([] { run_and_exit(cmd_check, o); });
+
+    auto* tr = app.add_subcommand("model-check-trace", "Check an external (transformers) trace against the oracle");
+    tr->add_option("--model", o.model, "HF checkpoint directory the trace was recorded on")->required();
+    tr->add_option("--trace", o.trace, "trace JSON (see trace_from_json in oracle/model_oracle_check.hpp)")->required();
+    tr->final_callback([] { run_and_exit(cmd_check_trace, o); });
 
     auto* sv = app.add_subcommand("model-save", "Write random weights as a HF checkpoint");
     sv->add_option("--preset", o.preset, "tiny-llama, tiny-qwen2, qwen2.5-0.5b-shape");

@@ -12,6 +12,7 @@
 
 #include "engine/model/model_cpu.hpp"
 #include "engine/model/safetensors_loader.hpp"
+#include "oracle/model_oracle_check.hpp"
 
 using namespace attncheck;
 
@@ -235,4 +236,35 @@ TEST(ModelLoaderErrors, MissingDirectoryAndFiles) {
     std::ofstream(dir / "config.json") << hf_config_json(tiny().config);
     expect_error<ModelFileError>([&] { load_hf_model(dir.string()); }, "no model.safetensors");
     std::filesystem::remove_all(dir);
+}
+
+// The external-trace path the transformers cross-check uses: our own CPU
+// engine's trace, exported and read back, passes; the same trace with one
+// stage perturbed fails at that stage; a malformed trace is refused.
+TEST(ModelExternalTrace, RoundTripPassesAndAPerturbationIsNamed) {
+    ModelConfig c = tiny_config(ModelArch::qwen2, DType::f32);
+    RandomWeightOptions o;
+    o.seed = 8;
+    const ModelWeights w = random_weights(c, o);
+    auto e = make_cpu_model(w, 1);
+    const std::vector<int> toks = {4, 8, 15, 16, 23, 42};
+    ForwardOptions fo;
+    fo.trace = true;
+    const StepOutput out = e->forward({{0, toks}}, fo);
+    const std::string js = trace_to_json(c, *out.trace, toks);
+    const OracleTrace orc = model_oracle_forward(w, toks);
+    // Our engine's attention is a CPU family, not transformers': judge it
+    // with the profile of the family it used (flash_prefill) for the pass.
+    std::vector<int> back;
+    ModelTrace t = trace_from_json(c, js, out.trace->attn_profile[0], &back);
+    EXPECT_EQ(back, toks);
+    DivergenceReport ok = check_forward(w, t, {{0, &orc}}, model_precision(c, Backend::cpu));
+    EXPECT_TRUE(ok.ok) << ok.summary();
+    for (float& x : t.at(1, Stage::gate)) x *= 1.001f;
+    DivergenceReport bad = check_forward(w, t, {{0, &orc}}, model_precision(c, Backend::cpu));
+    ASSERT_FALSE(bad.ok);
+    EXPECT_EQ(bad.first->layer, 1);
+    EXPECT_EQ(bad.first->stage, Stage::gate);
+    EXPECT_THROW(trace_from_json(c, R"({"tokens": [1, 2]})", out.trace->attn_profile[0], nullptr), std::invalid_argument);
+    EXPECT_THROW(trace_from_json(c, "{", out.trace->attn_profile[0], nullptr), std::invalid_argument);
 }
