@@ -138,6 +138,7 @@ RC_GTEST_PROP(ModelSession, EveryCallMatchesTheOracleFromScratchBf16, ()) {
 // slot early, some command sequence diverges (RapidCheck finds it and
 // shrinks it; here we only need it found).
 TEST(ModelSession, CatchesTheWrongCachePositionMutant) {
+    ATTNCHECK_SKIP_WITHOUT_DEVICE();
     const ModelWeights& w = session_weights(DType::f32);
     Session s(w, 1, ModelMutant::kv_cache_wrong_position);
     DivergenceReport a = s.check(s.run({{0, {1, 2, 3}}}));
