@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Build here (no GPU needed) and gather what the GPU lane runs into
-# gpu_bundle/ (git-ignored, stripped, well under the 64 MiB the device tool
-# carries). Then, on the GPU machine: ci/gpu_lane.sh [sanitize].
+# Build here (no GPU needed) and pack what the GPU lane runs into
+# gpu_bundle/ (git-ignored): stripped binaries in one xz tarball (each binary
+# carries ~17 MB of sm_90a code that compresses ~7x), well under the 64 MiB
+# the device tool carries. Then, on the GPU machine: ci/gpu_lane.sh [mode].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/build.sh default
-rm -rf gpu_bundle && mkdir -p gpu_bundle
-for b in tests/test_gpu_smoke tests/test_kernels_gpu tests/test_case tests/test_dtype attncheck; do
-  cp "build/default/$b" gpu_bundle/
-done
-strip gpu_bundle/* 2>/dev/null || true
+rm -rf gpu_bundle && mkdir -p gpu_bundle/stage
+bins=(tests/test_gpu_smoke tests/test_kernels_gpu tests/test_properties_gpu tests/test_mutation_score_gpu
+      tests/test_case tests/test_dtype attncheck)
+[[ -x build/default/tests/test_model_gpu ]] && bins+=(tests/test_model_gpu)
+for b in "${bins[@]}"; do cp "build/default/$b" gpu_bundle/stage/; done
+strip gpu_bundle/stage/*
+tar -C gpu_bundle/stage -cJf gpu_bundle/bin.tar.xz .
+rm -rf gpu_bundle/stage
 git rev-parse HEAD > gpu_bundle/COMMIT
 git diff --quiet HEAD -- . ':!gpu_bundle' || echo "dirty" >> gpu_bundle/COMMIT
 du -sh gpu_bundle

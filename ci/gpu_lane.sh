@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU lane, run on a machine with a CUDA device from the repository root,
-# with gpu_bundle/ made by ci/gpu_bundle.sh. Writes logs and gtest XML to
-# $OUT (or ./gpu_results). Usage: ci/gpu_lane.sh [tests|sanitize|all]
+# with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
+# of every log to $OUT (or ./gpu_results).
+# Usage: ci/gpu_lane.sh [tests|properties|model|sanitize|all]...
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Logs go to a work folder; $OUT (the device tool brings back at most 8
@@ -11,7 +12,10 @@ out="$(mktemp -d)"
 mkdir -p "$final"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export ATTNCHECK_SOURCE_DIR="$PWD"
-mode="${1:-all}"
+modes=" ${*:-all} "
+want() { [[ "$modes" == *" $1 "* || "$modes" == *" all "* ]]; }
+bin="$(mktemp -d)"
+tar -C "$bin" -xJf gpu_bundle/bin.tar.xz
 rc=0
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -30,19 +34,31 @@ run() {  # name, command...
   [[ $r -eq 0 ]] || rc=1
 }
 
-if [[ "$mode" == tests || "$mode" == all ]]; then
-  run gpu_smoke gpu_bundle/test_gpu_smoke --gtest_output=xml:"$out/gpu_smoke.xml"
-  run case_portable gpu_bundle/test_case --gtest_filter='Case.MaterializedBitsArePortable:Case.Json*'
-  run kernels_gpu gpu_bundle/test_kernels_gpu --gtest_output=xml:"$out/kernels_gpu.xml"
+if want tests; then
+  run gpu_smoke "$bin"/test_gpu_smoke --gtest_output=xml:"$out/gpu_smoke.xml"
+  run case_portable "$bin"/test_case --gtest_filter='Case.MaterializedBitsArePortable:Case.Json*'
+  run kernels_gpu "$bin"/test_kernels_gpu --gtest_output=xml:"$out/kernels_gpu.xml"
 fi
-if [[ "$mode" == sanitize || "$mode" == all ]]; then
+if want properties; then
+  run properties_gpu "$bin"/test_properties_gpu --gtest_output=xml:"$out/properties_gpu.xml"
+  run mutation_score_gpu "$bin"/test_mutation_score_gpu --gtest_output=xml:"$out/mutation_score_gpu.xml"
+  run attncheck_run_cuda "$bin"/attncheck run --backend cuda --cases 200 --seed 1 --out "$out/counterexamples"
+  # JSON on stdout only (RapidCheck prints its configuration line on stderr).
+  echo "=== attncheck_mutants_cuda"
+  "$bin"/attncheck mutants --backend cuda --json --save "$out/mutant_counterexamples" \
+    > "$final/mutants_cuda.json" 2> "$out/attncheck_mutants_cuda.log" || rc=1
+fi
+if want model && [[ -x "$bin"/test_model_gpu ]]; then
+  run model_gpu "$bin"/test_model_gpu --gtest_output=xml:"$out/model_gpu.xml"
+fi
+if want sanitize; then
   # Production kernels only (the mutant test deliberately races). The whole
   # grid by default (about 2 minutes for the four tools on the H100);
   # SANITIZE_EVERY=n keeps every n-th case.
   filter='Families/KernelGrid.MatchesOracleUnderErrorModel/*'
   for tool in memcheck racecheck synccheck initcheck; do
     ATTNCHECK_GRID_EVERY="${SANITIZE_EVERY:-1}" run "sanitize_$tool" compute-sanitizer --tool "$tool" --error-exitcode 99 \
-      gpu_bundle/test_kernels_gpu --gtest_filter="$filter"
+      "$bin"/test_kernels_gpu --gtest_filter="$filter"
   done
 fi
 cp "$out/environment.txt" "$final/"
