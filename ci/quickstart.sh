@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Set-up, build, then the main job: a property run against the embedded
-# engine -- on the GPU when one is visible, on the CPU otherwise. Until the
-# property runner lands (issue 4) the job is the oracle's own self-check:
-# closed forms, agreement of its number types and of two independent
-# references, and the error model over thousands of random cases.
+# Set-up, build, then the main job: a property campaign against the embedded
+# engine -- every gate on every attention target, on the GPU when one is
+# visible, on the CPU otherwise -- after a short self-check of the oracle it
+# is judged by. Failures print a gate report and a `attncheck repro` line.
+# ATTNCHECK_SECONDS (default 120) sets the campaign's length; extra
+# arguments go to `attncheck run` (e.g. --backend cpu, --target decode_gqa).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
 ci/build.sh default
-exec build/default/attncheck selfcheck --cases "${ATTNCHECK_CASES:-3000}" "$@"
+build/default/attncheck selfcheck --cases "${ATTNCHECK_CASES:-500}"
+exec build/default/attncheck run --seconds "${ATTNCHECK_SECONDS:-120}" "$@"
