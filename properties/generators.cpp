@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -119,6 +120,26 @@ rc::Gen<Case> gen_case(const Capabilities& caps, const GenLimits& lim) {
         d.q_bias = (one_in(5) ? 0.5 : 0.0) * d.q_scale;
         d.constant_k = one_in(12);  // ties
         d.constant_v = one_in(12);
+        // Special values where they are meaningful: a NaN or an inf in one
+        // query element. That row's output is undefined and not judged, but
+        // no other row may change (batch, padding and causal gates compare
+        // rows). Not in K or V: a NaN in a masked key of a visited tile
+        // reaches tiled kernels' rows as 0 * NaN (docs/kernel-families.md).
+        if (one_in(15)) {
+            std::vector<int> with_q;
+            for (int s = 0; s < c.batch(); ++s)
+                if (c.q_lens[s] > 0) with_q.push_back(s);
+            if (!with_q.empty()) {
+                SpecialValue sv;
+                sv.tensor = TensorId::q;
+                sv.seq = pick(with_q);
+                sv.token = *rc::gen::inRange(0, c.q_lens[sv.seq]);
+                sv.head = *rc::gen::inRange(0, c.n_q_heads);
+                sv.dim = *rc::gen::inRange(0, c.head_dim);
+                sv.value = one_in(2) ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+                d.specials.push_back(sv);
+            }
+        }
         fit_recipe_to_dtype(c);
         validate(c);
         return c;
