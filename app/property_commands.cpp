@@ -25,7 +25,22 @@ struct RunArgs {
     double seconds = 0;
     std::uint64_t seed = 1;
     std::string out_dir = "attncheck-counterexamples";
+    int max_len = 0;         // 0: the backend's default
+    long long max_work = 0;  // 0: the backend's default
 };
+
+// The oracle (fp64, on the CPU) bounds how large a case can be; a CUDA
+// target is fast enough that longer prefills are worth their oracle time.
+GenLimits limits_for(Backend b, int max_len, long long max_work) {
+    GenLimits lim;
+    if (b == Backend::cuda) {
+        lim.max_len = 520;
+        lim.max_work = 4000000;
+    }
+    if (max_len > 0) lim.max_len = max_len;
+    if (max_work > 0) lim.max_work = max_work;
+    return lim;
+}
 
 Mutant mutant_arg(const std::string& name) {
     const auto m = parse_mutant(name);
@@ -91,6 +106,7 @@ int cmd_run(const RunArgs& a) {
         CampaignOptions co;
         co.seed = a.seed;
         co.gates = gates;
+        co.limits = limits_for(b, a.max_len, a.max_work);
         if (a.seconds > 0) {
             co.seconds = a.seconds / targets.size();
             co.cases = 1LL << 40;
@@ -210,6 +226,10 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->excludes(c);
     run->add_option("--seed", ra.seed, "first RapidCheck seed");
     run->add_option("--out", ra.out_dir, "directory for counterexample files");
+    run->add_option("--max-len", ra.max_len, "longest prefill q/kv length drawn (default 130 cpu, 520 cuda)")
+        ->check(CLI::Range(1, 1 << 16));
+    run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
+        ->check(CLI::Range(1LL, 1LL << 40));
     run->callback([&rc] { rc = cmd_run(ra); });
 
     static std::string file, rb, rm;
