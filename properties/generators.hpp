@@ -33,6 +33,18 @@ struct GenLimits {
     long long max_work = 300000;  // sum over sequences of q_len * kv_len * n_q_heads * head_dim
 };
 
+// Where the choices come from: RapidCheck (gen_case; draws that shrink) or
+// a libFuzzer byte stream (fuzz/fuzz_attention_gates.cpp). range() returns
+// a value in [lo, hi); the first alternative of every choice is the simplest.
+class Chooser {
+public:
+    virtual ~Chooser() = default;
+    virtual long long range(long long lo, long long hi) = 0;
+};
+
+// One valid Case from a sequence of choices.
+Case build_case(const Capabilities& caps, const GenLimits& lim, Chooser& ch);
+
 rc::Gen<Case> gen_case(const Capabilities& caps, const GenLimits& lim = {});
 
 // How RapidCheck prints a Case in a counterexample: its JSON.
