@@ -2,7 +2,7 @@
 # The GPU lane, run on a machine with a CUDA device from the repository root,
 # with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
 # of every log to $OUT (or ./gpu_results).
-# Usage: ci/gpu_lane.sh [tests|properties|model|sanitize|all]...
+# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|all]...
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Logs go to a work folder; $OUT (the device tool brings back at most 8
@@ -49,7 +49,20 @@ if want properties; then
     > "$final/mutants_cuda.json" 2> "$out/attncheck_mutants_cuda.log" || rc=1
 fi
 if want model && [[ -x "$bin"/test_model_gpu ]]; then
-  run model_gpu "$bin"/test_model_gpu --gtest_output=xml:"$out/model_gpu.xml"
+  run model_gpu "$bin"/test_model_gpu --gtest_output=xml:"$out/model_gpu.xml" \
+    --gtest_filter='Tiny/ModelProps.*:All/ModelMutants.*:ModelBound.*:ModelRope.*:ModelEngineErrors.*'
+  run model_session_gpu "$bin"/test_model_session_gpu --gtest_output=xml:"$out/model_session_gpu.xml"
+  run model_qwen05b_shape "$bin"/test_model_gpu --gtest_filter='ModelQwen05bShape.*' --gtest_output=xml:"$out/model_qwen05b.xml"
+  run model_check_qwen05b "$bin"/attncheck model-check --preset qwen2.5-0.5b-shape --dtype bf16 --prompt 8 --decode 4 --backend cuda
+  # A model mutant must be caught and named (exit 1, layer 0, stage kv_cache).
+  echo "=== model_mutant_kv_cache"
+  "$bin"/attncheck model-check --preset tiny-qwen2 --dtype bf16 --decode 2 --backend cuda --mutant kv_cache_wrong_position \
+    > "$out/model_mutant_kv_cache.log" 2>&1
+  mrc=$?; tail -n 15 "$out/model_mutant_kv_cache.log"; echo "=== model_mutant_kv_cache: exit $mrc (expected 1)"
+  [[ $mrc -eq 1 ]] || rc=1
+fi
+if want crosscheck; then
+  run transformers_crosscheck ci/transformers_crosscheck.sh "$bin"/attncheck "$final"
 fi
 if want sanitize; then
   # Production kernels only (the mutant test deliberately races). The whole

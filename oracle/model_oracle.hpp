@@ -15,7 +15,6 @@
 
 #include "engine/model/model_trace.hpp"
 #include "engine/model/model_weights.hpp"
-#include "engine/model/rope.hpp"
 
 namespace attncheck {
 
@@ -84,7 +83,10 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
             for (int i = 0; i < half; ++i) {
                 const Real ang = Real(r) * pow(Real(c.rope_theta), Real(-2 * i) / Real(hd));
                 const Real cs = cos(ang), sn = sin(ang);
-                const auto [a, b] = rope_pair(c.rope_pairing, hd, i);
+                // Written out here rather than shared with the engines, so
+                // a pairing bug in engine/model/rope.hpp is not the oracle's.
+                const int a = c.rope_pairing == RopePairing::rotate_half ? i : 2 * i;
+                const int b = c.rope_pairing == RopePairing::rotate_half ? i + half : 2 * i + 1;
                 for (int h = 0; h < heads; ++h) {
                     const size_t base = (static_cast<size_t>(r) * heads + h) * hd;
                     y[base + a] = x[base + a] * cs - x[base + b] * sn;

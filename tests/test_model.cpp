@@ -238,6 +238,59 @@ INSTANTIATE_TEST_SUITE_P(Tiny, ModelProps,
                                            Variant{ModelArch::llama, DType::bf16}, Variant{ModelArch::qwen2, DType::f16}),
                          vname);
 
+// Bad calls are refused with a reason, and leave the cache as it was.
+TEST(ModelEngineErrors, BadCallsAreRefusedWithAReason) {
+    ATTNCHECK_SKIP_WITHOUT_DEVICE();
+    const ModelWeights w = random_weights(tiny_config(ModelArch::llama, DType::f32));
+    auto e = make_engine(w, 2);
+    auto refused = [&](const std::vector<SeqChunk>& b, ForwardOptions o, const std::string& needle) {
+        try {
+            e->forward(b, o);
+            ADD_FAILURE() << "accepted; expected a refusal mentioning \"" << needle << "\"";
+        } catch (const ModelError& x) {
+            EXPECT_NE(std::string(x.what()).find(needle), std::string::npos) << x.what();
+        }
+    };
+    refused({{0, {97}}}, {}, "outside the vocabulary");
+    refused({{0, {-1}}}, {}, "outside the vocabulary");
+    refused({{2, {1}}}, {}, "slot 2 outside");
+    refused({{0, {1}}, {0, {2}}}, {}, "appears twice");
+    refused({{0, {}}}, {}, "empty chunk");
+    refused({}, {}, "empty batch");
+    refused({{0, {1, 2}}}, {.attention = "decode"}, "one query token");
+    refused({{0, {1, 2}}}, {.attention = "no_such_family"}, "unknown attention family");
+    EXPECT_EQ(e->cache_len(0), 0);
+    e->forward({{0, {1, 2, 3}}});
+    refused({{0, {4, 5}}}, {.attention = "decode_gqa"}, "one query token");
+    EXPECT_EQ(e->cache_len(0), 3);
+}
+
+// Meta/GGUF-style interleaved RoPE: the engine follows the config's pairing
+// and the oracle computes RoPE from its definition with the same pairing;
+// the wrong-pairing mutant (rotate-half on this model) is caught at q_rope.
+TEST(ModelRope, InterleavedPairingMatchesTheOracleAndTheMutantIsCaught) {
+    ATTNCHECK_SKIP_WITHOUT_DEVICE();
+    for (DType dt : {DType::f32, DType::bf16}) {
+        ModelConfig c = tiny_config(ModelArch::llama, dt);
+        c.rope_pairing = RopePairing::interleaved;
+        RandomWeightOptions o;
+        o.seed = 6;
+        const ModelWeights w = random_weights(c, o);
+        Rng r(18);
+        const std::vector<int> toks = random_tokens(r, 7, c.vocab);
+        Session s(w, 1);
+        DivergenceReport a = s.check(s.run({{0, toks}}));
+        EXPECT_TRUE(a.ok) << dtype_name(dt) << ": " << describe(a);
+        DivergenceReport b = s.check(s.run({{0, {2}}}));
+        EXPECT_TRUE(b.ok) << dtype_name(dt) << ": " << describe(b);
+        Session m(w, 1, ModelMutant::rope_wrong_pairing);
+        DivergenceReport bad = m.check(m.run({{0, toks}}));
+        ASSERT_FALSE(bad.ok) << dtype_name(dt);
+        EXPECT_EQ(bad.first->layer, 0);
+        EXPECT_EQ(bad.first->stage, Stage::q_rope) << bad.summary();
+    }
+}
+
 // ---- mutants: each caught, at the layer and stage where it acts
 class ModelMutants : public ::testing::TestWithParam<std::tuple<ModelMutant, DType>> {};
 

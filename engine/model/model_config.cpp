@@ -191,6 +191,10 @@ ModelConfig parse_hf_config(const std::string& text) {
 }
 
 std::string hf_config_json(const ModelConfig& c) {
+    if (c.arch == ModelArch::llama && c.qkv_bias)
+        throw ConfigError("hf config: a Llama with Q/K/V biases has no Hugging Face form (attention_bias also biases o_proj)");
+    if (c.rope_pairing != RopePairing::rotate_half)
+        throw ConfigError("hf config: Hugging Face checkpoints use rotate_half RoPE; interleaved has no config.json form");
     nlohmann::ordered_json j;
     j["architectures"] = {c.arch == ModelArch::llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM"};
     j["model_type"] = arch_name(c.arch);

@@ -54,8 +54,11 @@ struct ModelConfig {
     std::string summary() const;
 };
 
-// Limits that keep a config from exhausting memory; real models fit easily
-// (Llama-3 405B: hidden 16384, ffn 53248, 126 layers, vocab 128256).
+// Limits that reject absurd configs before anything is allocated; real
+// models fit (Llama-3 405B: hidden 16384, ffn 53248, 126 layers, vocab
+// 128256, 4.1e11 parameters). Whether the host can hold a model that passes
+// is a separate question: loading reads the file (its size bounds every
+// tensor), random weights allocate and fail with std::bad_alloc.
 struct ModelLimits {
     static constexpr int max_vocab = 1 << 20;
     static constexpr int max_hidden = 1 << 16;
@@ -63,7 +66,7 @@ struct ModelLimits {
     static constexpr int max_heads = 1024;
     static constexpr int max_head_dim = 1024;
     static constexpr int max_ffn = 1 << 18;
-    static constexpr long long max_parameters = 1LL << 36;
+    static constexpr long long max_parameters = 1LL << 40;
 };
 
 // Throws ConfigError naming the first field that breaks a rule.

@@ -67,6 +67,22 @@ Bytes upload(DType t, const std::vector<float>& x, const std::string& name) {
     return b;
 }
 
+// One handle for every model engine, created on first use and never
+// destroyed (engines come and go by the hundred in the session property; a
+// static destructor could also run after the CUDA runtime shut down).
+// fp32 compute, no TF32, no reduced-precision split-K reductions.
+cublasHandle_t model_cublas() {
+    static cublasHandle_t handle = [] {
+        cublasHandle_t h = nullptr;
+        CUBLAS_CHECK(cublasCreate(&h));
+        CUBLAS_CHECK(cublasSetMathMode(
+            h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+        CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+        return h;
+    }();
+    return handle;
+}
+
 struct DevLayer {
     Bytes attn_norm, ffn_norm, wqkv, bqkv, wo, w_gate, w_up, w_down;
 };
@@ -80,10 +96,7 @@ public:
         if (slots < 1 || slots > 4096) throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
         const ModelConfig& c = w_.config;
         const DType T = c.dtype;
-        CUBLAS_CHECK(cublasCreate(&blas_));
-        // fp32 compute, no TF32, no reduced-precision split-K reductions.
-        CUBLAS_CHECK(cublasSetMathMode(
-            blas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+        blas_ = model_cublas();
         embed_ = upload(T, w_.embed, "embed");
         if (!c.tied_embeddings) lm_head_ = upload(T, w_.lm_head, "lm_head");
         final_norm_ = upload(T, w_.final_norm, "final_norm");
@@ -107,9 +120,6 @@ public:
             s.v.resize(static_cast<size_t>(c.layers));
         }
     }
-    ~CudaModel() override {
-        if (blas_) cublasDestroy(blas_);  // destructor: cannot throw
-    }
     const ModelConfig& config() const override { return w_.config; }
     std::string name() const override {
         return m_ == ModelMutant::none ? "cuda/model" : std::string("cuda/model+") + model_mutant_name(m_);
@@ -132,8 +142,13 @@ private:
     void gemm(const Bytes& W, int out, int in, const void* X, int rows, float* Y) {
         const float one = 1.0f, zero = 0.0f;
         const cudaDataType_t t = cuda_type(w_.config.dtype);
+        // fp32 inputs: the pedantic compute type (no TF32, no BF16x9
+        // emulation), as the standard path does; fp16/bf16: tensor cores
+        // with fp32 accumulation (u_gemm 2^-23 in the error model).
+        const cublasComputeType_t ct =
+            w_.config.dtype == DType::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
         CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W.get(), t, in, X, t, in, &zero, Y,
-                                  CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                  CUDA_R_32F, out, ct, CUBLAS_GEMM_DEFAULT));
     }
     void ensure_capacity(Slot& s, int need) {
         if (need <= s.cap) return;

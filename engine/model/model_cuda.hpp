@@ -3,7 +3,8 @@
 // judges both.
 //
 // GEMMs are cuBLAS GemmEx with T inputs (fp32/fp16/bf16), fp32 output and
-// CUBLAS_COMPUTE_32F (no TF32; reduced-precision reductions disallowed);
+// fp32 compute (CUBLAS_COMPUTE_32F_PEDANTIC for fp32: no TF32, no
+// emulation; reduced-precision reductions disallowed);
 // small kernels (engine/model/model_kernels.cu) do RMSNorm, the bias add and
 // QKV split, RoPE, SwiGLU, residual adds and the stores to T. Weights,
 // activations and the KV cache live on the device in guarded buffers;
