@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "engine/cuda/check.cuh"
+#include "engine/cuda/cublas_handle.hpp"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/cuda/device_problem.cuh"
 #include "kernels/attention_common.hpp"
@@ -226,22 +227,6 @@ template <class T> constexpr cublasComputeType_t compute_32f() {
     return std::is_same_v<T, float> ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
 }
 
-// One handle for the process, created on first use, never destroyed (a
-// cublasDestroy from a static destructor can run after the CUDA runtime has
-// shut down). Math mode: default (no TF32), and split-K reductions in the
-// compute type, never in an fp16/bf16 output type.
-std::mutex g_cublas_mutex;
-cublasHandle_t cublas_handle() {
-    static cublasHandle_t handle = [] {
-        cublasHandle_t h = nullptr;
-        CUBLAS_CHECK(cublasCreate(&h));
-        CUBLAS_CHECK(cublasSetMathMode(
-            h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-        CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
-        return h;
-    }();
-    return handle;
-}
 
 struct GemmCall {
     cublasOperation_t ta, tb;
@@ -289,7 +274,7 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
     constexpr Mutant MS = softmax_mutant(M);
     const AttnShape sh = dp.shape;
     const int Hq = p.n_q_heads, Hkv = p.n_kv_heads, d = p.head_dim;
-    cublasHandle_t handle = cublas_handle();
+    cublasHandle_t handle = shared_cublas_handle();
 
     // Scratch for the largest chunk of any sequence.
     long long scratch = 1;
@@ -463,7 +448,7 @@ Observation standard_path_cuda(const AttentionProblem& p, Mutant m, const std::o
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
         throw std::out_of_range("standard_path: probe request outside the problem");
     // The handle (and its workspace) is shared: one run at a time.
-    std::lock_guard<std::mutex> lock(g_cublas_mutex);
+    std::lock_guard<std::mutex> lock(cublas_mutex());
     return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });
 }
 

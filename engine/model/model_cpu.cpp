@@ -92,29 +92,7 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
 
     // Build the problem first so an unsupported case is refused before any
     // cache is touched.
-    AttentionProblem pb;
-    pb.n_q_heads = c.n_q_heads;
-    pb.n_kv_heads = c.n_kv_heads;
-    pb.head_dim = hd;
-    pb.causal = true;
-    pb.num_splits = opt.num_splits;
-    pb.scale = 1.0 / std::sqrt(static_cast<double>(hd));
-    pb.dtype = T;
-    long long qs = 0, ks = 0;
-    for (const SeqChunk& ch : batch) {
-        const int n = static_cast<int>(ch.tokens.size());
-        pb.q_lens.push_back(n);
-        pb.kv_lens.push_back(cache_len(ch.seq) + n);
-        pb.q_start.push_back(qs);
-        pb.kv_start.push_back(ks);
-        qs += n;
-        ks += cache_len(ch.seq) + n;
-    }
-    if (std::string why = target->unsupported(shape_of(pb)); !why.empty())
-        throw ModelError(fmt::format("cpu model: attention {} refuses this call: {}", attn_name, why));
-    pb.q.assign(static_cast<size_t>(qs) * QD, 0.0f);
-    pb.k.assign(static_cast<size_t>(ks) * KD, 0.0f);
-    pb.v.assign(static_cast<size_t>(ks) * KD, 0.0f);
+    AttentionProblem pb = attention_problem_for(*this, *target, T, batch, opt.num_splits);
 
     std::vector<float> h(static_cast<size_t>(R) * H);
     {

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "engine/cuda/check.cuh"
+#include "engine/cuda/cublas_handle.hpp"
 #include "engine/cuda/device.hpp"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/model/model_kernels.cuh"
@@ -67,21 +68,6 @@ Bytes upload(DType t, const std::vector<float>& x, const std::string& name) {
     return b;
 }
 
-// One handle for every model engine, created on first use and never
-// destroyed (engines come and go by the hundred in the session property; a
-// static destructor could also run after the CUDA runtime shut down).
-// fp32 compute, no TF32, no reduced-precision split-K reductions.
-cublasHandle_t model_cublas() {
-    static cublasHandle_t handle = [] {
-        cublasHandle_t h = nullptr;
-        CUBLAS_CHECK(cublasCreate(&h));
-        CUBLAS_CHECK(cublasSetMathMode(
-            h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-        CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
-        return h;
-    }();
-    return handle;
-}
 
 struct DevLayer {
     Bytes attn_norm, ffn_norm, wqkv, bqkv, wo, w_gate, w_up, w_down;
@@ -96,7 +82,7 @@ public:
         if (slots < 1 || slots > 4096) throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
         const ModelConfig& c = w_.config;
         const DType T = c.dtype;
-        blas_ = model_cublas();
+        blas_ = shared_cublas_handle();
         embed_ = upload(T, w_.embed, "embed");
         if (!c.tied_embeddings) lm_head_ = upload(T, w_.lm_head, "lm_head");
         final_norm_ = upload(T, w_.final_norm, "final_norm");
@@ -195,29 +181,7 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     const int H = c.hidden, QD = c.q_dim(), KD = c.kv_dim(), F = c.ffn, hd = c.head_dim, half = hd / 2;
     if (opt.trace) out.trace.emplace().init(c, out.rows);
 
-    AttentionProblem pb;
-    pb.n_q_heads = c.n_q_heads;
-    pb.n_kv_heads = c.n_kv_heads;
-    pb.head_dim = hd;
-    pb.causal = true;
-    pb.num_splits = opt.num_splits;
-    pb.scale = 1.0 / std::sqrt(static_cast<double>(hd));
-    pb.dtype = T;
-    long long qs = 0, ks = 0;
-    for (const SeqChunk& ch : batch) {
-        const int n = static_cast<int>(ch.tokens.size());
-        pb.q_lens.push_back(n);
-        pb.kv_lens.push_back(cache_len(ch.seq) + n);
-        pb.q_start.push_back(qs);
-        pb.kv_start.push_back(ks);
-        qs += n;
-        ks += cache_len(ch.seq) + n;
-    }
-    if (std::string why = target->unsupported(shape_of(pb)); !why.empty())
-        throw ModelError(fmt::format("cuda model: attention {} refuses this call: {}", attn_name, why));
-    pb.q.assign(static_cast<size_t>(qs) * QD, 0.0f);
-    pb.k.assign(static_cast<size_t>(ks) * KD, 0.0f);
-    pb.v.assign(static_cast<size_t>(ks) * KD, 0.0f);
+    AttentionProblem pb = attention_problem_for(*this, *target, T, batch, opt.num_splits);
     for (const SeqChunk& ch : batch) ensure_capacity(cache_[static_cast<size_t>(ch.seq)], cache_len(ch.seq) + static_cast<int>(ch.tokens.size()));
 
     // Per-call buffers, poisoned: anything a kernel fails to write stays NaN.

@@ -3,6 +3,7 @@
 #include "engine/model/model_engine.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include <fmt/format.h>
@@ -54,6 +55,35 @@ std::vector<int> greedy_generate(ModelEngine& e, int seq, const std::vector<int>
         out.push_back(s.argmax(0));
     }
     return out;
+}
+
+AttentionProblem attention_problem_for(const ModelEngine& e, const Target& target, DType dtype,
+                                       const std::vector<SeqChunk>& batch, int num_splits) {
+    const ModelConfig& c = e.config();
+    AttentionProblem pb;
+    pb.n_q_heads = c.n_q_heads;
+    pb.n_kv_heads = c.n_kv_heads;
+    pb.head_dim = c.head_dim;
+    pb.causal = true;
+    pb.num_splits = num_splits;
+    pb.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+    pb.dtype = dtype;
+    long long qs = 0, ks = 0;
+    for (const SeqChunk& ch : batch) {
+        const int n = static_cast<int>(ch.tokens.size());
+        pb.q_lens.push_back(n);
+        pb.kv_lens.push_back(e.cache_len(ch.seq) + n);
+        pb.q_start.push_back(qs);
+        pb.kv_start.push_back(ks);
+        qs += n;
+        ks += e.cache_len(ch.seq) + n;
+    }
+    if (std::string why = target.unsupported(shape_of(pb)); !why.empty())
+        throw ModelError(fmt::format("{}: attention {} refuses this call: {}", e.name(), target.name(), why));
+    pb.q.assign(static_cast<size_t>(qs) * c.q_dim(), 0.0f);
+    pb.k.assign(static_cast<size_t>(ks) * c.kv_dim(), 0.0f);
+    pb.v.assign(static_cast<size_t>(ks) * c.kv_dim(), 0.0f);
+    return pb;
 }
 
 }  // namespace attncheck

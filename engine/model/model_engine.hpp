@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "engine/model/model_mutant.hpp"
+#include "engine/problem.hpp"
+#include "engine/target.hpp"
 #include "engine/model/model_trace.hpp"
 #include "engine/model/model_weights.hpp"
 
@@ -64,6 +66,12 @@ public:
 // Checks a batch against the engine (slots valid and distinct, chunks
 // non-empty, tokens in the vocabulary); throws ModelError.
 void validate_batch(const ModelEngine& e, const std::vector<SeqChunk>& batch);
+// The attention problem of one call: per chunk, its new tokens as queries
+// against the slot's cache plus those tokens (causal, bottom-right), in the
+// packed layout, with Q/K/V allocated (zero) for the engine to fill. Throws
+// ModelError, before any cache is touched, when `target` refuses the shape.
+AttentionProblem attention_problem_for(const ModelEngine& e, const Target& target, DType dtype,
+                                       const std::vector<SeqChunk>& batch, int num_splits);
 // "auto" resolved for this batch.
 std::string resolve_attention(const ModelConfig& c, const std::vector<SeqChunk>& batch, const std::string& requested);
 
