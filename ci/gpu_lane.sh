@@ -38,6 +38,10 @@ if want tests; then
   run gpu_smoke "$bin"/test_gpu_smoke --gtest_output=xml:"$out/gpu_smoke.xml"
   run case_portable "$bin"/test_case --gtest_filter='Case.MaterializedBitsArePortable:Case.Json*'
   run kernels_gpu "$bin"/test_kernels_gpu --gtest_output=xml:"$out/kernels_gpu.xml"
+  # Every kept counterexample on CUDA: the production build holds every gate.
+  for f in corpus/regressions/*.json; do
+    run "regression_$(basename "$f" .json)" "$bin"/attncheck repro "$f" --backend cuda --mutant none
+  done
 fi
 if want properties; then
   run properties_gpu "$bin"/test_properties_gpu --gtest_output=xml:"$out/properties_gpu.xml"

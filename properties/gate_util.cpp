@@ -128,7 +128,9 @@ std::optional<ProbeRequest> default_probe_row(const AttentionProblem& p, int hea
         if (p.q_lens[b] == 0) continue;
         const int tok = p.q_lens[b] - 1;
         const int n = visible_keys(p, b, tok);
-        if (n > most) {
+        // A row with a NaN or inf among its inputs has no defined stages to
+        // judge (found on the H100: a NaN query made the probed max exp NaN).
+        if (n > most && bound_row(p, b, std::min(head, p.n_q_heads - 1), tok, PrecisionProfile{}).finite_input) {
             most = n;
             best = ProbeRequest{b, std::min(head, p.n_q_heads - 1), tok};
         }

@@ -32,7 +32,8 @@ bool rows_bitwise_equal(const AttentionProblem& pa, const Observation& a, const 
 AttentionProblem select_sequences(const AttentionProblem& p, const std::vector<int>& seqs);
 
 // The probe row a gate looks at when it has no better choice: the last query
-// of the sequence with the most visible keys, head 0 (or `head`).
+// of the sequence with the most visible keys, head 0 (or `head`), among rows
+// whose inputs are all finite.
 std::optional<ProbeRequest> default_probe_row(const AttentionProblem& p, int head = 0);
 
 // Number of keys query `tok` of sequence `seq` sees.
