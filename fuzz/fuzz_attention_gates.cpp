@@ -79,10 +79,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!e.target->unsupported(c).empty()) return 0;
     const CaseCheck chk = check_case(*e.target, c, gate_pointers({}));
     if (const GateOutcome* f = chk.failure()) {
-        Counterexample ce{c, e.target->name(), Backend::cpu, e.target->mutant(), f->gate->name, f->verdict.summary, {}, 0, 0};
+        const Counterexample ce = counterexample_of(*e.target, c, *f);
         const std::string path = save_counterexample(ce, "fuzz-counterexamples");
-        std::fprintf(stderr, "%s\ncounterexample: %s\nreplay: attncheck repro %s\n",
-                     failure_report(*e.target, c, *f).c_str(), path.c_str(), path.c_str());
+        std::fprintf(stderr, "%s\ncounterexample: %s\nreplay: attncheck repro %s\n", ce.report.c_str(), path.c_str(),
+                     path.c_str());
         std::abort();
     }
     return 0;

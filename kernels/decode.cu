@@ -39,6 +39,7 @@
 #include "engine/cuda/device_problem.cuh"
 #include "kernels/attention_common.hpp"
 #include "kernels/decode.hpp"
+#include "kernels/decode_rules.hpp"
 
 namespace attncheck::kernels {
 
@@ -53,7 +54,7 @@ constexpr int kWarpSize = 32;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * kWarpSize;
 // Largest head_dim: in P.V thread t owns channels 2t and 2t + 1.
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxHeadDim = kDecodeMaxHeadDim;
 constexpr int kChannelsPerThread = 2;
 constexpr unsigned kFullMask = 0xffffffffu;
 
@@ -319,21 +320,8 @@ Observation run_on(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
     }
 }
 
-// The rules of decode_unsupported (kernels/decode_cpu.cpp) for the CUDA
-// backend, restated here so that the CUDA library does not depend on the
-// engine library (which holds the CPU twins and links after it).
 std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
-    for (int i = 0; i < p.batch(); ++i)
-        if (p.q_lens[i] > 1)
-            return fmt::format("decode: one query token per sequence (sequence {} has q_len {})", i, p.q_lens[i]);
-    if (p.head_dim > kMaxHeadDim)
-        return fmt::format("decode: head_dim {} above the supported {}", p.head_dim, kMaxHeadDim);
-    if (static_cast<int>(m) < 0 || m >= Mutant::count_) return "decode: unknown mutant";
-    if (m == Mutant::split_merge_no_lse || m == Mutant::missing_barrier)
-        return fmt::format("decode: mutant {} does not apply", mutant_name(m));
-    if (m != Mutant::none && p.dtype != DType::f16)
-        return fmt::format("decode: mutant builds are fp16 only (case is {})", dtype_name(p.dtype));
-    return {};
+    return decode_family_unsupported("decode", p.q_lens, p.head_dim, p.dtype, Backend::cuda, m);
 }
 
 }  // namespace

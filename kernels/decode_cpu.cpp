@@ -26,6 +26,7 @@
 #include "engine/guarded_buffer.hpp"
 #include "kernels/attention_common.hpp"
 #include "kernels/decode.hpp"
+#include "kernels/decode_rules.hpp"
 
 namespace attncheck::kernels {
 
@@ -36,7 +37,7 @@ namespace {
 constexpr int kTile = 64;
 // Largest head_dim the CUDA kernel's channel ownership covers (2 channels per
 // thread of 128); the twin rejects the same.
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxHeadDim = kDecodeMaxHeadDim;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -210,18 +211,7 @@ Observation run_decode(const AttentionProblem& p, const std::optional<ProbeReque
 }  // namespace
 
 std::string decode_unsupported(const Case& c, Backend b, Mutant m) {
-    for (int i = 0; i < c.batch(); ++i)
-        if (c.q_lens[i] > 1)
-            return fmt::format("decode: one query token per sequence (sequence {} has q_len {})", i, c.q_lens[i]);
-    if (c.head_dim > kMaxHeadDim)
-        return fmt::format("decode: head_dim {} above the supported {}", c.head_dim, kMaxHeadDim);
-    if (static_cast<int>(m) < 0 || m >= Mutant::count_) return "decode: unknown mutant";
-    if (m == Mutant::split_merge_no_lse || m == Mutant::missing_barrier)
-        return fmt::format("decode: mutant {} does not apply (no split merge, no shared-memory tile reuse)",
-                           mutant_name(m));
-    if (b == Backend::cuda && m != Mutant::none && c.dtype != DType::f16)
-        return fmt::format("decode: mutant builds are fp16 only (case is {})", dtype_name(c.dtype));
-    return {};
+    return decode_family_unsupported("decode", c.q_lens, c.head_dim, c.dtype, b, m);
 }
 
 PrecisionProfile decode_profile(const Case& c, Backend) {

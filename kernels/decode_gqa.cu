@@ -38,6 +38,7 @@
 #include "engine/cuda/device_problem.cuh"
 #include "kernels/attention_common.hpp"
 #include "kernels/decode_gqa.hpp"
+#include "kernels/decode_rules.hpp"
 
 namespace attncheck::kernels {
 
@@ -53,7 +54,7 @@ constexpr int kTile = kWarpSize;
 constexpr int kHeadsPerBlock = 8;
 constexpr int kMaxThreads = kHeadsPerBlock * kWarpSize;
 // Largest head_dim: in P.V lane c owns channels c + 32 i, i < 8.
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxHeadDim = kDecodeMaxHeadDim;
 constexpr int kChannelsPerLane = kMaxHeadDim / kWarpSize;
 constexpr unsigned kFullMask = 0xffffffffu;
 // Without opting in, a kernel gets 48 KB of dynamic shared memory.
@@ -364,21 +365,8 @@ Observation run_on(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
     }
 }
 
-// The rules of decode_gqa_unsupported (kernels/decode_gqa_cpu.cpp) for the CUDA
-// backend, restated here so that the CUDA library does not depend on the
-// engine library (which holds the CPU twins and links after it).
 std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
-    for (int i = 0; i < p.batch(); ++i)
-        if (p.q_lens[i] > 1)
-            return fmt::format("decode_gqa: one query token per sequence (sequence {} has q_len {})", i, p.q_lens[i]);
-    if (p.head_dim > kMaxHeadDim)
-        return fmt::format("decode_gqa: head_dim {} above the supported {}", p.head_dim, kMaxHeadDim);
-    if (static_cast<int>(m) < 0 || m >= Mutant::count_) return "decode_gqa: unknown mutant";
-    if (m == Mutant::split_merge_no_lse || m == Mutant::missing_barrier)
-        return fmt::format("decode_gqa: mutant {} does not apply", mutant_name(m));
-    if (m != Mutant::none && p.dtype != DType::f16)
-        return fmt::format("decode_gqa: mutant builds are fp16 only (case is {})", dtype_name(p.dtype));
-    return {};
+    return decode_family_unsupported("decode_gqa", p.q_lens, p.head_dim, p.dtype, Backend::cuda, m);
 }
 
 }  // namespace

@@ -20,6 +20,18 @@ public:
 
 }  // namespace
 
+Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& failed) {
+    Counterexample ce;
+    ce.kase = c;
+    ce.target = t.name();
+    ce.backend = t.backend();
+    ce.mutant = t.mutant();
+    ce.gate = failed.gate->name;
+    ce.summary = failed.verdict.summary;
+    ce.report = failure_report(t, c, failed);
+    return ce;
+}
+
 CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     using clock = std::chrono::steady_clock;
     CampaignResult res;
@@ -88,14 +100,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         if (last_fail) {
             const auto& [c, chk] = *last_fail;
             const GateOutcome* f = chk.failure();
-            Counterexample ce;
-            ce.kase = c;
-            ce.target = target.name();
-            ce.backend = target.backend();
-            ce.mutant = target.mutant();
-            ce.gate = f->gate->name;
-            ce.summary = f->verdict.summary;
-            ce.report = failure_report(target, c, *f);
+            Counterexample ce = counterexample_of(target, c, *f);
             ce.seed = params.seed;
             ce.shrink_steps = shrink_steps;
             res.failure = std::move(ce);

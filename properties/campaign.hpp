@@ -32,6 +32,10 @@ struct Counterexample {
     int shrink_steps = 0;  // candidates that still failed while shrinking
 };
 
+// The counterexample of a failed check of case c on target t, with its full
+// failure report (gate numbers and stage report).
+Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& failed);
+
 struct CampaignOptions {
     std::uint64_t seed = 1;
     long long cases = 100;  // stop after this many passing cases...

@@ -53,6 +53,7 @@ CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate
 namespace {
 
 struct StageLine {
+    explicit StageLine(const char* n) : name(n) {}
     const char* name;
     double err = 0, bound = 0;  // largest err/bound element
     bool recorded = true, ok = true;
@@ -92,8 +93,9 @@ std::string stage_report(Target& target, const AttentionProblem& p, const Precis
     if (!rb.meaningful || !rb.finite_input)
         out += "  note: the row's bound is outside its meaningful range or its inputs are not finite; stage bounds are indicative\n";
     const double scale = std::fabs(p.scale) > 0 ? std::fabs(p.scale) : 1.0;
-    std::vector<StageLine> st = {{"raw scores q.k"}, {"scaled"}, {"masked"}, {"row max"}, {"exponentials"},
-                                 {"row sum"},        {"P"},      {"O"}};
+    std::vector<StageLine> st;
+    for (const char* name : {"raw scores q.k", "scaled", "masked", "row max", "exponentials", "row sum", "P", "O"})
+        st.emplace_back(name);
     double smax = 0;
     for (int j = 0; j < n; ++j) {
         const double sb = j < static_cast<int>(rb.s.size()) ? rb.s[j] : 0.0;

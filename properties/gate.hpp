@@ -10,7 +10,6 @@
 // that was running, with the message as its evidence.
 #pragma once
 
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>

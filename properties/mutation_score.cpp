@@ -17,7 +17,10 @@ std::vector<MutantRow> run_mutation_score(const MutationOptions& opt) {
                 continue;
             // A target that does not carry this mutant rejects every shape.
             if (probe_capabilities(*t).empty()) continue;
-            MutantRow row{m, t->name(), opt.backend};
+            MutantRow row;
+            row.mutant = m;
+            row.target = t->name();
+            row.backend = opt.backend;
             CampaignOptions co;
             co.seed = opt.seed;
             co.cases = opt.cases;

@@ -14,9 +14,9 @@
 namespace attncheck {
 
 struct MutantRow {
-    Mutant mutant;
+    Mutant mutant = Mutant::none;
     std::string target;  // family
-    Backend backend;
+    Backend backend = Backend::cpu;
     bool killed = false;
     std::string gate;
     double seconds = 0;   // to the first failure (or the whole budget)

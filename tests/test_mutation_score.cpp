@@ -45,15 +45,17 @@ TEST(MutationScore, EveryMutantIsKilledWithASmallCase) {
         EXPECT_LE(c.n_q_heads, 4) << id;
         EXPECT_LE(longest, 140) << id;
         if (r.mutant != Mutant::partial_q_load && r.mutant != Mutant::scale_missing && r.mutant != Mutant::scale_twice &&
-            r.mutant != Mutant::fp16_accumulation && r.mutant != Mutant::online_no_rescale)
+            r.mutant != Mutant::fp16_accumulation && r.mutant != Mutant::online_no_rescale) {
             EXPECT_LE(c.head_dim, std::max(smallest_d, 2)) << id;
+        }
         if (r.mutant == Mutant::gqa_map_mod) {
             EXPECT_EQ(c.n_kv_heads, 2) << id << ": a wrong GQA map needs 2 kv heads";
             EXPECT_EQ(c.n_q_heads / c.n_kv_heads, 2) << id << ": and a group of 2";
         }
     }
     // Every mutant that applies to the backend was run on some target.
-    for (const auto& mi : all_mutants())
-        if (!(mi.cuda_only && test_backend() == Backend::cpu))
-            EXPECT_NE(std::find(seen.begin(), seen.end(), mi.id), seen.end()) << mi.name << " was not run on any target";
+    for (const auto& mi : all_mutants()) {
+        if (mi.cuda_only && test_backend() == Backend::cpu) continue;
+        EXPECT_NE(std::find(seen.begin(), seen.end(), mi.id), seen.end()) << mi.name << " was not run on any target";
+    }
 }

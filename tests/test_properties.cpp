@@ -53,9 +53,9 @@ TEST_P(GateProperty, HoldsOnTheEngine) {
         const GateOutcome& o = chk.outcomes.front();
         if (o.verdict.status == GateStatus::pass) ++judged;
         if (o.verdict.status == GateStatus::fail) {
-            Counterexample ce{c, target->name(), b, Mutant::none, gate->name, o.verdict.summary, {}, 0, 0};
+            const Counterexample ce = counterexample_of(*target, c, o);
             const std::string path = save_counterexample(ce, "attncheck-counterexamples");
-            RC_FAIL(fmt::format("{}\n{}\nreplay: attncheck repro {}", o.verdict.summary, failure_report(*target, c, o), path));
+            RC_FAIL(fmt::format("{}\n{}\nreplay: attncheck repro {}", o.verdict.summary, ce.report, path));
         }
     });
     EXPECT_TRUE(ok) << id;
