@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
-#include "engine/case.hpp"
+#include "engine/case/case.hpp"
 
 int main(int argc, char** argv) {
     using namespace attncheck;

@@ -7,7 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "engine/target.hpp"
+#include "engine/targets/target.hpp"
 
 namespace attncheck {
 

@@ -26,12 +26,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/model/model_cpu.hpp"
-#include "engine/model/safetensors_loader.hpp"
-#include "engine/rng.hpp"
-#include "oracle/model_oracle_check.hpp"
+#include "model/model_cpu.hpp"
+#include "model/safetensors_loader.hpp"
+#include "engine/case/rng.hpp"
+#include "model/oracle/model_oracle_check.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
-#include "engine/model/model_cuda.hpp"
+#include "model/model_cuda.hpp"
 #endif
 
 namespace attncheck {
@@ -292,12 +292,12 @@ void register_model_commands(CLI::App& app) {
     ck->add_option("--backend", o.backend, "cpu or cuda");
     ck->add_option("--attention", o.attention, "attention family (auto: flash_prefill / decode_gqa)");
     ck->add_option("--splits", o.splits, "num_splits for decode_split");
-    ck->add_option("--mutant", o.mutant, "model mutant to build in (see engine/model/model_mutant.hpp)");
+    ck->add_option("--mutant", o.mutant, "model mutant to build in (see model/model_mutant.hpp)");
     ck->final_callback([] { run_and_exit(cmd_check, o); });
 
     auto* tr = app.add_subcommand("model-check-trace", "Check an external (transformers) trace against the oracle");
     tr->add_option("--model", o.model, "HF checkpoint directory the trace was recorded on")->required();
-    tr->add_option("--trace", o.trace, "trace JSON (see trace_from_json in oracle/model_oracle_check.hpp)")->required();
+    tr->add_option("--trace", o.trace, "trace JSON (see trace_from_json in model/oracle/model_oracle_check.hpp)")->required();
     tr->final_callback([] { run_and_exit(cmd_check_trace, o); });
 
     auto* sv = app.add_subcommand("model-save", "Write random weights as a HF checkpoint");

@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
-#include "engine/case.hpp"
-#include "engine/problem.hpp"
+#include "engine/case/case.hpp"
+#include "engine/case/problem.hpp"
 #include "oracle/selfcheck.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "engine/cuda/device.hpp"

@@ -8,10 +8,11 @@
 
 #include <fmt/format.h>
 
+#include "kernels/registry.hpp"
 #include "app/commands.hpp"
-#include "properties/campaign.hpp"
-#include "properties/counterexample.hpp"
-#include "properties/mutation_score.hpp"
+#include "properties/campaign/campaign.hpp"
+#include "properties/campaign/counterexample.hpp"
+#include "properties/campaign/mutation_score.hpp"
 
 namespace attncheck {
 
@@ -84,9 +85,14 @@ int cmd_list() {
     if (!cuda_usable()) fmt::print("  (cuda targets: {})\n", device_line());
     fmt::print("\nGates (in the order they run)\n");
     for (const Gate& g : all_gates()) fmt::print("  {:18} {}\n  {:18} catches: {}\n", g.name, g.invariant, "", g.catches);
+    fmt::print("\nBug classes (../shared/bug-classes.md; the gate that exists for each)\n");
+    for (const auto& b : all_bug_classes())
+        fmt::print("  {:26} {}\n  {:26} gate: {}; seen in: {}\n", b.name, b.title, "", b.gate, b.seen_in);
     fmt::print("\nMutants (compile-time; `attncheck mutants` runs the suite against each)\n");
     for (const auto& m : all_mutants())
-        fmt::print("  {:24} {}{}\n  {:24} in: {}\n", m.name, m.models, m.cuda_only ? " (CUDA only)" : "", "", m.variants);
+        fmt::print("  {:24} {}\n  {:24} bug class: {}; expected gate: {}{}{}; in: {}\n", m.name, m.models, "",
+                   bug_class_name(m.bug_class), m.expected_gate, *m.also_gate ? " (or " : "",
+                   *m.also_gate ? std::string(m.also_gate) + ")" : std::string(), scope_name(m.scope));
     return 0;
 }
 

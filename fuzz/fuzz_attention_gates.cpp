@@ -12,8 +12,9 @@
 #include <cstdlib>
 #include <map>
 
-#include "properties/campaign.hpp"
-#include "properties/counterexample.hpp"
+#include "kernels/registry.hpp"
+#include "properties/campaign/campaign.hpp"
+#include "properties/campaign/counterexample.hpp"
 
 using namespace attncheck;
 

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/case.hpp"
-#include "engine/problem.hpp"
+#include "engine/case/case.hpp"
+#include "engine/case/problem.hpp"
 
 using namespace attncheck;
 

@@ -27,24 +27,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/dtype.hpp"
-#include "engine/problem.hpp"
+#include "engine/case/dtype.hpp"
+#include "engine/case/problem.hpp"
+#include "engine/targets/precision_profile.hpp"
 
 namespace attncheck {
 
-// How a target rounds. A target that rounds more than it declares fails; one
-// that rounds less passes.
-struct PrecisionProfile {
-    DType input = DType::f32;   // Q, K, V as read
-    double u_acc = 0x1p-24;     // accumulation format (fp32)
-    bool scores_stored = false; // S rounded to `store` before the softmax
-    bool probs_stored = false;  // P rounded to `store` before P.V
-    DType store = DType::f32;   // format of stored intermediates
-    DType output = DType::f32;  // format of O
-    double exp_ulps = 2.0;      // error of exp/exp2 in units of u_acc
-    int kv_tile = 0;            // online-softmax tile length; 0 = one pass
-    bool uses_splits = false;   // honours Case.num_splits (split-KV merge)
-};
+
 
 // Per-row quantities the bound is built from (computed in fp64 from the
 // exact inputs).

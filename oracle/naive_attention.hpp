@@ -9,8 +9,8 @@
 // tests use these to show the bound is tight enough to catch real bugs.
 #pragma once
 
-#include "engine/observation.hpp"
-#include "engine/problem.hpp"
+#include "engine/targets/observation.hpp"
+#include "engine/case/problem.hpp"
 #include "oracle/error_model.hpp"
 #include "oracle/reference_attention.hpp"
 

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "engine/observation.hpp"
+#include "engine/targets/observation.hpp"
 #include "oracle/error_model.hpp"
 #include "oracle/reference_attention.hpp"
 

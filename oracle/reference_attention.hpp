@@ -6,7 +6,7 @@
 // independently written reference (tiled_reference.hpp) checks it.
 //
 // Masking is written here as a per-key predicate, from the conventions in
-// engine/case.hpp (bottom-right causal alignment, causal-only window); the
+// engine/case/case.hpp (bottom-right causal alignment, causal-only window); the
 // tiled reference derives a key range instead, so a mistake in one shows up
 // as a disagreement with the other.
 #pragma once
@@ -15,7 +15,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/problem.hpp"
+#include "engine/case/problem.hpp"
 
 namespace attncheck {
 

@@ -6,12 +6,12 @@
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <fmt/format.h>
 
-#include "engine/problem.hpp"
+#include "engine/case/problem.hpp"
 #include "oracle/naive_attention.hpp"
 #include "oracle/parity.hpp"
 #include "oracle/reference_attention.hpp"
 #include "oracle/tiled_reference.hpp"
-#include "properties/case_sampler.hpp"
+#include "engine/case/case_sampler.hpp"
 
 namespace attncheck {
 

@@ -13,7 +13,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/problem.hpp"
+#include "engine/case/problem.hpp"
 #include "oracle/reference_attention.hpp"
 
 namespace attncheck {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "engine/target.hpp"
+#include "engine/targets/target.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "engine/cuda/device.hpp"
 #endif

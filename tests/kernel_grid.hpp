@@ -8,7 +8,7 @@
 
 #include <vector>
 
-#include "engine/case.hpp"
+#include "engine/case/case.hpp"
 
 namespace attncheck::grid {
 

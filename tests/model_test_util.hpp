@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/model/model_cpu.hpp"
-#include "engine/rng.hpp"
-#include "oracle/model_oracle_check.hpp"
+#include "model/model_cpu.hpp"
+#include "engine/case/rng.hpp"
+#include "model/oracle/model_oracle_check.hpp"
 #if defined(ATTNCHECK_TEST_CUDA) && defined(ATTNCHECK_HAVE_CUDA)
 #include "engine/cuda/device.hpp"
-#include "engine/model/model_cuda.hpp"
+#include "model/model_cuda.hpp"
 #endif
 
 namespace attncheck::model_test {

@@ -9,9 +9,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/case.hpp"
-#include "engine/problem.hpp"
-#include "properties/case_sampler.hpp"
+#include "engine/case/case.hpp"
+#include "engine/case/problem.hpp"
+#include "engine/case/case_sampler.hpp"
 
 using namespace attncheck;
 

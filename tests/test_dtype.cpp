@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "engine/dtype.hpp"
+#include "engine/case/dtype.hpp"
 
 using namespace attncheck;
 

@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "engine/dtype.hpp"
-#include "engine/rng.hpp"
+#include "engine/case/dtype.hpp"
+#include "engine/case/rng.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "engine/cuda/device.hpp"
 #endif

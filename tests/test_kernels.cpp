@@ -9,7 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "engine/target.hpp"
+#include "kernels/registry.hpp"
+#include "engine/targets/target.hpp"
 #include "oracle/parity.hpp"
 #include "oracle/reference_attention.hpp"
 #include "tests/backend_under_test.hpp"
@@ -209,7 +210,7 @@ TEST_P(KernelGrid, EveryMutantChangesSomeResult) {
     ATTNCHECK_REQUIRE_BACKEND();
     const auto cases = mutant_cases();
     for (const MutantInfo& mi : all_mutants()) {
-        if (mi.cuda_only && kBackend == Backend::cpu) continue;
+        if (mi.cuda_only() && kBackend == Backend::cpu) continue;
         auto target = make_target(GetParam(), kBackend, mi.id);
         int supported = 0, caught = 0;
         for (const Case& c : cases) {

@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/model/model_cpu.hpp"
-#include "engine/model/safetensors_loader.hpp"
-#include "oracle/model_oracle_check.hpp"
+#include "model/model_cpu.hpp"
+#include "model/safetensors_loader.hpp"
+#include "model/oracle/model_oracle_check.hpp"
 
 using namespace attncheck;
 

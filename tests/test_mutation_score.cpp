@@ -9,7 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "properties/mutation_score.hpp"
+#include "kernels/registry.hpp"
+#include "properties/campaign/mutation_score.hpp"
 #include "tests/backend_under_test.hpp"
 
 using namespace attncheck;
@@ -55,7 +56,7 @@ TEST(MutationScore, EveryMutantIsKilledWithASmallCase) {
     }
     // Every mutant that applies to the backend was run on some target.
     for (const auto& mi : all_mutants()) {
-        if (mi.cuda_only && test_backend() == Backend::cpu) continue;
+        if (mi.cuda_only() && test_backend() == Backend::cpu) continue;
         EXPECT_NE(std::find(seen.begin(), seen.end(), mi.id), seen.end()) << mi.name << " was not run on any target";
     }
 }

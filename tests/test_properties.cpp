@@ -12,8 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "properties/campaign.hpp"
-#include "properties/counterexample.hpp"
+#include "kernels/registry.hpp"
+#include "properties/campaign/campaign.hpp"
+#include "properties/campaign/counterexample.hpp"
 #include "tests/backend_under_test.hpp"
 
 using namespace attncheck;

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "engine/rng.hpp"
+#include "engine/case/rng.hpp"
 
 using namespace attncheck;
 

@@ -1,6 +1,6 @@
 // Device discovery, the CUDA error helpers, and the dtype smoke kernels. The
 // conversion kernels are one thread per element, grid-stride; they exist to
-// prove that host-side rounding (engine/dtype.hpp) equals the hardware's.
+// prove that host-side rounding (engine/case/dtype.hpp) equals the hardware's.
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device.hpp"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "engine/cuda/check.cuh"
-#include "engine/guarded_buffer.hpp"
+#include "engine/targets/guarded_buffer.hpp"
 
 namespace attncheck {
 

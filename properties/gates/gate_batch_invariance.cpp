@@ -7,7 +7,7 @@
 // offsets and neighbours) must give the same bits.
 #include <fmt/format.h>
 
-#include "properties/gate_util.hpp"
+#include "properties/gates/gate_util.hpp"
 #include "properties/gates/gates.hpp"
 
 namespace attncheck::gates {

@@ -7,7 +7,7 @@
 // start, passes q_len == kv_len and fails here.
 #include <fmt/format.h>
 
-#include "properties/gate_util.hpp"
+#include "properties/gates/gate_util.hpp"
 #include "properties/gates/gates.hpp"
 
 namespace attncheck::gates {

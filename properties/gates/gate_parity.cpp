@@ -5,7 +5,7 @@
 // meaningful, or whose inputs are non-finite, are counted, never passed
 // silently (see oracle/parity.hpp).
 #include "properties/gates/gates.hpp"
-#include "properties/gate_util.hpp"
+#include "properties/gates/gate_util.hpp"
 
 namespace attncheck::gates {
 

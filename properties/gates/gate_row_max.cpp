@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "properties/gate_util.hpp"
+#include "properties/gates/gate_util.hpp"
 #include "properties/gates/gates.hpp"
 
 namespace attncheck::gates {

@@ -7,7 +7,7 @@
 // row that sees some keys and masks others averages the masked values.
 #include <fmt/format.h>
 
-#include "properties/gate_util.hpp"
+#include "properties/gates/gate_util.hpp"
 #include "properties/gates/gates.hpp"
 
 namespace attncheck::gates {

@@ -1,0 +1,64 @@
+#include "engine/targets/mutant.hpp"
+
+namespace attncheck {
+
+const std::vector<BugClassInfo>& all_bug_classes() {
+    static const std::vector<BugClassInfo> v = {
+#define ATTNCHECK_BUG_INFO(id, title, gate, seen) {BugClass::id, #id, title, gate, seen},
+        ATTNCHECK_BUG_CLASSES(ATTNCHECK_BUG_INFO)
+#undef ATTNCHECK_BUG_INFO
+    };
+    return v;
+}
+
+const std::vector<MutantInfo>& all_mutants() {
+    static const std::vector<MutantInfo> v = {
+#define ATTNCHECK_MUTANT_INFO(name, bug, gate, also, scope, models) \
+    {Mutant::name, #name, BugClass::bug, gate, also, MutantScope::scope, models},
+        ATTNCHECK_MUTANTS(ATTNCHECK_MUTANT_INFO)
+#undef ATTNCHECK_MUTANT_INFO
+    };
+    return v;
+}
+
+const MutantInfo* mutant_info(Mutant m) {
+    for (const auto& i : all_mutants())
+        if (i.id == m) return &i;
+    return nullptr;
+}
+
+const char* mutant_name(Mutant m) {
+    if (m == Mutant::none) return "none";
+    const MutantInfo* i = mutant_info(m);
+    return i ? i->name : "?";
+}
+
+const char* bug_class_name(BugClass b) {
+    for (const auto& i : all_bug_classes())
+        if (i.id == b) return i.name;
+    return "?";
+}
+
+const char* scope_name(MutantScope s) {
+    switch (s) {
+        case MutantScope::every_family: return "every family";
+        case MutantScope::online_softmax: return "online-softmax families";
+        case MutantScope::split_merge: return "split-KV merge";
+        case MutantScope::cuda_tile_reuse: return "CUDA shared-memory tiles";
+    }
+    return "?";
+}
+
+std::optional<Mutant> parse_mutant(std::string_view name) {
+    if (name == "none") return Mutant::none;
+    for (const auto& i : all_mutants())
+        if (name == i.name) return i.id;
+    return std::nullopt;
+}
+
+bool gate_expected_for(Mutant m, std::string_view gate) {
+    const MutantInfo* i = mutant_info(m);
+    return i && (gate == i->expected_gate || (*i->also_gate && gate == i->also_gate));
+}
+
+}  // namespace attncheck

@@ -1,0 +1,50 @@
+// A Target runs a Case: an engine kernel variant on the CPU or on CUDA (or,
+// later, the whole model or an external implementation). It declares what it
+// supports and rejects anything else with a reason -- it never computes an
+// unsupported case wrongly -- and it declares the precision profile the
+// error model judges it by.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/case/case.hpp"
+#include "engine/targets/mutant.hpp"
+#include "engine/targets/observation.hpp"
+#include "engine/case/problem.hpp"
+#include "engine/targets/precision_profile.hpp"
+
+namespace attncheck {
+
+enum class Backend { cpu, cuda };
+inline const char* backend_name(Backend b) { return b == Backend::cpu ? "cpu" : "cuda"; }
+
+// Thrown by run() for a case the target does not support (callers should ask
+// unsupported() first; this is the safety net).
+struct UnsupportedCase : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class Target {
+public:
+    virtual ~Target() = default;
+    virtual std::string name() const = 0;  // e.g. "decode_gqa"
+    virtual Backend backend() const = 0;
+    virtual Mutant mutant() const = 0;
+    virtual std::string description() const = 0;
+    // Empty when the case is supported; otherwise the reason it is not.
+    virtual std::string unsupported(const Case& c) const = 0;
+    virtual PrecisionProfile profile(const Case& c) const = 0;
+    virtual Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe = std::nullopt) = 0;
+    // Does the target promise bitwise batch invariance: the same sequence
+    // gives the same bits wherever it sits in a batch and whoever its
+    // neighbours are (deterministic serving)? A target that does not is
+    // still judged under the error model, and reported as "not batch
+    // invariant" rather than passing the bitwise property.
+    virtual bool promises_batch_invariance() const { return false; }
+    std::string full_name() const;  // "cuda/decode_gqa" or "cpu/flash_prefill+no_row_max"
+};
+
+}  // namespace attncheck

@@ -1,0 +1,107 @@
+// An AttentionProblem on the device: Q, K, V in the storage type T (float,
+// __half or __nv_bfloat16), per-sequence offsets and lengths, O (in T) and
+// LSE (fp32) poisoned with NaN, every buffer guarded. Also the device view
+// of a probe request and its result slots.
+//
+// download() checks every guard band and converts O to float for the
+// Observation; any CUDA error or guard violation throws.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <optional>
+
+#include "engine/cuda/device_buffer.cuh"
+#include "engine/targets/observation.hpp"
+#include "engine/case/problem.hpp"
+#include "kernels/common/attention_common.hpp"
+
+namespace attncheck {
+
+// Host conversions between float (exactly representable values) and T.
+template <class T> T to_storage(float x);
+template <> inline float to_storage<float>(float x) { return x; }
+template <> inline __half to_storage<__half>(float x) { return __ushort_as_half(float_to_f16_bits(x)); }
+template <> inline __nv_bfloat16 to_storage<__nv_bfloat16>(float x) {
+    return __ushort_as_bfloat16(float_to_bf16_bits(x));
+}
+template <class T> float from_storage(T x);
+template <> inline float from_storage<float>(float x) { return x; }
+template <> inline float from_storage<__half>(__half x) { return f16_bits_to_float(__half_as_ushort(x)); }
+template <> inline float from_storage<__nv_bfloat16>(__nv_bfloat16 x) {
+    return bf16_bits_to_float(__bfloat16_as_ushort(x));
+}
+
+// Passed by value to kernels; active == 0 costs one predictable branch per row.
+struct DeviceProbeView {
+    int active = 0;
+    int seq = 0, head = 0, token = 0;
+    float* raw = nullptr;     // [kv_len]
+    float* scaled = nullptr;  // [kv_len]
+    float* masked = nullptr;  // [kv_len]
+    float* exps = nullptr;    // [kv_len]
+    float* p = nullptr;       // [kv_len]
+    float* o = nullptr;       // [head_dim]
+    float* scalars = nullptr; // [0] row_max, [1] max_exp, [2] row_sum
+    float* tile_max = nullptr;
+    float* tile_sum = nullptr;
+    int max_tiles = 0;
+    float* split_max = nullptr;
+    float* split_sum = nullptr;
+    int max_splits = 0;
+};
+
+// Owns the probe's device slots. Before the run: raw/scaled NaN (a stage a
+// kernel claims to record but does not is visible), masked -inf, exps and p 0.
+class DeviceProbe {
+public:
+    DeviceProbe(const AttentionProblem& p, const ProbeRequest& req, int max_tiles, int max_splits);
+    DeviceProbeView view();
+    ProbeTrace download(int used_tiles, int used_splits) const;
+
+private:
+    ProbeRequest req_;
+    int n_, d_, max_tiles_, max_splits_;
+    DeviceBuffer<float> raw_, scaled_, masked_, exps_, p_, o_, scalars_, tmax_, tsum_, smax_, ssum_;
+};
+
+template <class T>
+class DeviceProblem {
+public:
+    explicit DeviceProblem(const AttentionProblem& p);
+    kernels::AttnShape shape;
+    DeviceBuffer<T> q, k, v, o;
+    DeviceBuffer<float> lse;
+    DeviceBuffer<int> q_start, kv_start, q_lens, kv_lens;  // per sequence
+    int max_q_len = 0, max_kv_len = 0;
+    // Re-poison outputs (for reruns on the same inputs).
+    void poison_outputs();
+    // Checks all guard bands, converts O to float.
+    Observation download();
+};
+
+extern template class DeviceProblem<float>;
+extern template class DeviceProblem<__half>;
+extern template class DeviceProblem<__nv_bfloat16>;
+
+// Calls f(DeviceProblem<T>&) with T matching the problem's dtype.
+template <class F>
+auto with_device_problem(const AttentionProblem& p, F&& f) {
+    switch (p.dtype) {
+        case DType::f16: {
+            DeviceProblem<__half> dp(p);
+            return f(dp);
+        }
+        case DType::bf16: {
+            DeviceProblem<__nv_bfloat16> dp(p);
+            return f(dp);
+        }
+        default: {
+            DeviceProblem<float> dp(p);
+            return f(dp);
+        }
+    }
+}
+
+}  // namespace attncheck

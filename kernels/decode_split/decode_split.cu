@@ -1,0 +1,335 @@
+// Split-KV decode (flash-decoding) on CUDA: two kernels and an fp32 scratch.
+//
+// Algorithm. Each query row (one (token, q head) pair of the packed varlen
+// layout; q_len >= 1 rows per sequence, each independent, causal masks
+// bottom-right) attends to its sequence's KV cache. The keys [0, kv_len) are
+// cut into num_splits contiguous chunks of ceil(kv_len / num_splits) keys.
+//   Phase 1 (split_partial_kernel): one block per (row, split). The block
+//     walks the split's keys (the part of its chunk inside the row's visible
+//     range, see split_keys) in tiles of kTile keys: each warp scores keys of
+//     the tile (lanes split head_dim, shuffle reduction), then the block
+//     moves the running max m once per tile, rescales (l, acc) by
+//     exp(m_old - m_new) and adds the tile's exps to l and their V-weighted
+//     sum to acc (one thread per head_dim channel, coalesced V rows). The
+//     partial (m_i, l_i, acc_i) goes to scratch. A split with no visible key
+//     writes m_i = -inf, l_i = 0, acc_i = 0.
+//   Phase 2 (split_merge_kernel): one block per row, one thread per channel.
+//     m = max_i m_i, w_i = exp(m_i - m) (0 for an empty split: the identity
+//     of the merge), O = sum_i w_i acc_i / sum_i w_i l_i stored in T,
+//     LSE = m + log(sum_i w_i l_i) in fp32. Every split empty: O = 0,
+//     LSE = -inf.
+// Everything accumulates in fp32; exp is the full-accuracy expf (<= 2 ulp).
+// kernels/decode_split/decode_split_cpu.cpp is the CPU twin; kernels/decode_split/decode_split.hpp
+// holds the chunking, the online-softmax step and the merge weight both use.
+//
+// Limits: head_dim <= 256 (query row in shared memory, 2 accumulator
+// channels per thread); scratch rows * num_splits * (head_dim + 2) floats
+// <= 2^28. Any GQA ratio, ragged batches, kv_len 0, q_len 0 sequences,
+// num_splits > kv_len. Mutants are built for fp16 only.
+//
+// Performance notes: a block of 4 warps per (row, split) is the classic
+// flash-decoding shape for q_len = 1 (many splits keep the GPU busy when
+// batch * heads is small). K rows are shared by the q heads of a GQA group
+// but loaded once per q head here (decode_gqa is the family that shares
+// them). Correctness first: a tile costs three block barriers.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+
+#include "engine/cuda/check.cuh"
+#include "engine/cuda/device_buffer.cuh"
+#include "engine/targets/mutant_dispatch.hpp"
+#include "kernels/common/device_problem.cuh"
+#include "kernels/decode_split/decode_split.hpp"
+
+namespace attncheck::kernels {
+
+namespace {
+
+using namespace decode_split_detail;
+
+constexpr int kWarp = 32;
+// Phase-1 block: 4 warps. Each warp scores kTile / kWarps keys per tile;
+// each thread owns kAccPerThread of the head_dim accumulator channels.
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / kWarp;
+constexpr int kAccPerThread = kMaxHeadDim / kThreads;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+static_assert(kThreads % kWarp == 0, "phase-1 block must be whole warps (shuffle reductions use full masks)");
+static_assert(kMaxHeadDim % kThreads == 0, "channels c = tid + k * kThreads must cover kMaxHeadDim exactly");
+static_assert(kThreads >= kTile, "a tile's exps are formed with one thread per key");
+static_assert(kTile % kWarps == 0, "every warp scores the same number of keys of a full tile");
+static_assert(kMaxHeadDim % kWarp == 0 && kMaxHeadDim <= 1024,
+              "merge block = head_dim rounded up to whole warps, at most kMaxHeadDim threads");
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T> __device__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+// Sequence holding packed query token t: the last b with q_start[b] <= t.
+// (A q_len = 0 sequence shares its start with the next one, so the last
+// such b is the sequence that actually holds t.)
+__device__ __forceinline__ int seq_of_token(const int* __restrict__ q_start, int batch, int t) {
+    int lo = 0, hi = batch - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (q_start[mid] <= t) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+struct SeqArrays {
+    const int* q_start;
+    const int* kv_start;
+    const int* q_lens;
+    const int* kv_lens;
+};
+
+// Phase 1. grid = (rows, num_splits), block = kThreads. Row = packed
+// (token, q head) index = token * n_q_heads + head (the LSE index; Q and O
+// rows start at row * head_dim).
+template <class T, Mutant M>
+__global__ void __launch_bounds__(kThreads)
+    split_partial_kernel(AttnShape s, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
+                         SeqArrays seqs, int num_splits, float* __restrict__ part_ml, float* __restrict__ part_acc,
+                         DeviceProbeView probe) {
+    __shared__ float q_s[kMaxHeadDim];  // the query row, as loaded (q_loaded)
+    __shared__ float s_s[kTile];        // the tile's masked scores
+    __shared__ float p_s[kTile];        // the tile's exps
+
+    const int H = s.n_q_heads, d = s.head_dim;
+    const long long row = blockIdx.x;
+    const int split = blockIdx.y;
+    const int t = static_cast<int>(row / H), h = static_cast<int>(row % H);
+    const int b = seq_of_token(seqs.q_start, s.batch, t);
+    const int i = t - seqs.q_start[b];
+    const int q_len = seqs.q_lens[b], kv_len = seqs.kv_lens[b];
+    const int kvh = kv_head_of<M>(s, h), vh = v_head_of<M>(s, kvh);
+    const int pos = query_position<M>(q_len, kv_len, i);
+    int lo, hi;  // the row's visible range; lo is its first visible key (normalizer mutant)
+    key_range<M>(s, kv_len, pos, lo, hi);
+    int ka, kb;  // keys this split processes; uniform over the block, so the barriers below are safe
+    split_keys<M>(s, kv_len, num_splits, split, pos, ka, kb);
+    const bool probed = probe.active && b == probe.seq && h == probe.head && i == probe.token;
+    const float scale = score_scale<M>(s.scale);
+    const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+
+    const T* __restrict__ qr = Q + row * d;
+    for (int c = tid; c < d; c += kThreads) q_s[c] = q_loaded<M>(to_f(qr[c]), c);
+    __syncthreads();  // q_s complete before any warp scores
+
+    const long long kv_stride = static_cast<long long>(s.n_kv_heads) * d;  // between consecutive keys
+    const long long kv0 = static_cast<long long>(seqs.kv_start[b]) * kv_stride;
+    const T* __restrict__ Kb = K + kv0 + static_cast<long long>(kvh) * d;
+    const T* __restrict__ Vb = V + kv0 + static_cast<long long>(vh) * d;
+
+    float m = -INFINITY, l = 0.0f;
+    float acc[kAccPerThread];
+#pragma unroll
+    for (int k = 0; k < kAccPerThread; ++k) acc[k] = 0.0f;
+
+    for (int j0 = ka; j0 < kb; j0 += kTile) {
+        const int nt = min(kTile, kb - j0);
+        // Scores: warp w takes keys w, w + kWarps, ...; its lanes split head_dim.
+        for (int jj = warp; jj < nt; jj += kWarps) {
+            const int j = j0 + jj;
+            const T* __restrict__ kr = Kb + j * kv_stride;
+            float part = 0.0f;
+            for (int c = lane; c < d; c += kWarp) part += q_s[c] * to_f(kr[c]);
+#pragma unroll
+            for (int off = kWarp / 2; off > 0; off /= 2) part += __shfl_xor_sync(kFullMask, part, off);
+            if (lane == 0) {
+                const float scaled = part * scale;
+                const float masked = key_visible<M>(s, pos, j) ? scaled : masked_score<M>();
+                s_s[jj] = masked;
+                if (probed) {
+                    probe.raw[j] = part;
+                    probe.scaled[j] = scaled;
+                    probe.masked[j] = masked;
+                }
+            }
+        }
+        __syncthreads();  // (A) the tile's scores are in s_s
+
+        // Every thread moves its own copy of (m, l) identically (same inputs,
+        // same order), so no broadcast is needed.
+        float tile_max = -INFINITY;
+        for (int jj = 0; jj < nt; ++jj) tile_max = ds_max(tile_max, s_s[jj]);
+        const float m_new = ds_max(m, tile_max);
+        const float alpha = online_alpha<M>(m, m_new);
+        if (tid < nt) p_s[tid] = online_exp<M>(s_s[tid], m_new);
+        __syncthreads();  // (B) the tile's exps are in p_s
+
+        l = l * alpha;
+        for (int jj = 0; jj < nt; ++jj)
+            if (counts_in_normalizer<M>(j0 + jj, lo)) l = accumulate<M>(l, p_s[jj]);
+#pragma unroll
+        for (int k = 0; k < kAccPerThread; ++k) {
+            const int c = tid + k * kThreads;
+            if (c < d) {
+                float a = acc[k];
+                if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
+                for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, p_s[jj] * to_f(Vb[(j0 + jj) * kv_stride + c]));
+                acc[k] = a;
+            }
+        }
+        m = m_new;
+        __syncthreads();  // (C) all reads of s_s / p_s done before the next tile overwrites them
+    }
+
+    if (tid == 0) {
+        part_ml[ml_index(row, num_splits, split)] = m;
+        part_ml[ml_index(row, num_splits, split) + 1] = l;
+        if (probed && split < probe.max_splits) {
+            probe.split_max[split] = m;
+            probe.split_sum[split] = l;
+        }
+    }
+    float* __restrict__ out = part_acc + acc_index(row, num_splits, split, d);
+#pragma unroll
+    for (int k = 0; k < kAccPerThread; ++k) {
+        const int c = tid + k * kThreads;
+        if (c < d) out[c] = acc[k];
+    }
+}
+
+// Phase 2. grid = rows, block = head_dim rounded up to whole warps; thread c
+// owns channel c. Each thread recomputes the (cheap, num_splits-long) max and
+// weighted sum itself, in split order, exactly as the CPU twin does.
+template <class T, Mutant M>
+__global__ void __launch_bounds__(kMaxHeadDim)
+    split_merge_kernel(AttnShape s, SeqArrays seqs, int num_splits, const float* __restrict__ part_ml,
+                       const float* __restrict__ part_acc, T* __restrict__ O, float* __restrict__ LSE,
+                       DeviceProbeView probe) {
+    const int d = s.head_dim, S = num_splits;
+    const long long row = blockIdx.x;
+    const int c = threadIdx.x;
+
+    float m = -INFINITY;
+    for (int split = 0; split < S; ++split) m = ds_max(m, part_ml[ml_index(row, S, split)]);
+    float L = 0.0f;
+    for (int split = 0; split < S; ++split)
+        L = accumulate<M>(L, merge_weight<M>(part_ml[ml_index(row, S, split)], m) * part_ml[ml_index(row, S, split) + 1]);
+
+    bool probed = false;
+    if (probe.active) {
+        const int t = static_cast<int>(row / s.n_q_heads), h = static_cast<int>(row % s.n_q_heads);
+        const int b = seq_of_token(seqs.q_start, s.batch, t);
+        probed = b == probe.seq && h == probe.head && t - seqs.q_start[b] == probe.token;
+    }
+
+    if (c < d) {
+        float oc;
+        if constexpr (M == Mutant::split_merge_no_lse) {
+            // The bug: average the normalized partials, no LSE weights (an
+            // empty split contributes 0/0 = NaN).
+            float sum = 0.0f;
+            for (int split = 0; split < S; ++split)
+                sum = accumulate<M>(sum, part_acc[acc_index(row, S, split, d) + c] / part_ml[ml_index(row, S, split) + 1]);
+            oc = sum / static_cast<float>(S);
+        } else if (m == -INFINITY) {
+            oc = 0.0f;  // every split empty: no visible key
+        } else {
+            float num = 0.0f;
+            for (int split = 0; split < S; ++split)
+                num = accumulate<M>(num, merge_weight<M>(part_ml[ml_index(row, S, split)], m) *
+                                             part_acc[acc_index(row, S, split, d) + c]);
+            oc = num / L;
+        }
+        const T stored = from_f<T>(oc);
+        O[row * d + c] = stored;
+        if (probed) probe.o[c] = to_f(stored);
+    }
+    if (c == 0) {
+        LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
+        if (probed) {
+            // This variant never forms normalized probabilities: exps and p
+            // are reconstructed here from the masked scores phase 1 recorded
+            // and the merged (row_max, row_sum), as the CPU twin does.
+            const int t = static_cast<int>(row / s.n_q_heads);
+            const int kv_len = seqs.kv_lens[seq_of_token(seqs.q_start, s.batch, t)];
+            float max_exp = 0.0f;
+            for (int j = 0; j < kv_len; ++j) {
+                const float e = m == -INFINITY ? 0.0f : online_exp<M>(probe.masked[j], m);
+                probe.exps[j] = e;
+                probe.p[j] = e == 0.0f ? 0.0f : e / L;
+                max_exp = ds_max(max_exp, e);
+            }
+            probe.scalars[0] = m;
+            probe.scalars[1] = max_exp;
+            probe.scalars[2] = L;
+        }
+    }
+}
+
+void check_probe(const AttentionProblem& p, const ProbeRequest& r) {
+    if (r.seq < 0 || r.seq >= p.batch() || r.head < 0 || r.head >= p.n_q_heads || r.token < 0 ||
+        r.token >= p.q_lens[r.seq])
+        throw std::invalid_argument("decode_split: probe (seq " + std::to_string(r.seq) + ", head " +
+                                    std::to_string(r.head) + ", token " + std::to_string(r.token) +
+                                    ") is not a row of this problem");
+}
+
+template <class T, Mutant M>
+Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& req) {
+    const int S = p.num_splits, d = p.head_dim;
+    const long long rows = p.total_q() * p.n_q_heads;
+    DeviceBuffer<float> ml(static_cast<std::size_t>(rows * S * 2), "decode_split.partial_ml");
+    DeviceBuffer<float> acc(static_cast<std::size_t>(rows * S * d), "decode_split.partial_acc");
+    ml.poison();
+    acc.poison();
+
+    std::optional<DeviceProbe> probe;
+    DeviceProbeView view;  // inactive unless a probe is requested
+    if (req) {
+        check_probe(p, *req);
+        probe.emplace(p, *req, 0, S);  // no per-tile stats; one (max, sum) per split
+        view = probe->view();
+    }
+
+    const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
+    if (rows > 0) {  // a batch of q_len = 0 sequences has nothing to launch
+        const dim3 grid1(static_cast<unsigned>(rows), static_cast<unsigned>(S));
+        split_partial_kernel<T, M><<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S,
+                                                        ml.get(), acc.get(), view);
+        CUDA_CHECK_LAUNCH();
+        const int merge_threads = (d + kWarp - 1) / kWarp * kWarp;
+        split_merge_kernel<T, M><<<static_cast<unsigned>(rows), merge_threads>>>(dp.shape, seqs, S, ml.get(),
+                                                                                 acc.get(), dp.o.get(),
+                                                                                 dp.lse.get(), view);
+        CUDA_CHECK_LAUNCH();
+    }
+    Observation obs = dp.download();  // synchronizes, checks the problem's guard bands
+    ml.check_guards();
+    acc.check_guards();
+    if (probe) obs.probe = probe->download(0, S);
+    return obs;
+}
+
+template <class T>
+Observation dispatch(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
+                     const std::optional<ProbeRequest>& req) {
+    return dispatch_mutant<&cuda_builds<Family::decode_split, std::is_same_v<T, __half>>>(
+        m, "decode_split", [&](auto mc) { return launch<T, decltype(mc)::value>(dp, p, req); });
+}
+
+}  // namespace
+
+Observation decode_split_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
+    const std::string why =
+        unsupported_reason(p.head_dim, p.dtype, p.total_q() * p.n_q_heads, p.num_splits, Backend::cuda, m);
+    if (!why.empty()) throw UnsupportedCase(why);
+    return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });
+}
+
+}  // namespace attncheck::kernels

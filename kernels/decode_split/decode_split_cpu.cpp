@@ -1,0 +1,236 @@
+// CPU twin of kernels/decode_split/decode_split.cu: split-KV decode (flash-decoding) with
+// an LSE merge, in the same two phases, with the same chunking, tiles, online
+// softmax step and merge weights (kernels/decode_split/decode_split.hpp holds the
+// code both backends share), fp32 throughout, O rounded to the input dtype
+// at the very end as the CUDA merge kernel stores it.
+//
+// Phase 1, per (query row, split): walk the split's keys in tiles of kTile,
+// form the tile's masked scores, move the running max m once per tile,
+// rescale (l, acc) by exp(m_old - m_new), add the tile's exps to l and their
+// V-weighted sum to acc; write (m_i, l_i, acc_i) to the scratch partials.
+// Phase 2, per row: m = max_i m_i, w_i = exp(m_i - m) (0 for an empty split),
+// O = sum_i w_i acc_i / sum_i w_i l_i, LSE = m + log(sum_i w_i l_i).
+//
+// Differences from the CUDA version that do not change the declared
+// rounding: the q.k dot product is summed left to right here and by a warp
+// shuffle tree there (both fp32, both within gamma_{d+2}); nvcc may contract
+// a*b + c into an FMA (more accurate, never less).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "engine/targets/guarded_buffer.hpp"
+#include "engine/targets/mutant_dispatch.hpp"
+#include "kernels/decode_split/decode_split.hpp"
+
+namespace attncheck::kernels {
+
+namespace {
+
+using namespace decode_split_detail;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+long long rows_of(const std::vector<int>& q_lens, int n_q_heads) {
+    long long t = 0;
+    for (int q : q_lens) t += q;
+    return t * n_q_heads;
+}
+
+void check_probe(const AttentionProblem& p, const ProbeRequest& r) {
+    if (r.seq < 0 || r.seq >= p.batch() || r.head < 0 || r.head >= p.n_q_heads || r.token < 0 ||
+        r.token >= p.q_lens[r.seq])
+        throw std::invalid_argument("decode_split: probe (seq " + std::to_string(r.seq) + ", head " +
+                                    std::to_string(r.head) + ", token " + std::to_string(r.token) +
+                                    ") is not a row of this problem");
+}
+
+template <Mutant M>
+Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
+    const AttnShape shape{p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window,
+                          static_cast<float>(p.scale)};
+    const int H = p.n_q_heads, d = p.head_dim, S = p.num_splits;
+    const long long rows = p.total_q() * H;
+    const float scale = score_scale<M>(shape.scale);
+
+    GuardedHostBuffer o_buf(p.q.size(), "decode_split.O"), lse_buf(static_cast<std::size_t>(rows), "decode_split.LSE");
+    GuardedHostBuffer ml_buf(static_cast<std::size_t>(rows * S * 2), "decode_split.partial_ml");
+    GuardedHostBuffer acc_buf(static_cast<std::size_t>(rows * S * d), "decode_split.partial_acc");
+    float* const O = o_buf.data();
+    float* const LSE = lse_buf.data();
+    float* const ML = ml_buf.data();
+    float* const ACC = acc_buf.data();
+
+    std::optional<ProbeTrace> trace;
+    if (probe) {
+        check_probe(p, *probe);
+        const int n = p.kv_lens[probe->seq];
+        ProbeTrace t;
+        t.where = *probe;
+        // Keys this variant never scores (outside every processed tile) keep
+        // NaN raw/scaled and -inf masked, as on the device.
+        t.raw.assign(n, kNaN);
+        t.scaled.assign(n, kNaN);
+        t.masked.assign(n, -INFINITY);
+        t.exps.assign(n, 0.0f);
+        t.p.assign(n, 0.0f);
+        t.o.assign(d, kNaN);
+        t.split_max.assign(S, kNaN);
+        t.split_sum.assign(S, kNaN);
+        trace = std::move(t);
+    }
+
+    // ---- phase 1: partial online softmax per (row, split)
+    std::vector<float> q(d), sc(kTile), pt(kTile), acc(d);
+    for (int b = 0; b < p.batch(); ++b) {
+        const int q_len = p.q_lens[b], kv_len = p.kv_lens[b];
+        for (int i = 0; i < q_len; ++i)
+            for (int h = 0; h < H; ++h) {
+                const long long row = p.lse_index(b, i, h);
+                const int kvh = kv_head_of<M>(shape, h);
+                const int vh = v_head_of<M>(shape, kvh);
+                const int pos = query_position<M>(q_len, kv_len, i);
+                int lo, hi;  // the row's visible range; lo is its first visible key (normalizer mutant)
+                key_range<M>(shape, kv_len, pos, lo, hi);
+                const float* qr = &p.q[p.q_index(b, i, h)];
+                for (int c = 0; c < d; ++c) q[c] = q_loaded<M>(qr[c], c);
+                ProbeTrace* tr = trace && trace->where.seq == b && trace->where.head == h && trace->where.token == i
+                                     ? &*trace
+                                     : nullptr;
+                for (int split = 0; split < S; ++split) {
+                    int ka, kb;
+                    split_keys<M>(shape, kv_len, S, split, pos, ka, kb);
+                    float m = -INFINITY, l = 0.0f;
+                    std::fill(acc.begin(), acc.end(), 0.0f);
+                    for (int j0 = ka; j0 < kb; j0 += kTile) {
+                        const int nt = std::min(kTile, kb - j0);
+                        float tile_max = -INFINITY;
+                        for (int jj = 0; jj < nt; ++jj) {
+                            const int j = j0 + jj;
+                            const float* k = &p.k[p.kv_index(b, j, kvh)];
+                            float raw = 0.0f;
+                            for (int c = 0; c < d; ++c) raw += q[c] * k[c];
+                            const float scaled = raw * scale;
+                            const float masked = key_visible<M>(shape, pos, j) ? scaled : masked_score<M>();
+                            sc[jj] = masked;
+                            tile_max = ds_max(tile_max, masked);
+                            if (tr) {
+                                tr->raw[j] = raw;
+                                tr->scaled[j] = scaled;
+                                tr->masked[j] = masked;
+                            }
+                        }
+                        const float m_new = ds_max(m, tile_max);
+                        const float alpha = online_alpha<M>(m, m_new);
+                        for (int jj = 0; jj < nt; ++jj) pt[jj] = online_exp<M>(sc[jj], m_new);
+                        l = l * alpha;
+                        for (int jj = 0; jj < nt; ++jj)
+                            if (counts_in_normalizer<M>(j0 + jj, lo)) l = accumulate<M>(l, pt[jj]);
+                        for (int c = 0; c < d; ++c) {
+                            float a = acc[c];
+                            if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
+                            for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, pt[jj] * p.v[p.kv_index(b, j0 + jj, vh) + c]);
+                            acc[c] = a;
+                        }
+                        m = m_new;
+                    }
+                    ML[ml_index(row, S, split)] = m;
+                    ML[ml_index(row, S, split) + 1] = l;
+                    std::copy(acc.begin(), acc.end(), ACC + acc_index(row, S, split, d));
+                    if (tr) {
+                        tr->split_max[split] = m;
+                        tr->split_sum[split] = l;
+                    }
+                }
+            }
+    }
+
+    // ---- phase 2: LSE merge per row
+    for (int b = 0; b < p.batch(); ++b)
+        for (int i = 0; i < p.q_lens[b]; ++i)
+            for (int h = 0; h < H; ++h) {
+                const long long row = p.lse_index(b, i, h);
+                float* o = O + p.o_index(b, i, h);
+                float m = -INFINITY;
+                for (int split = 0; split < S; ++split) m = ds_max(m, ML[ml_index(row, S, split)]);
+                float L = 0.0f;
+                for (int split = 0; split < S; ++split)
+                    L = accumulate<M>(L, merge_weight<M>(ML[ml_index(row, S, split)], m) * ML[ml_index(row, S, split) + 1]);
+                for (int c = 0; c < d; ++c) {
+                    float oc;
+                    if constexpr (M == Mutant::split_merge_no_lse) {
+                        // The bug: average the normalized partials, no LSE weights
+                        // (an empty split contributes 0/0 = NaN).
+                        float sum = 0.0f;
+                        for (int split = 0; split < S; ++split)
+                            sum = accumulate<M>(sum, ACC[acc_index(row, S, split, d) + c] / ML[ml_index(row, S, split) + 1]);
+                        oc = sum / static_cast<float>(S);
+                    } else if (m == -INFINITY) {
+                        oc = 0.0f;  // every split empty: no visible key
+                    } else {
+                        float num = 0.0f;
+                        for (int split = 0; split < S; ++split)
+                            num = accumulate<M>(num, merge_weight<M>(ML[ml_index(row, S, split)], m) *
+                                                         ACC[acc_index(row, S, split, d) + c]);
+                        oc = num / L;
+                    }
+                    o[c] = round_to(p.dtype, oc);  // CUDA stores O in T
+                }
+                LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
+                if (trace && trace->where.seq == b && trace->where.head == h && trace->where.token == i) {
+                    ProbeTrace& t = *trace;
+                    t.row_max = m;
+                    t.row_sum = L;
+                    // This variant never forms normalized probabilities: exps and
+                    // p are reconstructed from the recorded masked scores and the
+                    // merged (row_max, row_sum), exactly as the CUDA merge kernel does.
+                    float max_exp = 0.0f;
+                    for (std::size_t j = 0; j < t.masked.size(); ++j) {
+                        const float e = m == -INFINITY ? 0.0f : online_exp<M>(t.masked[j], m);
+                        t.exps[j] = e;
+                        t.p[j] = e == 0.0f ? 0.0f : e / L;
+                        max_exp = ds_max(max_exp, e);
+                    }
+                    t.max_exp = max_exp;
+                    t.o.assign(o, o + d);
+                }
+            }
+
+    for (const GuardedHostBuffer* g : {&o_buf, &lse_buf, &ml_buf, &acc_buf}) g->check_guards();
+    Observation obs;
+    obs.o = o_buf.payload();
+    obs.lse = lse_buf.payload();
+    obs.probe = std::move(trace);
+    return obs;
+}
+
+
+}  // namespace
+
+std::string decode_split_unsupported(const Case& c, Backend b, Mutant m) {
+    return unsupported_reason(c.head_dim, c.dtype, rows_of(c.q_lens, c.n_q_heads), c.num_splits, b, m);
+}
+
+PrecisionProfile decode_split_profile(const Case& c, Backend) {
+    PrecisionProfile prof;
+    prof.input = c.dtype;
+    prof.u_acc = 0x1p-24;  // fp32 accumulation everywhere (scores, sums, acc, merge)
+    prof.output = c.dtype; // O stored in T by the merge
+    // std::exp on the CPU, full-accuracy expf (not __expf) on CUDA: both <= 2 ulp.
+    prof.exp_ulps = 2.0;
+    prof.kv_tile = kTile;
+    prof.uses_splits = true;
+    return prof;
+}
+
+Observation decode_split_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
+    const std::string why =
+        unsupported_reason(p.head_dim, p.dtype, p.total_q() * p.n_q_heads, p.num_splits, Backend::cpu, m);
+    if (!why.empty()) throw UnsupportedCase(why);
+    return dispatch_mutant<&carries_cpu<Family::decode_split>>(
+        m, "decode_split", [&](auto mc) { return run<decltype(mc)::value>(p, probe); });
+}
+
+}  // namespace attncheck::kernels

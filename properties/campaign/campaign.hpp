@@ -1,0 +1,59 @@
+// A property campaign: RapidCheck draws cases for one target (gen_case with
+// the target's capabilities), every gate runs on each, and the first failure
+// is shrunk by RapidCheck to a minimal case that still fails the same gate
+// (or an earlier one). Runs in rounds of seeds so that a time budget can
+// stop it between rounds; each round is one rc check with its own seed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "properties/gates/case_check.hpp"
+#include "properties/campaign/generators.hpp"
+
+namespace attncheck {
+
+struct GateTally {
+    long long pass = 0, fail = 0, skip = 0;
+};
+
+struct Counterexample {
+    Case kase;
+    std::string target;  // family name
+    Backend backend = Backend::cpu;
+    Mutant mutant = Mutant::none;
+    std::string gate;
+    std::string summary;  // the gate's verdict on the shrunk case
+    std::string report;   // failure_report of the shrunk case
+    std::uint64_t seed = 0;
+    int shrink_steps = 0;  // candidates that still failed while shrinking
+};
+
+// The counterexample of a failed check of case c on target t, with its full
+// failure report (gate numbers and stage report).
+Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& failed);
+
+struct CampaignOptions {
+    std::uint64_t seed = 1;
+    long long cases = 100;  // stop after this many passing cases...
+    double seconds = 0;     // ... or after this long (0: no time limit)
+    std::vector<const Gate*> gates;  // empty: all
+    GenLimits limits;
+    bool shrink = true;
+    std::function<void(long long cases, double seconds)> progress;  // after each case
+};
+
+struct CampaignResult {
+    long long cases = 0;        // cases checked before any failure
+    long long unsupported = 0;  // drawn but rejected by the target (discarded)
+    std::map<std::string, GateTally> tallies;
+    std::optional<Counterexample> failure;
+    double seconds = 0, seconds_to_failure = 0;
+};
+
+CampaignResult run_campaign(Target& target, const CampaignOptions& opt);
+
+}  // namespace attncheck

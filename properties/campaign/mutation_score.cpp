@@ -1,0 +1,83 @@
+#include "kernels/registry.hpp"
+#include "properties/campaign/mutation_score.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace attncheck {
+
+std::vector<MutantRow> run_mutation_score(const MutationOptions& opt) {
+    std::vector<MutantRow> rows;
+    std::vector<Mutant> mutants = opt.mutants;
+    if (mutants.empty())
+        for (const auto& mi : all_mutants())
+            if (!(mi.cuda_only() && opt.backend == Backend::cpu)) mutants.push_back(mi.id);
+    for (Mutant m : mutants) {
+        for (auto& t : make_targets(opt.backend, m)) {
+            if (!opt.targets.empty() && std::find(opt.targets.begin(), opt.targets.end(), t->name()) == opt.targets.end())
+                continue;
+            // A target that does not carry this mutant rejects every shape.
+            if (probe_capabilities(*t).empty()) continue;
+            MutantRow row;
+            row.mutant = m;
+            row.target = t->name();
+            row.backend = opt.backend;
+            CampaignOptions co;
+            co.seed = opt.seed;
+            co.cases = opt.cases;
+            co.seconds = opt.seconds;
+            const CampaignResult r = run_campaign(*t, co);
+            row.cases = r.cases;
+            if (r.failure) {
+                row.killed = true;
+                row.gate = r.failure->gate;
+                row.seconds = r.seconds_to_failure;
+                row.shrunk = r.failure;
+            } else {
+                row.seconds = r.seconds;
+                row.note = fmt::format("survived {} cases ({} unsupported draws)", r.cases, r.unsupported);
+            }
+            if (opt.on_row) opt.on_row(row);
+            rows.push_back(std::move(row));
+        }
+    }
+    return rows;
+}
+
+std::string mutation_table(const std::vector<MutantRow>& rows) {
+    std::string out = fmt::format("{:24} {:14} {:8} {:18} {:>8} {:>6}  {}\n", "mutant", "target", "result", "gate",
+                                  "seconds", "cases", "shrunk case");
+    int killed = 0;
+    for (const auto& r : rows) {
+        killed += r.killed;
+        out += fmt::format("{:24} {:14} {:8} {:18} {:>8.2f} {:>6}  {}\n", mutant_name(r.mutant), r.target,
+                           r.killed ? "killed" : "SURVIVED", r.killed ? r.gate : "-", r.seconds, r.cases,
+                           r.shrunk ? case_shape_summary(r.shrunk->kase) : r.note);
+    }
+    out += fmt::format("mutation score: {} of {} killed\n", killed, rows.size());
+    return out;
+}
+
+std::string mutation_json(const std::vector<MutantRow>& rows) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : rows) {
+        nlohmann::json j;
+        j["mutant"] = mutant_name(r.mutant);
+        j["target"] = r.target;
+        j["backend"] = backend_name(r.backend);
+        j["killed"] = r.killed;
+        j["gate"] = r.killed ? nlohmann::json(r.gate) : nlohmann::json(nullptr);
+        j["seconds"] = r.seconds;
+        j["cases"] = r.cases;
+        if (r.shrunk) {
+            j["shrunk_case"] = nlohmann::json::parse(case_to_json(r.shrunk->kase));
+            j["shrunk_size"] = case_shape_summary(r.shrunk->kase);
+        } else {
+            j["shrunk_case"] = nullptr;
+        }
+        arr.push_back(j);
+    }
+    return arr.dump(2) + "\n";
+}
+
+}  // namespace attncheck

@@ -1,0 +1,85 @@
+// A gate is one named invariant from ../shared/bug-classes.md, checked on one
+// (target, case). It returns pass, fail (with the numbers that decided it and
+// the row where it failed worst) or skip (the case cannot exercise it, and
+// why). Metamorphic gates run the target again on a transformed problem
+// through the GateContext, which also caches the base run and the oracle so
+// that a dozen gates on one case cost one oracle evaluation.
+//
+// Gates never throw for a target's failure: a target that throws (guard
+// band overwritten, CUDA error, NaN where it must not be) fails the gate
+// that was running, with the message as its evidence.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/case/case.hpp"
+#include "engine/targets/observation.hpp"
+#include "engine/case/problem.hpp"
+#include "engine/targets/target.hpp"
+#include "oracle/error_model.hpp"
+#include "oracle/reference_attention.hpp"
+
+namespace attncheck {
+
+enum class GateStatus { pass, fail, skip };
+const char* gate_status_name(GateStatus s);
+
+struct GateVerdict {
+    GateStatus status = GateStatus::pass;
+    std::string summary;               // one line: the numbers that decided it
+    std::vector<std::string> details;  // further lines for the report
+    std::optional<ProbeRequest> row;   // on fail: the row to diagnose stage by stage
+
+    static GateVerdict pass(std::string s) { return {GateStatus::pass, std::move(s), {}, {}}; }
+    static GateVerdict skip(std::string s) { return {GateStatus::skip, std::move(s), {}, {}}; }
+    static GateVerdict fail(std::string s, std::optional<ProbeRequest> row = std::nullopt) {
+        return {GateStatus::fail, std::move(s), {}, row};
+    }
+};
+
+class GateContext {
+public:
+    GateContext(Target& target, const Case& c);
+
+    Target& target() { return target_; }
+    const Case& kase() const { return case_; }
+    const AttentionProblem& problem() const { return problem_; }
+    const PrecisionProfile& profile() const { return profile_; }
+
+    // The target on the case itself, and the fp64 oracle of the case (cached).
+    const Observation& base();
+    const ReferenceOutput& reference();
+
+    // The target on a transformed problem (throws UnsupportedCase when the
+    // target cannot run it: callers ask supports() first).
+    Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe = std::nullopt);
+    bool supports(const AttentionProblem& p) const;
+    std::string unsupported(const AttentionProblem& p) const;
+    PrecisionProfile profile_of(const AttentionProblem& p) const;
+    int runs() const { return runs_; }
+
+private:
+    Target& target_;
+    Case case_;
+    AttentionProblem problem_;
+    PrecisionProfile profile_;
+    std::optional<Observation> base_;
+    std::optional<ReferenceOutput> reference_;
+    int runs_ = 0;
+};
+
+struct Gate {
+    const char* name;       // e.g. "causal"
+    const char* invariant;  // what must hold, one line
+    const char* catches;    // the bug classes it exists for
+    GateVerdict (*check)(GateContext&);
+};
+
+// Every gate, in the order of ATTNCHECK_GATES (properties/gates/gates.hpp).
+const std::vector<Gate>& all_gates();
+const Gate* find_gate(std::string_view name);
+
+}  // namespace attncheck

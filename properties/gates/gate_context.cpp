@@ -1,0 +1,40 @@
+#include <fmt/format.h>
+
+#include "properties/gates/gate.hpp"
+
+namespace attncheck {
+
+const char* gate_status_name(GateStatus s) {
+    switch (s) {
+        case GateStatus::pass: return "pass";
+        case GateStatus::fail: return "FAIL";
+        case GateStatus::skip: return "skip";
+    }
+    return "?";
+}
+
+GateContext::GateContext(Target& target, const Case& c)
+    : target_(target), case_(c), problem_(materialize(c)), profile_(target.profile(c)) {}
+
+const Observation& GateContext::base() {
+    if (!base_) base_ = run(problem_);
+    return *base_;
+}
+
+const ReferenceOutput& GateContext::reference() {
+    if (!reference_) reference_ = reference_attention<double>(problem_);
+    return *reference_;
+}
+
+std::string GateContext::unsupported(const AttentionProblem& p) const { return target_.unsupported(shape_of(p)); }
+
+bool GateContext::supports(const AttentionProblem& p) const { return unsupported(p).empty(); }
+
+PrecisionProfile GateContext::profile_of(const AttentionProblem& p) const { return target_.profile(shape_of(p)); }
+
+Observation GateContext::run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
+    ++runs_;
+    return target_.run(p, probe);
+}
+
+}  // namespace attncheck
