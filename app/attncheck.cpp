@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);  // prints help or the parse error
+        const int code = app.exit(e); // prints help or the parse error
         return code == 0 ? 0 : 2;
     } catch (const CaseError& e) {
         fmt::print(stderr, "error: {}\n", e.what());

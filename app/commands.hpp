@@ -11,8 +11,8 @@
 
 namespace attncheck {
 
-void register_oracle_commands(CLI::App& app, int& rc);    // selfcheck, validate, info
-void register_property_commands(CLI::App& app, int& rc);  // list, run, repro, mutants
+void register_oracle_commands(CLI::App& app, int& rc);   // selfcheck, validate, info
+void register_property_commands(CLI::App& app, int& rc); // list, run, repro, mutants
 void register_model_commands(CLI::App& app);             // model-* (app/model_commands.cpp)
 
 // "CUDA device: NAME", or why there is none.
@@ -23,4 +23,4 @@ bool cuda_usable(std::string* why = nullptr);
 // for an unknown name or for cuda without a device.
 Backend resolve_backend(const std::string& name);
 
-}  // namespace attncheck
+} // namespace attncheck

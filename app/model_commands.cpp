@@ -26,10 +26,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "model/model_cpu.hpp"
-#include "model/safetensors_loader.hpp"
 #include "engine/case/rng.hpp"
+#include "model/model_cpu.hpp"
 #include "model/oracle/model_oracle_check.hpp"
+#include "model/safetensors_loader.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "model/model_cuda.hpp"
 #endif
@@ -39,7 +39,8 @@ namespace attncheck {
 namespace {
 
 struct Opts {
-    std::string trace, model, preset = "tiny-llama", dtype = "fp32", backend = "cpu", attention = "auto", out, tokens, mutant = "none";
+    std::string trace, model, preset = "tiny-llama", dtype = "fp32", backend = "cpu", attention = "auto", out, tokens,
+                              mutant = "none";
     std::uint64_t seed = 1;
     int prompt = 8, decode = 4, splits = 1;
 };
@@ -116,7 +117,8 @@ nlohmann::json finite_or_null(const std::vector<float>& v, size_t from, size_t n
 }
 
 int cmd_logits(const Opts& o) {
-    if (o.model.empty() || o.out.empty() || o.tokens.empty()) throw BadInput("model-logits needs --model, --tokens and --out");
+    if (o.model.empty() || o.out.empty() || o.tokens.empty())
+        throw BadInput("model-logits needs --model, --tokens and --out");
     const ModelWeights w = load_hf_model(o.model);
     const ModelConfig& c = w.config;
     const std::vector<int> toks = parse_tokens(o.tokens);
@@ -140,7 +142,8 @@ int cmd_logits(const Opts& o) {
     j["tokens"] = toks;
     j["check_ok"] = rep.ok;
     j["check_summary"] = rep.summary();
-    for (const char* k : {"engine_logits", "oracle_logits", "engine_bound", "apriori_fp32_bound"}) j[k] = nlohmann::json::array();
+    for (const char* k : {"engine_logits", "oracle_logits", "engine_bound", "apriori_fp32_bound"})
+        j[k] = nlohmann::json::array();
     for (size_t r = 0; r < n; ++r) {
         j["engine_logits"].push_back(finite_or_null(out.logits, r * V, V));
         j["oracle_logits"].push_back(finite_or_null(orc.at(c.layers, Stage::logits), r * V, V));
@@ -199,7 +202,8 @@ int cmd_check(const Opts& o) {
     bool ok = true;
     for (int step = 0; step <= o.decode && ok; ++step) {
         std::vector<int> toks;
-        for (int i = 0; i < (step == 0 ? o.prompt : 1); ++i) toks.push_back(static_cast<int>(rng.below(static_cast<std::uint64_t>(c.vocab))));
+        for (int i = 0; i < (step == 0 ? o.prompt : 1); ++i)
+            toks.push_back(static_cast<int>(rng.below(static_cast<std::uint64_t>(c.vocab))));
         ForwardOptions fo;
         fo.attention = o.attention;
         fo.num_splits = o.splits;
@@ -221,7 +225,8 @@ int cmd_check_trace(const Opts& o) {
     if (o.model.empty() || o.trace.empty()) throw BadInput("model-check-trace needs --model and --trace");
     const ModelWeights w = load_hf_model(o.model);
     const ModelConfig& c = w.config;
-    if (c.dtype != DType::f32) throw BadInput("model-check-trace: the transformers profile is fp32; the checkpoint is not");
+    if (c.dtype != DType::f32)
+        throw BadInput("model-check-trace: the transformers profile is fp32; the checkpoint is not");
     std::vector<int> toks;
     ModelTrace t;
     try {
@@ -269,11 +274,12 @@ int cmd_save(const Opts& o) {
     std::exit(rc);
 }
 
-}  // namespace
+} // namespace
 
 void register_model_commands(CLI::App& app) {
-    static Opts o;  // outlives main's parse: the callbacks read it
-    auto* lg = app.add_subcommand("model-logits", "Run a HF checkpoint, check it against the oracle, write logits JSON");
+    static Opts o; // outlives main's parse: the callbacks read it
+    auto* lg =
+        app.add_subcommand("model-logits", "Run a HF checkpoint, check it against the oracle, write logits JSON");
     lg->add_option("--model", o.model, "directory with config.json and model.safetensors")->required();
     lg->add_option("--tokens", o.tokens, "comma-separated token ids")->required();
     lg->add_option("--backend", o.backend, "cpu or cuda");
@@ -297,7 +303,8 @@ void register_model_commands(CLI::App& app) {
 
     auto* tr = app.add_subcommand("model-check-trace", "Check an external (transformers) trace against the oracle");
     tr->add_option("--model", o.model, "HF checkpoint directory the trace was recorded on")->required();
-    tr->add_option("--trace", o.trace, "trace JSON (see trace_from_json in model/oracle/model_oracle_check.hpp)")->required();
+    tr->add_option("--trace", o.trace, "trace JSON (see trace_from_json in model/oracle/model_oracle_check.hpp)")
+        ->required();
     tr->final_callback([] { run_and_exit(cmd_check_trace, o); });
 
     auto* sv = app.add_subcommand("model-save", "Write random weights as a HF checkpoint");
@@ -308,4 +315,4 @@ void register_model_commands(CLI::App& app) {
     sv->final_callback([] { run_and_exit(cmd_save, o); });
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "app/commands.hpp"
 #include "engine/case/case.hpp"
@@ -30,7 +30,8 @@ int cmd_selfcheck(long long cases, std::uint64_t seed) {
 
     fmt::print("Closed forms\n");
     for (const auto& r : oracle_closed_forms()) {
-        fmt::print("  {:4}  {}{}\n", r.pass ? "ok" : "FAIL", r.name, r.pass || r.detail.empty() ? "" : "  -- " + r.detail);
+        fmt::print("  {:4}  {}{}\n", r.pass ? "ok" : "FAIL", r.name,
+                   r.pass || r.detail.empty() ? "" : "  -- " + r.detail);
         ok = ok && r.pass;
     }
 
@@ -62,7 +63,8 @@ int cmd_selfcheck(long long cases, std::uint64_t seed) {
         fmt::print("  {:4}  {:34} {:>8} {:>11} {:>12} {:>8} {:>12.3g} {:>12.3g}\n", t.false_alarms == 0 ? "ok" : "FAIL",
                    t.profile, t.cases, t.rows_judged, t.rows_out_of_range, t.false_alarms, t.worst_ratio,
                    t.median_ratio);
-        if (t.false_alarms) fmt::print("        first false alarm (seed {}): {}\n", t.first_alarm_seed, t.first_alarm_detail);
+        if (t.false_alarms)
+            fmt::print("        first false alarm (seed {}): {}\n", t.first_alarm_seed, t.first_alarm_detail);
         ok = ok && t.false_alarms == 0;
     }
     fmt::print("  {:4}  FlashAttention-style check (err <= 2 x naive same-dtype + floor): {} of {} held\n",
@@ -82,7 +84,8 @@ int cmd_selfcheck(long long cases, std::uint64_t seed) {
                ds.drop_caught == ds.drop_judged ? "ok" : "FAIL", ds.drop_caught, ds.drop_judged);
     fmt::print("  {:4}  scale off by 1%, FlashAttention-style check (fp16): caught in {} of {} (needs 99%)\n",
                ds.relative_scale_caught * 100 >= ds.cases * 99 ? "ok" : "FAIL", ds.relative_scale_caught, ds.cases);
-    if (!ds.first_missed_detail.empty()) fmt::print("        first miss (seed {}): {}\n", ds.first_missed_seed, ds.first_missed_detail);
+    if (!ds.first_missed_detail.empty())
+        fmt::print("        first miss (seed {}): {}\n", ds.first_missed_seed, ds.first_missed_detail);
 
     fmt::print("\n{}\n", ok ? "selfcheck: all checks held" : "selfcheck: FAILED");
     return ok ? 0 : 1;
@@ -104,8 +107,7 @@ int cmd_validate(const std::vector<std::string>& files) {
     return rc;
 }
 
-
-}  // namespace
+} // namespace
 
 std::string device_line() {
 #ifdef ATTNCHECK_HAVE_CUDA
@@ -160,4 +162,4 @@ void register_oracle_commands(CLI::App& app, int& rc) {
     });
 }
 
-}  // namespace attncheck
+} // namespace attncheck

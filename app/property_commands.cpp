@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "kernels/registry.hpp"
 #include "app/commands.hpp"
+#include "kernels/registry.hpp"
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/mutation_score.hpp"
@@ -26,8 +26,8 @@ struct RunArgs {
     double seconds = 0;
     std::uint64_t seed = 1;
     std::string out_dir = "attncheck-counterexamples";
-    int max_len = 0;         // 0: the backend's default
-    long long max_work = 0;  // 0: the backend's default
+    int max_len = 0;        // 0: the backend's default
+    long long max_work = 0; // 0: the backend's default
 };
 
 // The oracle (fp64, on the CPU) bounds how large a case can be; a CUDA
@@ -84,7 +84,8 @@ int cmd_list() {
         }
     if (!cuda_usable()) fmt::print("  (cuda targets: {})\n", device_line());
     fmt::print("\nGates (in the order they run)\n");
-    for (const Gate& g : all_gates()) fmt::print("  {:18} {}\n  {:18} catches: {}\n", g.name, g.invariant, "", g.catches);
+    for (const Gate& g : all_gates())
+        fmt::print("  {:18} {}\n  {:18} catches: {}\n", g.name, g.invariant, "", g.catches);
     fmt::print("\nBug classes (../shared/bug-classes.md; the gate that exists for each)\n");
     for (const auto& b : all_bug_classes())
         fmt::print("  {:26} {}\n  {:26} gate: {}; seen in: {}\n", b.name, b.title, "", b.gate, b.seen_in);
@@ -103,7 +104,8 @@ int cmd_run(const RunArgs& a) {
     auto targets = selected_targets(b, m, a.targets);
     const bool tty = isatty(fileno(stderr));
     fmt::print("attncheck run: backend {}, {} target(s), {} gate(s), seed {}, {}\n", backend_name(b), targets.size(),
-               gates.size(), a.seed, a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases));
+               gates.size(), a.seed,
+               a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases));
     fmt::print("{}\n\n", device_line());
     std::map<std::string, GateTally> total;
     int failures = 0;
@@ -148,13 +150,15 @@ int cmd_run(const RunArgs& a) {
         const GateTally tl = total.count(g->name) ? total[g->name] : GateTally{};
         fmt::print("{:18} {:>8} {:>8} {:>8}\n", g->name, tl.pass, tl.fail, tl.skip);
     }
-    fmt::print("\n{} cases; {}\n", cases, failures == 0 ? "every gate held" : fmt::format("{} target(s) FAILED", failures));
+    fmt::print("\n{} cases; {}\n", cases,
+               failures == 0 ? "every gate held" : fmt::format("{} target(s) FAILED", failures));
     return failures == 0 ? 0 : 1;
 }
 
 int cmd_repro(const std::string& file, const std::string& backend_override, const std::string& mutant_override) {
     const CounterexampleFile f = load_counterexample(file);
-    const Backend b = backend_override.empty() ? (f.target ? f.backend : resolve_backend("")) : resolve_backend(backend_override);
+    const Backend b =
+        backend_override.empty() ? (f.target ? f.backend : resolve_backend("")) : resolve_backend(backend_override);
     const Mutant m = mutant_override.empty() ? f.mutant : mutant_arg(mutant_override);
     std::vector<std::unique_ptr<Target>> targets;
     if (f.target) {
@@ -183,13 +187,16 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
             fmt::print("\n{}", failure_report(*t, f.kase, *fo));
         }
     }
-    if (ran == 0) throw std::invalid_argument(fmt::format("{}: no target of backend {} supports this case", file, backend_name(b)));
+    if (ran == 0)
+        throw std::invalid_argument(
+            fmt::format("{}: no target of backend {} supports this case", file, backend_name(b)));
     fmt::print("\n{}\n", failed ? fmt::format("{} target(s) FAILED", failed) : "every gate held");
     return failed ? 1 : 0;
 }
 
 int cmd_mutants(const std::string& backend, bool json, long long cases, double seconds, std::uint64_t seed,
-                const std::vector<std::string>& mutants, const std::vector<std::string>& targets, const std::string& save) {
+                const std::vector<std::string>& mutants, const std::vector<std::string>& targets,
+                const std::string& save) {
     MutationOptions mo;
     mo.backend = resolve_backend(backend);
     for (const auto& n : mutants) mo.mutants.push_back(mutant_arg(n));
@@ -207,14 +214,16 @@ int cmd_mutants(const std::string& backend, bool json, long long cases, double s
     if (!save.empty())
         for (const auto& r : rows)
             if (r.shrunk) save_counterexample(*r.shrunk, save);
-    if (json) fmt::print("{}", mutation_json(rows));
-    else fmt::print("\n{}", mutation_table(rows));
+    if (json)
+        fmt::print("{}", mutation_json(rows));
+    else
+        fmt::print("\n{}", mutation_table(rows));
     bool all = !rows.empty();
     for (const auto& r : rows) all = all && r.killed;
     return all ? 0 : 1;
 }
 
-}  // namespace
+} // namespace
 
 void register_property_commands(CLI::App& app, int& rc) {
     auto* list = app.add_subcommand("list", "Targets (with backend), gates and mutants");
@@ -264,4 +273,4 @@ void register_property_commands(CLI::App& app, int& rc) {
     mut->callback([&rc] { rc = cmd_mutants(mb, mj, mc, ms, mseed, mm, mt, msave); });
 }
 
-}  // namespace attncheck
+} // namespace attncheck

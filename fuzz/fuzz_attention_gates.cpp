@@ -67,7 +67,7 @@ std::vector<Entry>& entries() {
     return v;
 }
 
-}  // namespace
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     auto& es = entries();
@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Entry& e = es[data[0] % es.size()];
     BytesChooser ch(data + 1, size - 1);
     GenLimits lim;
-    lim.max_work = 60000;  // keep each input to a few milliseconds
+    lim.max_work = 60000; // keep each input to a few milliseconds
     const Case c = build_case(e.caps, lim, ch);
     if (!e.target->unsupported(c).empty()) return 0;
     const CaseCheck chk = check_case(*e.target, c, gate_pointers({}));

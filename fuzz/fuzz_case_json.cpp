@@ -4,8 +4,8 @@
 // through JSON unchanged and, when small, materialize to dtype-exact values.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "engine/case/case.hpp"
@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         c = parse_case(text);
     } catch (const CaseError&) {
-        return 0;  // rejected with a message: fine
+        return 0; // rejected with a message: fine
     }
     const std::string j = case_to_json(c);
     Case back;

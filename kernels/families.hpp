@@ -20,15 +20,14 @@
 #include "engine/targets/precision_profile.hpp"
 #include "engine/targets/target.hpp"
 
-#define ATTNCHECK_FAMILIES(F)                                                                                     \
-    F(decode, true, false, false,                                                                                 \
-      "decode: one query token per sequence against its KV cache, one block per (sequence, q head)")              \
-    F(decode_gqa, true, false, false,                                                                             \
-      "GQA decode: one block per (sequence, kv head) serving its whole q-head group")                            \
-    F(decode_split, true, true, false,                                                                            \
-      "split-KV decode (flash-decoding): partial softmax per split, then an LSE merge")                          \
-    F(flash_prefill, true, false, true,                                                                           \
-      "flash prefill: tiled online softmax on tensor cores, causal bottom-right, chunked")                       \
+#define ATTNCHECK_FAMILIES(F)                                                                                         \
+    F(decode, true, false, false,                                                                                     \
+      "decode: one query token per sequence against its KV cache, one block per (sequence, q head)")                  \
+    F(decode_gqa, true, false, false, "GQA decode: one block per (sequence, kv head) serving its whole q-head group") \
+    F(decode_split, true, true, false,                                                                                \
+      "split-KV decode (flash-decoding): partial softmax per split, then an LSE merge")                               \
+    F(flash_prefill, true, false, true,                                                                               \
+      "flash prefill: tiled online softmax on tensor cores, causal bottom-right, chunked")                            \
     F(standard_path, false, false, false, "standard path: cuBLAS Q.K^T, a softmax kernel, cuBLAS P.V")
 
 namespace attncheck::kernels {
@@ -42,7 +41,8 @@ enum class Family {
 constexpr FamilyFeatures features_of(Family f) {
     switch (f) {
 #define ATTNCHECK_FAMILY_FEATURES(name, online, split, tiles, ...) \
-    case Family::name: return FamilyFeatures{online, split, tiles};
+    case Family::name:                                             \
+        return FamilyFeatures{online, split, tiles};
         ATTNCHECK_FAMILIES(ATTNCHECK_FAMILY_FEATURES)
 #undef ATTNCHECK_FAMILY_FEATURES
     }
@@ -53,13 +53,19 @@ constexpr FamilyFeatures features_of(Family f) {
 // dtype mutant kernels are instantiated for (fp16: keeps the build from
 // multiplying; production kernels exist for every dtype).
 template <Family F>
-constexpr bool carries_cpu(Mutant m) { return family_carries(features_of(F), m, false); }
+constexpr bool carries_cpu(Mutant m) {
+    return family_carries(features_of(F), m, false);
+}
 template <Family F>
-constexpr bool carries_cuda(Mutant m) { return family_carries(features_of(F), m, true); }
+constexpr bool carries_cuda(Mutant m) {
+    return family_carries(features_of(F), m, true);
+}
 // CUDA mutant kernels are instantiated for one input type only (fp16); a
 // family's CUDA dispatch for type T passes MutantsBuilt = (T is fp16).
 template <Family F, bool MutantsBuilt>
-constexpr bool cuda_builds(Mutant m) { return MutantsBuilt ? carries_cuda<F>(m) : m == Mutant::none; }
+constexpr bool cuda_builds(Mutant m) {
+    return MutantsBuilt ? carries_cuda<F>(m) : m == Mutant::none;
+}
 
 // Empty when family f carries mutant m on backend b; otherwise why not.
 std::string mutant_unsupported(const char* family, FamilyFeatures f, Mutant m, Backend b);
@@ -72,12 +78,12 @@ std::string mutant_unsupported(const char* family, FamilyFeatures f, Mutant m, B
 //       UnsupportedCase on an unsupported case, poison their outputs before
 //       computing and check guard bands after. <f>_cuda exists only in
 //       builds with ATTNCHECK_HAVE_CUDA.
-#define ATTNCHECK_DECLARE_FAMILY(f, ...)                                                                       \
-    std::string f##_unsupported(const Case& c, Backend b, Mutant m);                                           \
-    PrecisionProfile f##_profile(const Case& c, Backend b);                                                    \
-    Observation f##_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe);        \
+#define ATTNCHECK_DECLARE_FAMILY(f, ...)                                                                \
+    std::string f##_unsupported(const Case& c, Backend b, Mutant m);                                    \
+    PrecisionProfile f##_profile(const Case& c, Backend b);                                             \
+    Observation f##_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe); \
     Observation f##_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe);
 ATTNCHECK_FAMILIES(ATTNCHECK_DECLARE_FAMILY)
 #undef ATTNCHECK_DECLARE_FAMILY
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -16,7 +16,7 @@ std::string mutant_unsupported(const char* family, FamilyFeatures f, Mutant m, B
                        scope_name(mutant_scope(m)), b == Backend::cpu ? ", CUDA backend" : "");
 }
 
-}  // namespace kernels
+} // namespace kernels
 
 namespace {
 
@@ -28,7 +28,7 @@ struct Family {
     std::string (*unsupported)(const Case&, Backend, Mutant);
     PrecisionProfile (*profile)(const Case&, Backend);
     RunFn cpu;
-    RunFn cuda;  // nullptr without the CUDA backend
+    RunFn cuda; // nullptr without the CUDA backend
 };
 
 #ifdef ATTNCHECK_HAVE_CUDA
@@ -74,7 +74,7 @@ private:
     Mutant m_;
 };
 
-}  // namespace
+} // namespace
 
 std::vector<std::unique_ptr<Target>> make_targets(Backend b, Mutant m) {
     std::vector<std::unique_ptr<Target>> out;
@@ -94,4 +94,4 @@ std::vector<std::string> family_names() {
     return v;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -17,4 +17,4 @@ std::vector<std::unique_ptr<Target>> make_targets(Backend b, Mutant m = Mutant::
 std::unique_ptr<Target> make_target(const std::string& name, Backend b, Mutant m = Mutant::none);
 std::vector<std::string> family_names();
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -14,21 +14,23 @@ const char* arch_name(ModelArch a) { return a == ModelArch::llama ? "llama" : "q
 const char* pairing_name(RopePairing p) { return p == RopePairing::rotate_half ? "rotate_half" : "interleaved"; }
 
 long long ModelConfig::parameter_count() const {
-    const long long h = hidden, per_layer = static_cast<long long>(h) * qkv_dim() + static_cast<long long>(q_dim()) * h +
-                                            3LL * h * ffn + 2 * h + (qkv_bias ? qkv_dim() : 0);
+    const long long h = hidden, per_layer = static_cast<long long>(h) * qkv_dim() +
+                                            static_cast<long long>(q_dim()) * h + 3LL * h * ffn + 2 * h +
+                                            (qkv_bias ? qkv_dim() : 0);
     return static_cast<long long>(vocab) * h * (tied_embeddings ? 1 : 2) + layers * per_layer + h;
 }
 
 std::string ModelConfig::summary() const {
     return fmt::format("{} {} layers, hidden {}, heads {}/{} x {}, ffn {}, vocab {}, theta {:g}, {}, eps {:g}{}{}, {}",
                        arch_name(arch), layers, hidden, n_q_heads, n_kv_heads, head_dim, ffn, vocab, rope_theta,
-                       pairing_name(rope_pairing), rms_eps, tied_embeddings ? ", tied" : "", qkv_bias ? ", qkv bias" : "",
-                       dtype_name(dtype));
+                       pairing_name(rope_pairing), rms_eps, tied_embeddings ? ", tied" : "",
+                       qkv_bias ? ", qkv bias" : "", dtype_name(dtype));
 }
 
 void validate(const ModelConfig& c) {
     auto range = [](const char* field, long long v, long long lo, long long hi) {
-        if (v < lo || v > hi) throw ConfigError(fmt::format("model config: {} = {} outside [{}, {}]", field, v, lo, hi));
+        if (v < lo || v > hi)
+            throw ConfigError(fmt::format("model config: {} = {} outside [{}, {}]", field, v, lo, hi));
     };
     range("vocab_size", c.vocab, 2, ModelLimits::max_vocab);
     range("hidden_size", c.hidden, 1, ModelLimits::max_hidden);
@@ -38,10 +40,12 @@ void validate(const ModelConfig& c) {
     range("head_dim", c.head_dim, 2, ModelLimits::max_head_dim);
     range("intermediate_size", c.ffn, 1, ModelLimits::max_ffn);
     if (c.head_dim % 2 != 0)
-        throw ConfigError(fmt::format("model config: head_dim = {} must be even (RoPE rotates channel pairs)", c.head_dim));
+        throw ConfigError(
+            fmt::format("model config: head_dim = {} must be even (RoPE rotates channel pairs)", c.head_dim));
     if (c.n_q_heads % c.n_kv_heads != 0)
-        throw ConfigError(fmt::format("model config: num_attention_heads = {} is not a multiple of num_key_value_heads = {}",
-                                      c.n_q_heads, c.n_kv_heads));
+        throw ConfigError(
+            fmt::format("model config: num_attention_heads = {} is not a multiple of num_key_value_heads = {}",
+                        c.n_q_heads, c.n_kv_heads));
     if (!std::isfinite(c.rope_theta) || c.rope_theta <= 1.0 || c.rope_theta > 1e12)
         throw ConfigError(fmt::format("model config: rope_theta = {} outside (1, 1e12]", c.rope_theta));
     if (!std::isfinite(c.rms_eps) || c.rms_eps <= 0.0 || c.rms_eps > 1e-1)
@@ -95,8 +99,9 @@ int get_int(const json& j, const char* key, std::optional<int> dflt = std::nullo
     const json& v = j.at(key);
     if (!v.is_number_integer())
         throw ConfigError(fmt::format("config.json: \"{}\" must be an integer (got {})", key, v.dump()));
-    const long long x = v.is_number_unsigned() ? static_cast<long long>(std::min<std::uint64_t>(v.get<std::uint64_t>(), 1ULL << 62))
-                                               : v.get<long long>();
+    const long long x = v.is_number_unsigned()
+                            ? static_cast<long long>(std::min<std::uint64_t>(v.get<std::uint64_t>(), 1ULL << 62))
+                            : v.get<long long>();
     if (x < -(1LL << 31) || x > (1LL << 31) - 1)
         throw ConfigError(fmt::format("config.json: \"{}\" = {} does not fit a 32-bit integer", key, x));
     return static_cast<int>(x);
@@ -112,11 +117,12 @@ double get_num(const json& j, const char* key, double dflt) {
 bool get_bool(const json& j, const char* key, bool dflt) {
     if (!j.contains(key) || j.at(key).is_null()) return dflt;
     const json& v = j.at(key);
-    if (!v.is_boolean()) throw ConfigError(fmt::format("config.json: \"{}\" must be true or false (got {})", key, v.dump()));
+    if (!v.is_boolean())
+        throw ConfigError(fmt::format("config.json: \"{}\" must be true or false (got {})", key, v.dump()));
     return v.get<bool>();
 }
 
-}  // namespace
+} // namespace
 
 ModelConfig parse_hf_config(const std::string& text) {
     json j;
@@ -142,15 +148,16 @@ ModelConfig parse_hf_config(const std::string& text) {
     c.n_q_heads = get_int(j, "num_attention_heads");
     c.n_kv_heads = get_int(j, "num_key_value_heads", c.n_q_heads);
     c.ffn = get_int(j, "intermediate_size");
-    if (c.n_q_heads < 1) throw ConfigError(fmt::format("config.json: num_attention_heads = {} must be >= 1", c.n_q_heads));
+    if (c.n_q_heads < 1)
+        throw ConfigError(fmt::format("config.json: num_attention_heads = {} must be >= 1", c.n_q_heads));
     // Llama configs may omit head_dim (then hidden / heads); transformers
     // writes null for "derive it".
     if (j.contains("head_dim") && !j.at("head_dim").is_null())
         c.head_dim = get_int(j, "head_dim");
     else {
         if (c.hidden % c.n_q_heads != 0)
-            throw ConfigError(fmt::format("config.json: no head_dim and hidden_size {} not divisible by {} heads", c.hidden,
-                                          c.n_q_heads));
+            throw ConfigError(fmt::format("config.json: no head_dim and hidden_size {} not divisible by {} heads",
+                                          c.hidden, c.n_q_heads));
         c.head_dim = c.hidden / c.n_q_heads;
     }
     c.rope_theta = get_num(j, "rope_theta", 10000.0);
@@ -159,7 +166,8 @@ ModelConfig parse_hf_config(const std::string& text) {
         const json& rp = j.at("rope_parameters");
         c.rope_theta = get_num(rp, "rope_theta", c.rope_theta);
         if (rp.contains("rope_type") && rp.at("rope_type") != "default")
-            throw ConfigError(fmt::format("config.json: rope_type {} not supported (default only)", rp.at("rope_type").dump()));
+            throw ConfigError(
+                fmt::format("config.json: rope_type {} not supported (default only)", rp.at("rope_type").dump()));
     }
     if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null())
         throw ConfigError("config.json: rope_scaling is not supported (plain RoPE only)");
@@ -172,18 +180,24 @@ ModelConfig parse_hf_config(const std::string& text) {
         throw ConfigError("config.json: llama attention_bias = true (biased o_proj) is not supported");
     if (get_bool(j, "mlp_bias", false)) throw ConfigError("config.json: mlp_bias = true is not supported");
     if (j.contains("hidden_act") && j.at("hidden_act") != "silu")
-        throw ConfigError(fmt::format("config.json: hidden_act {} not supported (silu only)", j.at("hidden_act").dump()));
-    if (get_bool(j, "use_sliding_window", false)) throw ConfigError("config.json: use_sliding_window = true is not supported");
+        throw ConfigError(
+            fmt::format("config.json: hidden_act {} not supported (silu only)", j.at("hidden_act").dump()));
+    if (get_bool(j, "use_sliding_window", false))
+        throw ConfigError("config.json: use_sliding_window = true is not supported");
     c.dtype = DType::f32;
     if (j.contains("torch_dtype") || j.contains("dtype")) {
         const json& d = j.contains("dtype") ? j.at("dtype") : j.at("torch_dtype");
         if (!d.is_null()) {
             if (!d.is_string()) throw ConfigError("config.json: torch_dtype must be a string");
             const std::string s = d.get<std::string>();
-            if (s == "float32") c.dtype = DType::f32;
-            else if (s == "float16") c.dtype = DType::f16;
-            else if (s == "bfloat16") c.dtype = DType::bf16;
-            else throw ConfigError(fmt::format("config.json: torch_dtype \"{}\" not supported", s));
+            if (s == "float32")
+                c.dtype = DType::f32;
+            else if (s == "float16")
+                c.dtype = DType::f16;
+            else if (s == "bfloat16")
+                c.dtype = DType::bf16;
+            else
+                throw ConfigError(fmt::format("config.json: torch_dtype \"{}\" not supported", s));
         }
     }
     validate(c);
@@ -192,9 +206,11 @@ ModelConfig parse_hf_config(const std::string& text) {
 
 std::string hf_config_json(const ModelConfig& c) {
     if (c.arch == ModelArch::llama && c.qkv_bias)
-        throw ConfigError("hf config: a Llama with Q/K/V biases has no Hugging Face form (attention_bias also biases o_proj)");
+        throw ConfigError(
+            "hf config: a Llama with Q/K/V biases has no Hugging Face form (attention_bias also biases o_proj)");
     if (c.rope_pairing != RopePairing::rotate_half)
-        throw ConfigError("hf config: Hugging Face checkpoints use rotate_half RoPE; interleaved has no config.json form");
+        throw ConfigError(
+            "hf config: Hugging Face checkpoints use rotate_half RoPE; interleaved has no config.json form");
     nlohmann::ordered_json j;
     j["architectures"] = {c.arch == ModelArch::llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM"};
     j["model_type"] = arch_name(c.arch);
@@ -214,4 +230,4 @@ std::string hf_config_json(const ModelConfig& c) {
     return j.dump(2);
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -45,7 +45,7 @@ struct ModelConfig {
     double rms_eps = 1e-6;
     bool tied_embeddings = false;
     bool qkv_bias = false;
-    DType dtype = DType::f32;  // weights and stored activations
+    DType dtype = DType::f32; // weights and stored activations
 
     int q_dim() const { return n_q_heads * head_dim; }
     int kv_dim() const { return n_kv_heads * head_dim; }
@@ -89,4 +89,4 @@ ModelConfig parse_hf_config(const std::string& json_text);
 // Writes the keys parse_hf_config reads (and transformers needs).
 std::string hf_config_json(const ModelConfig& c);
 
-}  // namespace attncheck
+} // namespace attncheck

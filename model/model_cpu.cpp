@@ -1,13 +1,13 @@
 // The CPU decoder (see model_cpu.hpp for the numerics).
-#include "kernels/registry.hpp"
 #include "model/model_cpu.hpp"
+#include "kernels/registry.hpp"
 
 #include <cmath>
 
 #include <fmt/format.h>
 
-#include "model/rope.hpp"
 #include "engine/targets/target.hpp"
+#include "model/rope.hpp"
 
 namespace attncheck {
 
@@ -32,7 +32,8 @@ void rmsnorm(DType t, const std::vector<float>& g, int n, float eps, const float
         float ss = 0.0f;
         for (int i = 0; i < n; ++i) ss += xr[i] * xr[i];
         const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-        for (int i = 0; i < n; ++i) y[static_cast<size_t>(r) * n + i] = round_to(t, g[static_cast<size_t>(i)] * (xr[i] * inv));
+        for (int i = 0; i < n; ++i)
+            y[static_cast<size_t>(r) * n + i] = round_to(t, g[static_cast<size_t>(i)] * (xr[i] * inv));
     }
 }
 
@@ -40,7 +41,8 @@ class CpuModel final : public ModelEngine {
 public:
     CpuModel(const ModelWeights& w, int slots, ModelMutant m) : w_(w), m_(m) {
         validate(w_);
-        if (slots < 1 || slots > 4096) throw ModelError(fmt::format("cpu model: {} sequence slots outside [1, 4096]", slots));
+        if (slots < 1 || slots > 4096)
+            throw ModelError(fmt::format("cpu model: {} sequence slots outside [1, 4096]", slots));
         cache_.assign(static_cast<size_t>(slots), Slot{});
         for (auto& s : cache_) {
             s.k.assign(static_cast<size_t>(w_.config.layers), {});
@@ -64,7 +66,7 @@ public:
 private:
     struct Slot {
         int len = 0;
-        std::vector<std::vector<float>> k, v;  // per layer, [len][kv_dim]
+        std::vector<std::vector<float>> k, v; // per layer, [len][kv_dim]
     };
     ModelWeights w_;
     ModelMutant m_;
@@ -130,7 +132,8 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
                 const size_t base = (static_cast<size_t>(r) * heads + hh) * hd;
                 for (int i = 0; i < half; ++i) {
                     const auto [a, b] = rope_pair(pairing, hd, i);
-                    const float cs = cosv[static_cast<size_t>(r) * half + i], sn = sinv[static_cast<size_t>(r) * half + i];
+                    const float cs = cosv[static_cast<size_t>(r) * half + i],
+                                sn = sinv[static_cast<size_t>(r) * half + i];
                     const float xa = x[base + a], xb = x[base + b];
                     y[base + a] = round_to(T, xa * cs - xb * sn);
                     y[base + b] = round_to(T, xb * cs + xa * sn);
@@ -151,7 +154,8 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
         const bool bias = c.qkv_bias && m_ != ModelMutant::qkv_bias_dropped;
         for (int r = 0; r < R; ++r) {
             float* row = &qkv[static_cast<size_t>(r) * c.qkv_dim()];
-            for (int j = 0; j < c.qkv_dim(); ++j) row[j] = round_to(T, bias ? row[j] + L.bqkv[static_cast<size_t>(j)] : row[j]);
+            for (int j = 0; j < c.qkv_dim(); ++j)
+                row[j] = round_to(T, bias ? row[j] + L.bqkv[static_cast<size_t>(j)] : row[j]);
             std::copy_n(row, QD, &q[static_cast<size_t>(r) * QD]);
             for (int kh = 0; kh < c.n_kv_heads; ++kh)
                 for (int ch = 0; ch < hd; ++ch) {
@@ -185,7 +189,8 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
                     std::copy_n(&kr[static_cast<size_t>(r + i) * KD], KD, &K[static_cast<size_t>(first + i) * KD]);
                     std::copy_n(&v[static_cast<size_t>(r + i) * KD], KD, &V[static_cast<size_t>(first + i) * KD]);
                 }
-                std::copy_n(&qr[static_cast<size_t>(r) * QD], static_cast<size_t>(n) * QD, &pb.q[static_cast<size_t>(pb.q_start[b]) * QD]);
+                std::copy_n(&qr[static_cast<size_t>(r) * QD], static_cast<size_t>(n) * QD,
+                            &pb.q[static_cast<size_t>(pb.q_start[b]) * QD]);
                 std::copy(K.begin(), K.end(), pb.k.begin() + pb.kv_start[b] * KD);
                 std::copy(V.begin(), V.end(), pb.v.begin() + pb.kv_start[b] * KD);
                 r += n;
@@ -193,8 +198,8 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
         }
         Observation ob = target->run(pb);
         if (ob.o.size() != static_cast<size_t>(R) * QD)
-            throw ModelError(fmt::format("cpu model: attention {} returned {} values, expected {}", attn_name, ob.o.size(),
-                                         static_cast<size_t>(R) * QD));
+            throw ModelError(fmt::format("cpu model: attention {} returned {} values, expected {}", attn_name,
+                                         ob.o.size(), static_cast<size_t>(R) * QD));
         if (out.trace) {
             out.trace->attn[static_cast<size_t>(l)] = pb;
             for (const SeqChunk& ch : batch) out.trace->attn_seq_ids[static_cast<size_t>(l)].push_back(ch.seq);
@@ -238,10 +243,10 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
     return out;
 }
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<ModelEngine> make_cpu_model(const ModelWeights& w, int slots, ModelMutant m) {
     return std::make_unique<CpuModel>(w, slots, m);
 }
 
-}  // namespace attncheck
+} // namespace attncheck

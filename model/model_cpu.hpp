@@ -27,4 +27,4 @@ namespace attncheck {
 
 std::unique_ptr<ModelEngine> make_cpu_model(const ModelWeights& w, int slots, ModelMutant m = ModelMutant::none);
 
-}  // namespace attncheck
+} // namespace attncheck

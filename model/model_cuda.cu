@@ -18,9 +18,9 @@
 #include "engine/cuda/cublas_handle.hpp"
 #include "engine/cuda/device.hpp"
 #include "engine/cuda/device_buffer.cuh"
+#include "engine/targets/target.hpp"
 #include "model/model_kernels.cuh"
 #include "model/rope.hpp"
-#include "engine/targets/target.hpp"
 
 namespace attncheck {
 
@@ -30,9 +30,7 @@ using Bytes = DeviceBuffer<unsigned char>;
 
 size_t esize(DType t) { return t == DType::f32 ? 4 : 2; }
 
-cudaDataType_t cuda_type(DType t) {
-    return t == DType::f32 ? CUDA_R_32F : t == DType::f16 ? CUDA_R_16F : CUDA_R_16BF;
-}
+cudaDataType_t cuda_type(DType t) { return t == DType::f32 ? CUDA_R_32F : t == DType::f16 ? CUDA_R_16F : CUDA_R_16BF; }
 
 // Host floats (exact in t) -> device bytes in t.
 std::vector<unsigned char> to_bytes(DType t, const float* x, size_t n) {
@@ -69,7 +67,6 @@ Bytes upload(DType t, const std::vector<float>& x, const std::string& name) {
     return b;
 }
 
-
 struct DevLayer {
     Bytes attn_norm, ffn_norm, wqkv, bqkv, wo, w_gate, w_up, w_down;
 };
@@ -80,7 +77,8 @@ public:
         validate(w_);
         std::string why;
         if (!cuda_device_available(&why)) throw ModelError("cuda model: " + why);
-        if (slots < 1 || slots > 4096) throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
+        if (slots < 1 || slots > 4096)
+            throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
         const ModelConfig& c = w_.config;
         const DType T = c.dtype;
         blas_ = shared_cublas_handle();
@@ -115,14 +113,14 @@ public:
     int cache_len(int seq) const override { return cache_.at(static_cast<size_t>(seq)).len; }
     void reset(int seq) override {
         Slot& s = cache_.at(static_cast<size_t>(seq));
-        s.len = 0;  // capacity kept; stale contents beyond len are never read
+        s.len = 0; // capacity kept; stale contents beyond len are never read
     }
     StepOutput forward(const std::vector<SeqChunk>& batch, const ForwardOptions& opt) override;
 
 private:
     struct Slot {
         int len = 0, cap = 0;
-        std::vector<Bytes> k, v;  // per layer, [cap][kv_dim] in T
+        std::vector<Bytes> k, v; // per layer, [cap][kv_dim] in T
     };
 
     // Y[rows][out] (fp32) = X[rows][in] (T) * W[out][in]^T (T), fp32 compute.
@@ -132,10 +130,9 @@ private:
         // fp32 inputs: the pedantic compute type (no TF32, no BF16x9
         // emulation), as the standard path does; fp16/bf16: tensor cores
         // with fp32 accumulation (u_gemm 2^-23 in the error model).
-        const cublasComputeType_t ct =
-            w_.config.dtype == DType::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-        CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W.get(), t, in, X, t, in, &zero, Y,
-                                  CUDA_R_32F, out, ct, CUBLAS_GEMM_DEFAULT));
+        const cublasComputeType_t ct = w_.config.dtype == DType::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+        CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W.get(), t, in, X, t, in, &zero,
+                                  Y, CUDA_R_32F, out, ct, CUBLAS_GEMM_DEFAULT));
     }
     void ensure_capacity(Slot& s, int need) {
         if (need <= s.cap) return;
@@ -146,8 +143,8 @@ private:
                 Bytes nb(static_cast<size_t>(cap) * row, fmt::format("kv_cache.layer{}", l));
                 nb.poison();
                 if (s.len > 0)
-                    CUDA_CHECK(cudaMemcpy(nb.get(), (*vec)[static_cast<size_t>(l)].get(), static_cast<size_t>(s.len) * row,
-                                          cudaMemcpyDeviceToDevice));
+                    CUDA_CHECK(cudaMemcpy(nb.get(), (*vec)[static_cast<size_t>(l)].get(),
+                                          static_cast<size_t>(s.len) * row, cudaMemcpyDeviceToDevice));
                 (*vec)[static_cast<size_t>(l)] = std::move(nb);
             }
         s.cap = cap;
@@ -183,7 +180,8 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     if (opt.trace) out.trace.emplace().init(c, out.rows);
 
     AttentionProblem pb = attention_problem_for(*this, *target, T, batch, opt.num_splits);
-    for (const SeqChunk& ch : batch) ensure_capacity(cache_[static_cast<size_t>(ch.seq)], cache_len(ch.seq) + static_cast<int>(ch.tokens.size()));
+    for (const SeqChunk& ch : batch)
+        ensure_capacity(cache_[static_cast<size_t>(ch.seq)], cache_len(ch.seq) + static_cast<int>(ch.tokens.size()));
 
     // Per-call buffers, poisoned: anything a kernel fails to write stays NaN.
     DeviceBuffer<int> d_tok(static_cast<size_t>(R), "tokens");
@@ -200,8 +198,9 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     };
     const size_t r = static_cast<size_t>(R);
     Bytes h = act(r * H, "h"), xn = act(r * H, "xn"), q = act(r * QD, "q"), k = act(r * KD, "k"), v = act(r * KD, "v"),
-          qr = act(r * QD, "q_rope"), kr = act(r * KD, "k_rope"), ao = act(r * QD, "attn_out"), o = act(r * H, "o_proj"),
-          g = act(r * F, "gate"), u = act(r * F, "up"), a = act(r * F, "act"), dn = act(r * H, "down");
+          qr = act(r * QD, "q_rope"), kr = act(r * KD, "k_rope"), ao = act(r * QD, "attn_out"),
+          o = act(r * H, "o_proj"), g = act(r * F, "gate"), u = act(r * F, "up"), a = act(r * F, "act"),
+          dn = act(r * H, "down");
     DeviceBuffer<float> acc = f32(r * std::max({c.qkv_dim(), H, F}), "gemm_acc");
     DeviceBuffer<float> logits = f32(r * c.vocab, "logits");
     DeviceBuffer<float> d_cos(r * half, "rope_cos"), d_sin(r * half, "rope_sin");
@@ -221,7 +220,7 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     auto rec = [&](int layer, Stage s, const Bytes& b) {
         if (out.trace) out.trace->at(layer, s) = from_bytes(T, b.download());
     };
-    const cudaStream_t st = nullptr;  // default stream; cuBLAS uses it too
+    const cudaStream_t st = nullptr; // default stream; cuBLAS uses it too
     const int pairing = (c.rope_pairing == RopePairing::rotate_half) != (m_ == ModelMutant::rope_wrong_pairing) ? 0 : 1;
     const int lost_layer = model_mutant_layer(ModelMutant::residual_lost, c.layers);
 
@@ -251,16 +250,18 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
             const int n = static_cast<int>(batch[b].tokens.size());
             const int first = (m_ == ModelMutant::kv_cache_wrong_position && s.len > 0) ? s.len - 1 : s.len;
             const size_t rb = static_cast<size_t>(KD) * es;
-            CUDA_CHECK(cudaMemcpy(s.k[static_cast<size_t>(l)].get() + static_cast<size_t>(first) * rb, kr.get() + row * rb,
-                                  static_cast<size_t>(n) * rb, cudaMemcpyDeviceToDevice));
-            CUDA_CHECK(cudaMemcpy(s.v[static_cast<size_t>(l)].get() + static_cast<size_t>(first) * rb, v.get() + row * rb,
-                                  static_cast<size_t>(n) * rb, cudaMemcpyDeviceToDevice));
+            CUDA_CHECK(cudaMemcpy(s.k[static_cast<size_t>(l)].get() + static_cast<size_t>(first) * rb,
+                                  kr.get() + row * rb, static_cast<size_t>(n) * rb, cudaMemcpyDeviceToDevice));
+            CUDA_CHECK(cudaMemcpy(s.v[static_cast<size_t>(l)].get() + static_cast<size_t>(first) * rb,
+                                  v.get() + row * rb, static_cast<size_t>(n) * rb, cudaMemcpyDeviceToDevice));
             if (first + n < s.len + n) {
                 // The mutant left the last slot unwritten: make it the zeros
                 // the CPU engine has there, not poison (a NaN would be caught
                 // anyway; zeros keep the two backends' mutants identical).
-                CUDA_CHECK(cudaMemset(s.k[static_cast<size_t>(l)].get() + static_cast<size_t>(s.len + n - 1) * rb, 0, rb));
-                CUDA_CHECK(cudaMemset(s.v[static_cast<size_t>(l)].get() + static_cast<size_t>(s.len + n - 1) * rb, 0, rb));
+                CUDA_CHECK(
+                    cudaMemset(s.k[static_cast<size_t>(l)].get() + static_cast<size_t>(s.len + n - 1) * rb, 0, rb));
+                CUDA_CHECK(
+                    cudaMemset(s.v[static_cast<size_t>(l)].get() + static_cast<size_t>(s.len + n - 1) * rb, 0, rb));
             }
             const size_t total = static_cast<size_t>(s.len + n) * KD;
             std::vector<unsigned char> kb(total * es), vb(total * es);
@@ -269,12 +270,14 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
             const std::vector<float> kf = from_bytes(T, kb), vf = from_bytes(T, vb);
             std::copy(kf.begin(), kf.end(), pb.k.begin() + pb.kv_start[b] * KD);
             std::copy(vf.begin(), vf.end(), pb.v.begin() + pb.kv_start[b] * KD);
-            std::copy_n(&qr_h[static_cast<size_t>(row) * QD], static_cast<size_t>(n) * QD, &pb.q[static_cast<size_t>(pb.q_start[b]) * QD]);
+            std::copy_n(&qr_h[static_cast<size_t>(row) * QD], static_cast<size_t>(n) * QD,
+                        &pb.q[static_cast<size_t>(pb.q_start[b]) * QD]);
             row += n;
         }
         Observation ob = target->run(pb);
         if (ob.o.size() != r * QD)
-            throw ModelError(fmt::format("cuda model: attention {} returned {} values, expected {}", attn_name, ob.o.size(), r * QD));
+            throw ModelError(fmt::format("cuda model: attention {} returned {} values, expected {}", attn_name,
+                                         ob.o.size(), r * QD));
         ao.upload(to_bytes(T, ob.o.data(), ob.o.size()));
         if (out.trace) {
             out.trace->attn[static_cast<size_t>(l)] = pb;
@@ -329,10 +332,10 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     return out;
 }
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<ModelEngine> make_cuda_model(const ModelWeights& w, int slots, ModelMutant m) {
     return std::make_unique<CudaModel>(w, slots, m);
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -26,4 +26,4 @@ namespace attncheck {
 // Throws ModelError when the CUDA backend is not built or no device is usable.
 std::unique_ptr<ModelEngine> make_cuda_model(const ModelWeights& w, int slots, ModelMutant m = ModelMutant::none);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -1,7 +1,7 @@
 // Batch validation, attention choice and greedy generation, shared by the
 // CPU and CUDA model engines.
-#include "kernels/registry.hpp"
 #include "model/model_engine.hpp"
+#include "kernels/registry.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +16,7 @@ namespace attncheck {
 int StepOutput::argmax(size_t row) const {
     const size_t v = rows.empty() ? 0 : logits.size() / rows.size();
     const float* z = &logits[row * v];
-    return static_cast<int>(std::max_element(z, z + v) - z);  // first maximum on ties
+    return static_cast<int>(std::max_element(z, z + v) - z); // first maximum on ties
 }
 
 void validate_batch(const ModelEngine& e, const std::vector<SeqChunk>& batch) {
@@ -27,16 +27,19 @@ void validate_batch(const ModelEngine& e, const std::vector<SeqChunk>& batch) {
             throw ModelError(fmt::format("model forward: sequence slot {} outside [0, {})", c.seq, e.slots()));
         if (!seen.insert(c.seq).second)
             throw ModelError(fmt::format("model forward: sequence slot {} appears twice in one batch", c.seq));
-        if (c.tokens.empty()) throw ModelError(fmt::format("model forward: sequence slot {} has an empty chunk", c.seq));
+        if (c.tokens.empty())
+            throw ModelError(fmt::format("model forward: sequence slot {} has an empty chunk", c.seq));
         for (int t : c.tokens)
             if (t < 0 || t >= e.config().vocab)
-                throw ModelError(fmt::format("model forward: token {} outside the vocabulary [0, {})", t, e.config().vocab));
+                throw ModelError(
+                    fmt::format("model forward: token {} outside the vocabulary [0, {})", t, e.config().vocab));
     }
 }
 
 std::string resolve_attention(const ModelConfig& c, const std::vector<SeqChunk>& batch, const std::string& requested) {
     if (requested != "auto") return requested;
-    const bool all_one = std::all_of(batch.begin(), batch.end(), [](const SeqChunk& s) { return s.tokens.size() == 1; });
+    const bool all_one =
+        std::all_of(batch.begin(), batch.end(), [](const SeqChunk& s) { return s.tokens.size() == 1; });
     if (all_one) return "decode_gqa";
     Case probe;
     probe.head_dim = c.head_dim;
@@ -87,4 +90,4 @@ AttentionProblem attention_problem_for(const ModelEngine& e, const Target& targe
     return pb;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "model/model_mutant.hpp"
 #include "engine/case/problem.hpp"
 #include "engine/targets/target.hpp"
+#include "model/model_mutant.hpp"
 #include "model/model_trace.hpp"
 #include "model/model_weights.hpp"
 
@@ -30,8 +30,8 @@ struct ModelError : std::runtime_error {
 };
 
 struct SeqChunk {
-    int seq = 0;              // slot
-    std::vector<int> tokens;  // >= 1 token
+    int seq = 0;             // slot
+    std::vector<int> tokens; // >= 1 token
 };
 
 struct ForwardOptions {
@@ -40,14 +40,14 @@ struct ForwardOptions {
     // chunk has one token, else flash_prefill when it supports the head
     // dim, else standard_path.
     std::string attention = "auto";
-    int num_splits = 1;  // for decode_split
-    bool trace = false;  // record every stage (for the divergence report)
+    int num_splits = 1; // for decode_split
+    bool trace = false; // record every stage (for the divergence report)
 };
 
 struct StepOutput {
-    std::vector<std::pair<int, int>> rows;  // (slot, position) of each new token
-    std::vector<float> logits;              // [rows][vocab], fp32
-    std::string attention;                  // the family actually used
+    std::vector<std::pair<int, int>> rows; // (slot, position) of each new token
+    std::vector<float> logits;             // [rows][vocab], fp32
+    std::string attention;                 // the family actually used
     std::optional<ModelTrace> trace;
     int argmax(size_t row) const;
 };
@@ -56,7 +56,7 @@ class ModelEngine {
 public:
     virtual ~ModelEngine() = default;
     virtual const ModelConfig& config() const = 0;
-    virtual std::string name() const = 0;  // "cpu/model" or "cuda/model" (+mutant)
+    virtual std::string name() const = 0; // "cpu/model" or "cuda/model" (+mutant)
     virtual int slots() const = 0;
     virtual int cache_len(int seq) const = 0;
     virtual void reset(int seq) = 0;
@@ -81,4 +81,4 @@ std::string resolve_attention(const ModelConfig& c, const std::vector<SeqChunk>&
 std::vector<int> greedy_generate(ModelEngine& e, int seq, const std::vector<int>& prompt, int n_new,
                                  const ForwardOptions& prefill = {}, const ForwardOptions& decode = {});
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -111,8 +111,8 @@ __global__ void split_qkv_kernel(const float* acc, const S<T>* bias, int rows, i
 }
 
 template <DType T>
-__global__ void rope_kernel(const S<T>* x, const float* cosv, const float* sinv, int rows, int heads, int hd, int pairing,
-                            S<T>* out) {
+__global__ void rope_kernel(const S<T>* x, const float* cosv, const float* sinv, int rows, int heads, int hd,
+                            int pairing, S<T>* out) {
     const int half = hd / 2;
     const long long n = static_cast<long long>(rows) * heads * half;
     for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
@@ -156,66 +156,69 @@ __global__ void silu_mul_kernel(const S<T>* g, const S<T>* u, long long n, S<T>*
 
 // Runs BODY with the constexpr DType T of the runtime dtype (CUDA is built
 // as C++17 here: no templated lambdas).
-#define MODEL_DISPATCH(t, ...)                                 \
-    switch (t) {                                               \
-        case DType::f32: {                                     \
-            constexpr DType T = DType::f32;                    \
-            __VA_ARGS__;                                       \
-        } break;                                               \
-        case DType::f16: {                                     \
-            constexpr DType T = DType::f16;                    \
-            __VA_ARGS__;                                       \
-        } break;                                               \
-        case DType::bf16: {                                    \
-            constexpr DType T = DType::bf16;                   \
-            __VA_ARGS__;                                       \
-        } break;                                               \
+#define MODEL_DISPATCH(t, ...)               \
+    switch (t) {                             \
+        case DType::f32: {                   \
+            constexpr DType T = DType::f32;  \
+            __VA_ARGS__;                     \
+        } break;                             \
+        case DType::f16: {                   \
+            constexpr DType T = DType::f16;  \
+            __VA_ARGS__;                     \
+        } break;                             \
+        case DType::bf16: {                  \
+            constexpr DType T = DType::bf16; \
+            __VA_ARGS__;                     \
+        } break;                             \
     }
 
-}  // namespace
+} // namespace
 
 void embed_gather(DType t, const int* tokens, int rows, const void* embed, int hidden, void* out, cudaStream_t s) {
     MODEL_DISPATCH(t, embed_kernel<T><<<blocks_for(static_cast<long long>(rows) * hidden), kThreads, 0, s>>>(
-            tokens, rows, static_cast<const S<T>*>(embed), hidden, static_cast<S<T>*>(out));
-        CUDA_CHECK_LAUNCH())
+                          tokens, rows, static_cast<const S<T>*>(embed), hidden, static_cast<S<T>*>(out));
+                   CUDA_CHECK_LAUNCH())
 }
 
 void rmsnorm(DType t, const void* x, const void* g, int rows, int n, float eps, void* out, cudaStream_t s) {
     if (rows == 0) return;
-    MODEL_DISPATCH(t, rmsnorm_kernel<T><<<rows, kThreads, 0, s>>>(static_cast<const S<T>*>(x), static_cast<const S<T>*>(g), n, eps,
-                                                    static_cast<S<T>*>(out));
-        CUDA_CHECK_LAUNCH())
+    MODEL_DISPATCH(t, rmsnorm_kernel<T><<<rows, kThreads, 0, s>>>(
+                          static_cast<const S<T>*>(x), static_cast<const S<T>*>(g), n, eps, static_cast<S<T>*>(out));
+                   CUDA_CHECK_LAUNCH())
 }
 
-void split_qkv(DType t, const float* acc, const void* bias, int rows, int q_dim, int n_kv, int head_dim, bool k_transposed,
-               void* q, void* k, void* v, cudaStream_t s) {
-    MODEL_DISPATCH(t, split_qkv_kernel<T><<<blocks_for(static_cast<long long>(rows) * (q_dim + 2 * n_kv * head_dim)), kThreads, 0, s>>>(
-            acc, static_cast<const S<T>*>(bias), rows, q_dim, n_kv, head_dim, k_transposed, static_cast<S<T>*>(q),
-            static_cast<S<T>*>(k), static_cast<S<T>*>(v));
-        CUDA_CHECK_LAUNCH())
+void split_qkv(DType t, const float* acc, const void* bias, int rows, int q_dim, int n_kv, int head_dim,
+               bool k_transposed, void* q, void* k, void* v, cudaStream_t s) {
+    MODEL_DISPATCH(t, split_qkv_kernel<T>
+                   <<<blocks_for(static_cast<long long>(rows) * (q_dim + 2 * n_kv * head_dim)), kThreads, 0, s>>>(
+                       acc, static_cast<const S<T>*>(bias), rows, q_dim, n_kv, head_dim, k_transposed,
+                       static_cast<S<T>*>(q), static_cast<S<T>*>(k), static_cast<S<T>*>(v));
+                   CUDA_CHECK_LAUNCH())
 }
 
 void rope(DType t, const void* x, const float* cosv, const float* sinv, int rows, int heads, int head_dim, int pairing,
           void* out, cudaStream_t s) {
-    MODEL_DISPATCH(t, rope_kernel<T><<<blocks_for(static_cast<long long>(rows) * heads * (head_dim / 2)), kThreads, 0, s>>>(
-            static_cast<const S<T>*>(x), cosv, sinv, rows, heads, head_dim, pairing, static_cast<S<T>*>(out));
+    MODEL_DISPATCH(
+        t, rope_kernel<T><<<blocks_for(static_cast<long long>(rows) * heads * (head_dim / 2)), kThreads, 0, s>>>(
+               static_cast<const S<T>*>(x), cosv, sinv, rows, heads, head_dim, pairing, static_cast<S<T>*>(out));
         CUDA_CHECK_LAUNCH())
 }
 
 void store(DType t, const float* in, long long n, void* out, cudaStream_t s) {
     MODEL_DISPATCH(t, store_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(in, n, static_cast<S<T>*>(out));
-        CUDA_CHECK_LAUNCH())
+                   CUDA_CHECK_LAUNCH())
 }
 
 void residual_add(DType t, void* h, const void* a, long long n, cudaStream_t s) {
-    MODEL_DISPATCH(t, residual_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<S<T>*>(h), static_cast<const S<T>*>(a), n);
+    MODEL_DISPATCH(
+        t, residual_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<S<T>*>(h), static_cast<const S<T>*>(a), n);
         CUDA_CHECK_LAUNCH())
 }
 
 void silu_mul(DType t, const void* g, const void* u, long long n, void* out, cudaStream_t s) {
-    MODEL_DISPATCH(t, silu_mul_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const S<T>*>(g), static_cast<const S<T>*>(u), n,
-                                                              static_cast<S<T>*>(out));
-        CUDA_CHECK_LAUNCH())
+    MODEL_DISPATCH(t, silu_mul_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+                          static_cast<const S<T>*>(g), static_cast<const S<T>*>(u), n, static_cast<S<T>*>(out));
+                   CUDA_CHECK_LAUNCH())
 }
 
-}  // namespace attncheck::model_kernels
+} // namespace attncheck::model_kernels

@@ -28,4 +28,4 @@ void residual_add(DType t, void* h, const void* a, long long n, cudaStream_t s);
 // out[i] = T(silu(g[i]) * u[i]), fp32
 void silu_mul(DType t, const void* g, const void* u, long long n, void* out, cudaStream_t s);
 
-}  // namespace attncheck::model_kernels
+} // namespace attncheck::model_kernels

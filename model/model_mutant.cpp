@@ -52,4 +52,4 @@ int model_mutant_layer(ModelMutant m, int layers) {
     return m == ModelMutant::residual_lost ? std::min(1, layers - 1) : 0;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -16,19 +16,19 @@ namespace attncheck {
 
 enum class ModelMutant : int {
     none = 0,
-    rope_wrong_pairing,        // RoPE rotates (2i, 2i+1) for a rotate-half model, or the reverse
-    qkv_bias_dropped,          // Q/K/V biases never added
-    residual_lost,             // layer min(1, L-1): h = attn(h) instead of h + attn(h)
-    kv_cache_wrong_position,   // appending to a non-empty cache writes one slot early
-    fused_k_wrong_layout,      // fused QKV output: K read as [head_dim][n_kv] instead of [n_kv][head_dim]
+    rope_wrong_pairing,      // RoPE rotates (2i, 2i+1) for a rotate-half model, or the reverse
+    qkv_bias_dropped,        // Q/K/V biases never added
+    residual_lost,           // layer min(1, L-1): h = attn(h) instead of h + attn(h)
+    kv_cache_wrong_position, // appending to a non-empty cache writes one slot early
+    fused_k_wrong_layout,    // fused QKV output: K read as [head_dim][n_kv] instead of [n_kv][head_dim]
     count_
 };
 
 struct ModelMutantInfo {
     ModelMutant id;
     const char* name;
-    const char* models;       // the real bug
-    const char* first_stage;  // where the divergence report must point
+    const char* models;      // the real bug
+    const char* first_stage; // where the divergence report must point
 };
 
 const std::vector<ModelMutantInfo>& all_model_mutants();
@@ -37,4 +37,4 @@ std::optional<ModelMutant> parse_model_mutant(std::string_view s);
 // The layer the mutant acts in first, for a model with `layers` layers.
 int model_mutant_layer(ModelMutant m, int layers);
 
-}  // namespace attncheck
+} // namespace attncheck

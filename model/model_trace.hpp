@@ -12,28 +12,32 @@
 #include <utility>
 #include <vector>
 
-#include "model/model_config.hpp"
 #include "engine/case/problem.hpp"
 #include "engine/targets/precision_profile.hpp"
+#include "model/model_config.hpp"
 
 namespace attncheck {
 
 enum class Stage : int {
-    embed,       // token embedding (global slot)
-    attn_norm,   // RMSNorm before attention
-    q, k, v,     // projections (+ bias), before RoPE
-    q_rope, k_rope,
-    kv_cache,    // the K/V the attention read, every cached position (not a per-row tensor)
-    attn_out,    // attention output, [q_heads][head_dim]
+    embed,     // token embedding (global slot)
+    attn_norm, // RMSNorm before attention
+    q,
+    k,
+    v, // projections (+ bias), before RoPE
+    q_rope,
+    k_rope,
+    kv_cache, // the K/V the attention read, every cached position (not a per-row tensor)
+    attn_out, // attention output, [q_heads][head_dim]
     o_proj,
-    resid_attn,  // residual stream after the attention block
+    resid_attn, // residual stream after the attention block
     ffn_norm,
-    gate, up,
-    act,         // silu(gate) * up
+    gate,
+    up,
+    act, // silu(gate) * up
     down,
-    resid_ffn,   // residual stream after the FFN block (the layer's output)
-    final_norm,  // (global slot)
-    logits,      // (global slot)
+    resid_ffn,  // residual stream after the FFN block (the layer's output)
+    final_norm, // (global slot)
+    logits,     // (global slot)
     count_
 };
 inline constexpr int kStages = static_cast<int>(Stage::count_);
@@ -46,7 +50,7 @@ int stage_width(const ModelConfig& c, Stage s);
 // Per-stage values of the rows of one forward call.
 struct ModelTrace {
     int layers = 0;
-    std::vector<std::pair<int, int>> rows;  // (sequence id, position)
+    std::vector<std::pair<int, int>> rows; // (sequence id, position)
     // slot * kStages + stage, slot = layer or `layers` for the global stages;
     // each [rows][width].
     std::vector<std::vector<float>> values;
@@ -59,11 +63,13 @@ struct ModelTrace {
     std::vector<PrecisionProfile> attn_profile;
 
     void init(const ModelConfig& c, std::vector<std::pair<int, int>> r);
-    std::vector<float>& at(int layer, Stage s) { return values[static_cast<size_t>(slot(layer, s)) * kStages + static_cast<int>(s)]; }
+    std::vector<float>& at(int layer, Stage s) {
+        return values[static_cast<size_t>(slot(layer, s)) * kStages + static_cast<int>(s)];
+    }
     const std::vector<float>& at(int layer, Stage s) const {
         return values[static_cast<size_t>(slot(layer, s)) * kStages + static_cast<int>(s)];
     }
     int slot(int layer, Stage s) const { return stage_is_global(s) ? layers : layer; }
 };
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -11,9 +11,7 @@ namespace attncheck {
 
 namespace {
 
-enum : std::uint64_t {
-    kEmbed = 1, kLmHead, kFinalNorm, kAttnNorm, kFfnNorm, kWqkv, kBqkv, kWo, kGate, kUp, kDown
-};
+enum : std::uint64_t { kEmbed = 1, kLmHead, kFinalNorm, kAttnNorm, kFfnNorm, kWqkv, kBqkv, kWo, kGate, kUp, kDown };
 
 std::uint64_t tag(int layer, std::uint64_t what) { return (static_cast<std::uint64_t>(layer + 1) << 8) | what; }
 
@@ -24,7 +22,7 @@ std::vector<float> normal(const Rng& root, std::uint64_t t, size_t n, double mea
     return v;
 }
 
-}  // namespace
+} // namespace
 
 ModelWeights random_weights(const ModelConfig& c, const RandomWeightOptions& o) {
     validate(c);
@@ -42,7 +40,8 @@ ModelWeights random_weights(const ModelConfig& c, const RandomWeightOptions& o) 
             float& x = w.embed[static_cast<size_t>(t) * h + ch];
             x = round_to(dt, static_cast<double>(x) + o.massive_value);
         }
-    if (!c.tied_embeddings) w.lm_head = normal(root, tag(-1, kLmHead), static_cast<size_t>(c.vocab) * h, 0.0, o.proj_std, dt);
+    if (!c.tied_embeddings)
+        w.lm_head = normal(root, tag(-1, kLmHead), static_cast<size_t>(c.vocab) * h, 0.0, o.proj_std, dt);
     w.final_norm = normal(root, tag(-1, kFinalNorm), h, 1.0, o.norm_gain_jitter, dt);
     w.layers.resize(static_cast<size_t>(c.layers));
     for (int l = 0; l < c.layers; ++l) {
@@ -80,8 +79,8 @@ void validate(const ModelWeights& w) {
             throw ConfigError(fmt::format("weights: {} has {} values, the config needs {}", name, v.size(), n));
         for (size_t i = 0; i < n; ++i)
             if (!std::isfinite(v[i]) || round_to(c.dtype, v[i]) != v[i])
-                throw ConfigError(fmt::format("weights: {}[{}] = {} is not a finite {} value", name, i, v[i],
-                                              dtype_name(c.dtype)));
+                throw ConfigError(
+                    fmt::format("weights: {}[{}] = {} is not a finite {} value", name, i, v[i], dtype_name(c.dtype)));
     };
     const size_t h = static_cast<size_t>(c.hidden);
     check("embed", w.embed, static_cast<size_t>(c.vocab) * h);
@@ -103,4 +102,4 @@ void validate(const ModelWeights& w) {
     }
 }
 
-}  // namespace attncheck
+} // namespace attncheck

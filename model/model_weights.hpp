@@ -65,4 +65,4 @@ ModelWeights random_weights(const ModelConfig& c, const RandomWeightOptions& o =
 // in the dtype; throws ConfigError naming the tensor otherwise.
 void validate(const ModelWeights& w);
 
-}  // namespace attncheck
+} // namespace attncheck

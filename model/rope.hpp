@@ -17,7 +17,8 @@
 namespace attncheck {
 
 inline std::pair<int, int> rope_pair(RopePairing p, int head_dim, int i) {
-    return p == RopePairing::rotate_half ? std::pair<int, int>{i, i + head_dim / 2} : std::pair<int, int>{2 * i, 2 * i + 1};
+    return p == RopePairing::rotate_half ? std::pair<int, int>{i, i + head_dim / 2}
+                                         : std::pair<int, int>{2 * i, 2 * i + 1};
 }
 
 inline double rope_inv_freq(double theta, int head_dim, int i) {
@@ -36,4 +37,4 @@ inline void rope_angles(double theta, int head_dim, long long pos, std::vector<d
     }
 }
 
-}  // namespace attncheck
+} // namespace attncheck

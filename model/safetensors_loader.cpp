@@ -14,7 +14,8 @@
 
 namespace attncheck {
 
-static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; big-endian hosts need a byte swap");
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; big-endian hosts need a byte swap");
 
 namespace {
 
@@ -52,7 +53,7 @@ void encode(const std::string& dt, float x, std::string& out) {
 
 const char* st_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::f16 ? "F16" : "BF16"; }
 
-}  // namespace
+} // namespace
 
 std::string read_file_bytes(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -64,13 +65,16 @@ std::string read_file_bytes(const std::string& path) {
 
 std::map<std::string, SafeTensor> parse_safetensors(const std::string& bytes, const std::string& what) {
     if (bytes.size() < 8)
-        throw ModelFileError(fmt::format("{}: truncated: {} bytes, not even the 8-byte header length", what, bytes.size()));
+        throw ModelFileError(
+            fmt::format("{}: truncated: {} bytes, not even the 8-byte header length", what, bytes.size()));
     std::uint64_t n = 0;
     std::memcpy(&n, bytes.data(), 8);
-    if (n > kMaxHeader) throw ModelFileError(fmt::format("{}: header length {} over the {} byte limit", what, n, kMaxHeader));
+    if (n > kMaxHeader)
+        throw ModelFileError(fmt::format("{}: header length {} over the {} byte limit", what, n, kMaxHeader));
     if (n > bytes.size() - 8)
-        throw ModelFileError(fmt::format("{}: header length {} runs past the end of the file ({} bytes after the length)",
-                                         what, n, bytes.size() - 8));
+        throw ModelFileError(
+            fmt::format("{}: header length {} runs past the end of the file ({} bytes after the length)", what, n,
+                        bytes.size() - 8));
     json h;
     try {
         h = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n));
@@ -87,7 +91,9 @@ std::map<std::string, SafeTensor> parse_safetensors(const std::string& bytes, co
         const std::string& name = it.key();
         if (name == "__metadata__") continue;
         const json& e = it.value();
-        auto bad = [&](const std::string& why) { return ModelFileError(fmt::format("{}: tensor \"{}\": {}", what, name, why)); };
+        auto bad = [&](const std::string& why) {
+            return ModelFileError(fmt::format("{}: tensor \"{}\": {}", what, name, why));
+        };
         if (!e.is_object()) throw bad("entry is not an object");
         if (!e.contains("dtype") || !e.at("dtype").is_string()) throw bad("no dtype string");
         SafeTensor t;
@@ -107,10 +113,12 @@ std::map<std::string, SafeTensor> parse_safetensors(const std::string& bytes, co
         if (!e.contains("data_offsets") || !e.at("data_offsets").is_array() || e.at("data_offsets").size() != 2 ||
             !e.at("data_offsets")[0].is_number_unsigned() || !e.at("data_offsets")[1].is_number_unsigned())
             throw bad("data_offsets must be two non-negative integers");
-        const std::uint64_t b = e.at("data_offsets")[0].get<std::uint64_t>(), en = e.at("data_offsets")[1].get<std::uint64_t>();
+        const std::uint64_t b = e.at("data_offsets")[0].get<std::uint64_t>(),
+                            en = e.at("data_offsets")[1].get<std::uint64_t>();
         if (b > en) throw bad(fmt::format("data_offsets [{}, {}] reversed", b, en));
         if (en > data_size)
-            throw bad(fmt::format("data_offsets [{}, {}] past the end of the data ({} bytes): file truncated?", b, en, data_size));
+            throw bad(fmt::format("data_offsets [{}, {}] past the end of the data ({} bytes): file truncated?", b, en,
+                                  data_size));
         if (en - b != numel * elem_size(t.dtype))
             throw bad(fmt::format("{} bytes for shape of {} {} elements ({} bytes)", en - b, numel, t.dtype,
                                   numel * elem_size(t.dtype)));
@@ -171,7 +179,8 @@ ModelWeights load_hf_model_from(const std::string& config_json, const std::strin
         if (it == tensors.end()) throw ModelFileError(fmt::format("{}: tensor \"{}\" missing", what, name));
         const SafeTensor& t = it->second;
         if (t.dtype != want)
-            throw ModelFileError(fmt::format("{}: tensor \"{}\" has dtype {}, config.json says {}", what, name, t.dtype, want));
+            throw ModelFileError(
+                fmt::format("{}: tensor \"{}\" has dtype {}, config.json says {}", what, name, t.dtype, want));
         if (t.shape != shape)
             throw ModelFileError(fmt::format("{}: tensor \"{}\" has shape [{}], the config implies [{}]", what, name,
                                              fmt::join(t.shape, ", "), fmt::join(shape, ", ")));
@@ -214,14 +223,15 @@ ModelWeights load_hf_model_from(const std::string& config_json, const std::strin
     else if (tensors.count("lm_head.weight")) {
         // A tied checkpoint may still carry the copy; it must be the copy.
         if (take("lm_head.weight", {c.vocab, h}) != w.embed)
-            throw ModelFileError(fmt::format("{}: tie_word_embeddings is true but lm_head.weight differs from the embedding", what));
+            throw ModelFileError(
+                fmt::format("{}: tie_word_embeddings is true but lm_head.weight differs from the embedding", what));
     }
     for (const auto& [name, t] : tensors) {
         if (used.count(name)) continue;
         // Older transformers saved the RoPE frequencies; they follow from the config.
         if (name.size() >= 19 && name.compare(name.size() - 19, 19, "rotary_emb.inv_freq") == 0) continue;
-        throw ModelFileError(fmt::format("{}: unexpected tensor \"{}\" (not part of a {} model with this config)", what, name,
-                                         arch_name(c.arch)));
+        throw ModelFileError(fmt::format("{}: unexpected tensor \"{}\" (not part of a {} model with this config)", what,
+                                         name, arch_name(c.arch)));
     }
     try {
         validate(w);
@@ -260,7 +270,7 @@ std::string safetensors_image(const std::map<std::string, SafeTensor>& tensors) 
     }
     h["__metadata__"] = {{"format", "pt"}};
     std::string hs = h.dump();
-    while ((hs.size() + 8) % 8 != 0) hs.push_back(' ');  // data 8-byte aligned, as the reference writer does
+    while ((hs.size() + 8) % 8 != 0) hs.push_back(' '); // data 8-byte aligned, as the reference writer does
     std::string out(8, '\0');
     const std::uint64_t len = hs.size();
     std::memcpy(out.data(), &len, 8);
@@ -313,4 +323,4 @@ void save_hf_model(const ModelWeights& w, const std::string& dir) {
     write(fs::path(dir) / "model.safetensors", safetensors_image(w));
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -30,7 +30,7 @@ struct ModelFileError : std::runtime_error {
 
 // One tensor as found in a safetensors file (values converted to float).
 struct SafeTensor {
-    std::string dtype;  // "F32", "F16", "BF16"
+    std::string dtype; // "F32", "F16", "BF16"
     std::vector<long long> shape;
     std::vector<float> values;
 };
@@ -57,4 +57,4 @@ std::string safetensors_image(const ModelWeights& w);
 // that need a file this writer would never produce from weights.
 std::string safetensors_image(const std::map<std::string, SafeTensor>& tensors);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -115,7 +115,8 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
         p[j] /= l;
         double tiny = 0;
         if (p[j] * l * (1.0 + rho) < 0x1p-125) tiny += 0x1p-126 / l;
-        if (prof.probs_stored && p[j] * (1.0 + rho) < min_normal(prof.store)) tiny += half_subnormal_spacing(prof.store);
+        if (prof.probs_stored && p[j] * (1.0 + rho) < min_normal(prof.store))
+            tiny += half_subnormal_spacing(prof.store);
         rb.p[j] = rho * p[j] + tiny;
         const float* v = &pb.v[pb.kv_index(seq, j, kvh)];
         for (int c = 0; c < d; ++c) {
@@ -141,4 +142,4 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
     return rb;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

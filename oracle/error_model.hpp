@@ -33,8 +33,6 @@
 
 namespace attncheck {
 
-
-
 // Per-row quantities the bound is built from (computed in fp64 from the
 // exact inputs).
 struct RowBound {
@@ -54,4 +52,4 @@ double gamma_n(double n, double u);
 // Bound for one row.
 RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const PrecisionProfile& prof);
 
-}  // namespace attncheck
+} // namespace attncheck

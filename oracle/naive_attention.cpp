@@ -41,7 +41,7 @@ Observation naive_attention(const AttentionProblem& pb, const PrecisionProfile& 
                 float l = 0.0f;
                 for (int j = 0; j < n; ++j) {
                     if (s[j] == neg_inf) continue;
-                    s[j] = std::exp(s[j] - m);  // s now holds the exponentials
+                    s[j] = std::exp(s[j] - m); // s now holds the exponentials
                     if (!(defect == NaiveDefect::drop_key_from_normalizer && j == first_visible)) l += s[j];
                 }
                 std::fill(acc.begin(), acc.end(), 0.0f);
@@ -76,4 +76,4 @@ RelativeCheck relative_to_naive(const AttentionProblem& /*pb*/, const ReferenceO
     return rc;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

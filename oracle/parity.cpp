@@ -9,7 +9,7 @@ namespace attncheck {
 void QuantityReport::add(long long idx, double target, double oracle, double bound) {
     ++checked;
     double err = std::fabs(target - oracle);
-    if (std::isnan(err)) err = std::numeric_limits<double>::infinity();  // NaN output always violates
+    if (std::isnan(err)) err = std::numeric_limits<double>::infinity(); // NaN output always violates
     const double ratio = bound > 0 ? err / bound : (err > 0 ? std::numeric_limits<double>::infinity() : 0.0);
     if (err > max_err) max_err = err;
     if (ratio > worst_ratio || worst < 0) {
@@ -27,8 +27,8 @@ std::string ParityReport::summary() const {
     return fmt::format(
         "rows {} (masked {}, out of range {}, non-finite input {}); O: max err {:.3g}, worst err/bound {:.3g} "
         "({} violations); LSE: max err {:.3g}, worst err/bound {:.3g} ({} violations); masked-row violations {}",
-        rows, masked_rows, out_of_range_rows, nonfinite_input_rows, o.max_err, o.worst_ratio, o.violations,
-        lse.max_err, lse.worst_ratio, lse.violations, masked_violations);
+        rows, masked_rows, out_of_range_rows, nonfinite_input_rows, o.max_err, o.worst_ratio, o.violations, lse.max_err,
+        lse.worst_ratio, lse.violations, masked_violations);
 }
 
 ParityReport check_parity(const AttentionProblem& pb, const ReferenceOutput& ref, const Observation& obs,
@@ -62,4 +62,4 @@ ParityReport check_parity(const AttentionProblem& pb, const ReferenceOutput& ref
     return rep;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -15,9 +15,9 @@
 namespace attncheck {
 
 struct QuantityReport {
-    double max_err = 0;      // largest |target - oracle|
-    double worst_ratio = 0;  // largest |target - oracle| / bound
-    long long worst = -1;    // flat index of the worst element
+    double max_err = 0;     // largest |target - oracle|
+    double worst_ratio = 0; // largest |target - oracle| / bound
+    long long worst = -1;   // flat index of the worst element
     double worst_err = 0, worst_bound = 0, worst_target = 0, worst_oracle = 0;
     long long violations = 0;
     long long checked = 0;
@@ -28,7 +28,7 @@ struct ParityReport {
     QuantityReport o, lse;
     long long rows = 0, masked_rows = 0, masked_violations = 0;
     long long nonfinite_input_rows = 0;
-    long long out_of_range_rows = 0;  // bound not meaningful
+    long long out_of_range_rows = 0; // bound not meaningful
     double max_rho_p = 0;
     // Passed: every checked element inside its bound, masked rows exact.
     bool pass() const { return o.violations == 0 && lse.violations == 0 && masked_violations == 0; }
@@ -40,4 +40,4 @@ struct ParityReport {
 ParityReport check_parity(const AttentionProblem& pb, const ReferenceOutput& ref, const Observation& obs,
                           const PrecisionProfile& prof);
 
-}  // namespace attncheck
+} // namespace attncheck

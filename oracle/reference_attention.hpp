@@ -22,7 +22,7 @@ namespace attncheck {
 // Key j of a sequence is visible to query i when this is true.
 inline bool oracle_key_visible(const AttentionProblem& p, int seq, int i, int j) {
     if (!p.causal) return true;
-    const long long pos = static_cast<long long>(p.kv_lens[seq]) - p.q_lens[seq] + i;  // absolute position
+    const long long pos = static_cast<long long>(p.kv_lens[seq]) - p.q_lens[seq] + i; // absolute position
     if (j > pos) return false;
     if (p.window > 0 && j <= pos - p.window) return false;
     return true;
@@ -65,7 +65,7 @@ ReferenceRow<Real> reference_row(const AttentionProblem& pb, int seq, int head, 
             r.masked[j] = r.scaled[j];
         }
     }
-    if (r.n_visible == 0) {  // fully masked row: O = 0, LSE = -inf by convention
+    if (r.n_visible == 0) { // fully masked row: O = 0, LSE = -inf by convention
         r.row_max = neg_inf;
         r.lse = neg_inf;
         return r;
@@ -91,8 +91,8 @@ ReferenceRow<Real> reference_row(const AttentionProblem& pb, int seq, int head, 
 
 // O and LSE for every row, converted to double at the end.
 struct ReferenceOutput {
-    std::vector<double> o;    // Q's layout
-    std::vector<double> lse;  // [total_q][n_q_heads]
+    std::vector<double> o;   // Q's layout
+    std::vector<double> lse; // [total_q][n_q_heads]
 };
 
 template <class Real>
@@ -111,4 +111,4 @@ ReferenceOutput reference_attention(const AttentionProblem& pb) {
     return out;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <cmath>
 
-#include <boost/multiprecision/cpp_bin_float.hpp>
 #include <fmt/format.h>
+#include <boost/multiprecision/cpp_bin_float.hpp>
 
+#include "engine/case/case_sampler.hpp"
 #include "engine/case/problem.hpp"
 #include "oracle/naive_attention.hpp"
 #include "oracle/parity.hpp"
 #include "oracle/reference_attention.hpp"
 #include "oracle/tiled_reference.hpp"
-#include "engine/case/case_sampler.hpp"
 
 namespace attncheck {
 
@@ -31,7 +31,7 @@ Case small_case(int hq, int hkv, int d, int q_len, int kv_len, std::uint64_t see
 }
 
 double rel_diff(double a, double b) {
-    if (a == b) return 0.0;  // covers -inf == -inf
+    if (a == b) return 0.0; // covers -inf == -inf
     return std::fabs(a - b) / std::max({std::fabs(a), std::fabs(b), 1e-300});
 }
 
@@ -46,21 +46,23 @@ double max_rel(const AttentionProblem& pb, const ReferenceOutput& a, const Refer
                 double vmax = 1e-300;
                 for (int j = 0; j < pb.kv_lens[s]; ++j)
                     for (int c = 0; c < pb.head_dim; ++c)
-                        vmax = std::max(vmax, std::fabs(static_cast<double>(pb.v[pb.kv_index(s, j, h / pb.group()) + c])));
-                for (int c = 0; c < pb.head_dim; ++c) worst = std::max(worst, std::fabs(a.o[oi + c] - b.o[oi + c]) / vmax);
+                        vmax =
+                            std::max(vmax, std::fabs(static_cast<double>(pb.v[pb.kv_index(s, j, h / pb.group()) + c])));
+                for (int c = 0; c < pb.head_dim; ++c)
+                    worst = std::max(worst, std::fabs(a.o[oi + c] - b.o[oi + c]) / vmax);
                 worst = std::max(worst, rel_diff(a.lse[li], b.lse[li]));
             }
     return worst;
 }
 
-}  // namespace
+} // namespace
 
 std::vector<ClosedFormResult> oracle_closed_forms() {
     std::vector<ClosedFormResult> out;
     auto add = [&](std::string name, bool pass, std::string detail) {
         out.push_back({std::move(name), pass, std::move(detail)});
     };
-    {  // one key: O is its V exactly, LSE is the scaled score
+    { // one key: O is its V exactly, LSE is the scaled score
         Case c = small_case(2, 1, 16, 1, 1, 11);
         c.data.v_scale = 3.0;
         AttentionProblem pb = materialize(c);
@@ -73,7 +75,7 @@ std::vector<ClosedFormResult> oracle_closed_forms() {
         ok = ok && std::fabs(r.lse[0] - s * pb.scale) <= 1e-15 * std::max(1.0, std::fabs(s));
         add("one key -> its V exactly", ok, fmt::format("lse {} vs {}", r.lse[0], s * pb.scale));
     }
-    {  // equal logits (all keys identical): O is the mean of V, LSE = s + log n
+    { // equal logits (all keys identical): O is the mean of V, LSE = s + log n
         Case c = small_case(1, 1, 8, 1, 37, 12);
         c.data.constant_k = true;
         AttentionProblem pb = materialize(c);
@@ -88,14 +90,15 @@ std::vector<ClosedFormResult> oracle_closed_forms() {
         mp50 s = 0;
         for (int ch = 0; ch < 8; ++ch) s += mp50(pb.q[ch]) * mp50(pb.k[ch]);
         double lse_expected = static_cast<double>(s * mp50(pb.scale) + log(mp50(37)));
-        bool ok = worst <= 1e-15 && std::fabs(r.lse[0] - lse_expected) <= 1e-15 * std::max(1.0, std::fabs(lse_expected));
+        bool ok =
+            worst <= 1e-15 && std::fabs(r.lse[0] - lse_expected) <= 1e-15 * std::max(1.0, std::fabs(lse_expected));
         add("equal logits -> mean of V, LSE = s + log n", ok, fmt::format("max |O - mean| {:.3g}", worst));
     }
-    {  // known LSE: keys with logits 0 and log 3 (scale 1): LSE = log 4, P = (1/4, 3/4)
+    { // known LSE: keys with logits 0 and log 3 (scale 1): LSE = log 4, P = (1/4, 3/4)
         Case c = small_case(1, 1, 1, 1, 2, 13);
         c.scale = 1.0;
         c.values = ExplicitValues{{1.0}, {0.0, std::log(3.0)}, {2.0, -6.0}};
-        c.values->k[1] = static_cast<float>(c.values->k[1]);  // fp32 input, as the target sees it
+        c.values->k[1] = static_cast<float>(c.values->k[1]); // fp32 input, as the target sees it
         AttentionProblem pb = materialize(c);
         auto r = reference_row<mp50>(pb, 0, 0, 0);
         const mp50 e = exp(mp50(pb.k[1]));
@@ -106,7 +109,7 @@ std::vector<ClosedFormResult> oracle_closed_forms() {
         add("known LSE (log 4) and P = (1/4, 3/4)", ok,
             fmt::format("lse {:.17g} (log 4 = {:.17g}), o {:.17g}", static_cast<double>(r.lse), std::log(4.0), o));
     }
-    {  // GQA equals MHA with K/V heads repeated
+    { // GQA equals MHA with K/V heads repeated
         Case c = small_case(6, 2, 12, 3, 9, 14);
         c.causal = true;
         AttentionProblem gqa = materialize(c);
@@ -124,7 +127,7 @@ std::vector<ClosedFormResult> oracle_closed_forms() {
         bool ok = a.o == b.o && a.lse == b.lse;
         add("GQA (6/2) equals MHA with repeated K/V heads (bitwise)", ok, "");
     }
-    {  // fully masked rows: q_len > kv_len, causal bottom-right: first rows see nothing
+    { // fully masked rows: q_len > kv_len, causal bottom-right: first rows see nothing
         Case c = small_case(1, 1, 4, 5, 2, 15);
         c.causal = true;
         AttentionProblem pb = materialize(c);
@@ -180,14 +183,14 @@ std::vector<NamedProfile> correct_profiles(DType t) {
     PrecisionProfile plain;
     plain.input = t;
     plain.exp_ulps = 2;
-    PrecisionProfile storing = plain;  // S, P and O stored in the input dtype
+    PrecisionProfile storing = plain; // S, P and O stored in the input dtype
     storing.scores_stored = storing.probs_stored = true;
     storing.store = storing.output = t;
     return {{fmt::format("plain fp32 arithmetic ({} inputs)", dtype_name(t)), plain},
             {fmt::format("S, P, O stored in {}", dtype_name(t)), storing}};
 }
 
-}  // namespace
+} // namespace
 
 ErrorModelSweep sweep_error_model(std::uint64_t first_seed, long long n_cases,
                                   const std::function<void(long long)>& progress) {
@@ -221,12 +224,13 @@ ErrorModelSweep sweep_error_model(std::uint64_t first_seed, long long n_cases,
             if (!rep.pass()) {
                 if (t.false_alarms == 0) {
                     t.first_alarm_seed = seed;
-                    t.first_alarm_detail = fmt::format("[{}] {}\n{}", profiles[k].name, rep.summary(), case_to_json(c, -1));
+                    t.first_alarm_detail =
+                        fmt::format("[{}] {}\n{}", profiles[k].name, rep.summary(), case_to_json(c, -1));
                 }
                 ++t.false_alarms;
             }
         }
-        if (c.dtype != DType::f32) {  // FlashAttention-style relative check
+        if (c.dtype != DType::f32) { // FlashAttention-style relative check
             PrecisionProfile only_o = correct_profiles(c.dtype)[0].prof;
             only_o.output = c.dtype;
             const Observation target = naive_attention(pb, only_o);
@@ -263,10 +267,13 @@ DetectionSweep sweep_defect_detection(std::uint64_t first_seed, long long n_case
             }
         };
         {
-            const ParityReport rep = check_parity(pb, ref, naive_attention(pb, plain, NaiveDefect::scale_off_1pct), plain);
+            const ParityReport rep =
+                check_parity(pb, ref, naive_attention(pb, plain, NaiveDefect::scale_off_1pct), plain);
             ++s.scale_judged;
-            if (!rep.pass()) ++s.scale_caught;
-            else note_miss("scale off by 1%", rep);
+            if (!rep.pass())
+                ++s.scale_caught;
+            else
+                note_miss("scale off by 1%", rep);
         }
         {
             // A key left out of the normalizer changes every probability of
@@ -277,12 +284,14 @@ DetectionSweep sweep_defect_detection(std::uint64_t first_seed, long long n_case
                 ++s.drop_judged;
                 const ParityReport rep =
                     check_parity(pb, ref, naive_attention(pb, plain, NaiveDefect::drop_key_from_normalizer), plain);
-                if (!rep.pass()) ++s.drop_caught;
-                else note_miss("dropped key", rep);
+                if (!rep.pass())
+                    ++s.drop_caught;
+                else
+                    note_miss("dropped key", rep);
             }
         }
         {
-            PrecisionProfile p16;  // fp16 variant of the case for the FA-style check
+            PrecisionProfile p16; // fp16 variant of the case for the FA-style check
             Case c16 = c;
             c16.dtype = DType::f16;
             const AttentionProblem pb16 = materialize(c16);
@@ -290,12 +299,13 @@ DetectionSweep sweep_defect_detection(std::uint64_t first_seed, long long n_case
             p16.input = p16.store = p16.output = DType::f16;
             PrecisionProfile naive16 = p16;
             naive16.scores_stored = naive16.probs_stored = true;
-            const RelativeCheck rc = relative_to_naive(pb16, ref16, naive_attention(pb16, p16, NaiveDefect::scale_off_1pct),
-                                                       naive_attention(pb16, naive16), DType::f16);
+            const RelativeCheck rc =
+                relative_to_naive(pb16, ref16, naive_attention(pb16, p16, NaiveDefect::scale_off_1pct),
+                                  naive_attention(pb16, naive16), DType::f16);
             if (!rc.pass()) ++s.relative_scale_caught;
         }
     }
     return s;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

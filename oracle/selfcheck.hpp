@@ -28,8 +28,8 @@ std::vector<ClosedFormResult> oracle_closed_forms();
 
 struct AgreementSweep {
     long long cases = 0, rows = 0;
-    double max_rel_mp = 0;     // fp64 reference vs cpp_bin_float_50 (O and LSE)
-    double max_rel_tiled = 0;  // fp64 reference vs tiled fp64 reference
+    double max_rel_mp = 0;    // fp64 reference vs cpp_bin_float_50 (O and LSE)
+    double max_rel_tiled = 0; // fp64 reference vs tiled fp64 reference
     std::uint64_t worst_mp_seed = 0, worst_tiled_seed = 0;
 };
 // Well-conditioned cases (finite, meaningful logits), multiprecision on every
@@ -38,18 +38,18 @@ AgreementSweep sweep_reference_agreement(std::uint64_t first_seed, long long n_c
 
 struct ProfileTally {
     std::string profile;
-    long long cases = 0;          // cases where at least one row was judged
+    long long cases = 0; // cases where at least one row was judged
     long long rows_judged = 0;
     long long rows_out_of_range = 0;
-    long long false_alarms = 0;   // cases with any violation (must be 0)
-    double worst_ratio = 0;       // max error/bound seen
-    double median_ratio = 0;      // of per-case worst O ratios
+    long long false_alarms = 0; // cases with any violation (must be 0)
+    double worst_ratio = 0;     // max error/bound seen
+    double median_ratio = 0;    // of per-case worst O ratios
     std::uint64_t first_alarm_seed = 0;
     std::string first_alarm_detail;
 };
 struct ErrorModelSweep {
     long long cases = 0;
-    std::vector<ProfileTally> correct;  // must all have false_alarms == 0
+    std::vector<ProfileTally> correct; // must all have false_alarms == 0
     // FlashAttention-style check: a computation storing only O in the input
     // dtype vs the naive one that also stores S and P there (k = 2).
     long long relative_checked = 0, relative_failures = 0;
@@ -61,10 +61,10 @@ struct DetectionSweep {
     long long cases = 0;
     long long scale_caught = 0, scale_judged = 0;
     long long drop_caught = 0, drop_judged = 0;
-    long long relative_scale_caught = 0;  // FA-style check catches the 1% scale
+    long long relative_scale_caught = 0; // FA-style check catches the 1% scale
     std::uint64_t first_missed_seed = 0;
     std::string first_missed_detail;
 };
 DetectionSweep sweep_defect_detection(std::uint64_t first_seed, long long n_cases);
 
-}  // namespace attncheck
+} // namespace attncheck

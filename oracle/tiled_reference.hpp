@@ -42,7 +42,7 @@ inline ReferenceOutput tiled_reference_attention(const AttentionProblem& pb, int
     std::vector<double> acc(static_cast<size_t>(d));
     for (int b = 0; b < pb.batch(); ++b)
         for (int h = 0; h < pb.n_q_heads; ++h) {
-            const int kvh = h * pb.n_kv_heads / pb.n_q_heads;  // same map, other arithmetic
+            const int kvh = h * pb.n_kv_heads / pb.n_q_heads; // same map, other arithmetic
             for (int t = 0; t < pb.q_lens[b]; ++t) {
                 const KeyRange kr = tiled_key_range(pb, b, t);
                 const float* q = &pb.q[pb.q_index(b, t, h)];
@@ -60,7 +60,7 @@ inline ReferenceOutput tiled_reference_attention(const AttentionProblem& pb, int
                         tile_max = std::max(tile_max, s[j - j0]);
                     }
                     const double m_new = std::max(m, tile_max);
-                    const double rescale = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
+                    const double rescale = std::exp(m - m_new); // exp(-inf) = 0 on the first tile
                     l *= rescale;
                     for (double& a : acc) a *= rescale;
                     for (long long j = j0; j < j1; ++j) {
@@ -74,7 +74,7 @@ inline ReferenceOutput tiled_reference_attention(const AttentionProblem& pb, int
                 double* o = &out.o[pb.o_index(b, t, h)];
                 if (kr.hi == kr.lo) {
                     out.lse[pb.lse_index(b, t, h)] = -std::numeric_limits<double>::infinity();
-                    continue;  // O stays 0
+                    continue; // O stays 0
                 }
                 for (int c = 0; c < d; ++c) o[c] = acc[c] / l;
                 out.lse[pb.lse_index(b, t, h)] = m + std::log(l);
@@ -83,4 +83,4 @@ inline ReferenceOutput tiled_reference_attention(const AttentionProblem& pb, int
     return out;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

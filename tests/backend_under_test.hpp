@@ -32,9 +32,9 @@ inline std::string backend_unavailable() {
 #endif
 }
 
-}  // namespace attncheck
+} // namespace attncheck
 
-#define ATTNCHECK_REQUIRE_BACKEND()                                                          \
-    do {                                                                                     \
+#define ATTNCHECK_REQUIRE_BACKEND()                                                              \
+    do {                                                                                         \
         if (auto why_ = ::attncheck::backend_unavailable(); !why_.empty()) GTEST_SKIP() << why_; \
     } while (0)

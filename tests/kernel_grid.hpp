@@ -19,13 +19,33 @@ struct LenPattern {
 inline std::vector<LenPattern> grid_lengths() {
     return {
         // decode: one query against caches at tile boundaries, empty, ragged
-        {{1}, {0}},      {{1}, {1}},       {{1}, {15}},      {{1}, {16}},      {{1}, {17}},
-        {{1}, {31}},     {{1}, {32}},      {{1}, {33}},      {{1}, {63}},      {{1}, {64}},
-        {{1}, {65}},     {{1}, {129}},     {{1, 1, 1}, {0, 17, 65}},           {{1, 0, 1}, {64, 3, 1}},
+        {{1}, {0}},
+        {{1}, {1}},
+        {{1}, {15}},
+        {{1}, {16}},
+        {{1}, {17}},
+        {{1}, {31}},
+        {{1}, {32}},
+        {{1}, {33}},
+        {{1}, {63}},
+        {{1}, {64}},
+        {{1}, {65}},
+        {{1}, {129}},
+        {{1, 1, 1}, {0, 17, 65}},
+        {{1, 0, 1}, {64, 3, 1}},
         // prefill: square at tile boundaries, chunked (q < kv), q > kv, empty
-        {{15}, {15}},    {{16}, {16}},     {{17}, {17}},     {{63}, {63}},     {{64}, {64}},
-        {{65}, {65}},    {{17}, {65}},     {{3}, {129}},     {{65}, {17}},     {{5}, {0}},
-        {{0}, {5}},      {{2, 33, 0}, {40, 33, 7}},
+        {{15}, {15}},
+        {{16}, {16}},
+        {{17}, {17}},
+        {{63}, {63}},
+        {{64}, {64}},
+        {{65}, {65}},
+        {{17}, {65}},
+        {{3}, {129}},
+        {{65}, {17}},
+        {{5}, {0}},
+        {{0}, {5}},
+        {{2, 33, 0}, {40, 33, 7}},
     };
 }
 
@@ -50,7 +70,7 @@ inline std::vector<Case> kernel_grid_cases() {
         c.dtype = dtypes[(i / 7) % 3];
         c.causal = (i % 3) != 0;
         if (c.causal && i % 4 == 1) c.window = 1 + (i / 4) % 40;
-        c.num_splits = 1 + (i / 2) % 9;  // up to 9 splits, often more than keys
+        c.num_splits = 1 + (i / 2) % 9; // up to 9 splits, often more than keys
         c.data.seed = 1000 + static_cast<std::uint64_t>(i);
         c.data.dist = (i % 11 == 0) ? Dist::uniform : Dist::normal;
         // Mostly O(1) logits; every fourth case has logits of order 10-100.
@@ -69,4 +89,4 @@ inline std::vector<Case> kernel_grid_cases() {
     return out;
 }
 
-}  // namespace attncheck::grid
+} // namespace attncheck::grid

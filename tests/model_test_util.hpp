@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "model/model_cpu.hpp"
 #include "engine/case/rng.hpp"
+#include "model/model_cpu.hpp"
 #include "model/oracle/model_oracle_check.hpp"
 #if defined(ATTNCHECK_TEST_CUDA) && defined(ATTNCHECK_HAVE_CUDA)
 #include "engine/cuda/device.hpp"
@@ -47,10 +47,10 @@ inline std::unique_ptr<ModelEngine> make_engine(const ModelWeights& w, int slots
 }
 #endif
 
-#define ATTNCHECK_SKIP_WITHOUT_DEVICE()                                        \
-    do {                                                                       \
-        const std::string why_ = ::attncheck::model_test::skip_reason();       \
-        if (!why_.empty()) GTEST_SKIP() << why_;                               \
+#define ATTNCHECK_SKIP_WITHOUT_DEVICE()                                  \
+    do {                                                                 \
+        const std::string why_ = ::attncheck::model_test::skip_reason(); \
+        if (!why_.empty()) GTEST_SKIP() << why_;                         \
     } while (0)
 
 inline std::vector<int> random_tokens(Rng& r, int n, int vocab) {
@@ -66,10 +66,12 @@ struct Session {
     std::unique_ptr<ModelEngine> engine;
     ModelPrecision prec;
     std::vector<std::vector<int>> history;
-    CacheLedger ledger;  // bounds the cached positions were appended under
+    CacheLedger ledger; // bounds the cached positions were appended under
 
     Session(ModelWeights weights, int slots, ModelMutant m = ModelMutant::none)
-        : w(std::move(weights)), engine(make_engine(w, slots, m)), prec(model_precision(w.config, kBackend)),
+        : w(std::move(weights)),
+          engine(make_engine(w, slots, m)),
+          prec(model_precision(w.config, kBackend)),
           history(static_cast<size_t>(slots)) {}
 
     void reset(int slot) {
@@ -92,7 +94,8 @@ struct Session {
         std::map<int, OracleTrace> oracles;
         std::map<int, const OracleTrace*> ptrs;
         for (const auto& [slot, pos] : out.rows)
-            if (!oracles.count(slot)) oracles.emplace(slot, model_oracle_forward(w, history[static_cast<size_t>(slot)]));
+            if (!oracles.count(slot))
+                oracles.emplace(slot, model_oracle_forward(w, history[static_cast<size_t>(slot)]));
         for (const auto& [slot, o] : oracles) ptrs[slot] = &o;
         DivergenceReport r = check_forward(w, *out.trace, ptrs, prec, &ledger);
         ledger.record(w.config, *out.trace, r);
@@ -102,4 +105,4 @@ struct Session {
 
 inline std::string describe(const DivergenceReport& r) { return r.summary() + "\n" + (r.ok ? "" : r.table()); }
 
-}  // namespace attncheck::model_test
+} // namespace attncheck::model_test

@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "engine/case/case.hpp"
-#include "engine/case/problem.hpp"
 #include "engine/case/case_sampler.hpp"
+#include "engine/case/problem.hpp"
 
 using namespace attncheck;
 
@@ -56,7 +56,7 @@ std::uint64_t fnv1a(const std::vector<float>& x, std::uint64_t h = 1469598103934
     return h;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Case, ValidCaseParses) {
     const Case c = parse_case(valid_json());
@@ -141,9 +141,12 @@ TEST(Case, SinkTokensDrawLargePositiveLogits) {
         double sink = 0, best_other = -1e300;
         for (int j = 0; j < 40; ++j) {
             double s = 0;
-            for (int ch = 0; ch < 64; ++ch) s += static_cast<double>(p.q[p.q_index(0, t, 0) + ch]) * p.k[p.kv_index(0, j, 0) + ch];
-            if (j == 0) sink = s;
-            else if (j >= 2) best_other = std::max(best_other, s);
+            for (int ch = 0; ch < 64; ++ch)
+                s += static_cast<double>(p.q[p.q_index(0, t, 0) + ch]) * p.k[p.kv_index(0, j, 0) + ch];
+            if (j == 0)
+                sink = s;
+            else if (j >= 2)
+                best_other = std::max(best_other, s);
         }
         EXPECT_GT(sink, best_other) << "query " << t;
     }
@@ -172,57 +175,80 @@ TEST(Case, MaterializedBitsArePortable) {
 
 TEST(CaseRejects, MalformedJson) { expect_rejected("{\"version\": 1, \"shape\": ", "malformed JSON"); }
 TEST(CaseRejects, NotAnObject) { expect_rejected("[1, 2]", "must be a JSON object"); }
-TEST(CaseRejects, UnknownTopLevelField) { expect_rejected(edit("\"dtype\"", "\"colour\": 3, \"dtype\""), "unknown field 'colour'"); }
-TEST(CaseRejects, UnknownNestedField) { expect_rejected(edit("\"head_dim\"", "\"hidden\": 3, \"head_dim\""), "unknown field 'shape.hidden'"); }
-TEST(CaseRejects, MissingField) { expect_rejected(edit("\"n_kv_heads\": 2,", ""), "missing required field 'shape.n_kv_heads'"); }
+TEST(CaseRejects, UnknownTopLevelField) {
+    expect_rejected(edit("\"dtype\"", "\"colour\": 3, \"dtype\""), "unknown field 'colour'");
+}
+TEST(CaseRejects, UnknownNestedField) {
+    expect_rejected(edit("\"head_dim\"", "\"hidden\": 3, \"head_dim\""), "unknown field 'shape.hidden'");
+}
+TEST(CaseRejects, MissingField) {
+    expect_rejected(edit("\"n_kv_heads\": 2,", ""), "missing required field 'shape.n_kv_heads'");
+}
 TEST(CaseRejects, MissingLengths) {
     expect_rejected(edit("\"kv_lens\": [100, 0]", "\"kv\": 0"), "missing required field 'shape.kv_len'");
 }
-TEST(CaseRejects, NonDivisibleHeads) { expect_rejected(edit("\"n_kv_heads\": 2", "\"n_kv_heads\": 3"), "must be a multiple of"); }
+TEST(CaseRejects, NonDivisibleHeads) {
+    expect_rejected(edit("\"n_kv_heads\": 2", "\"n_kv_heads\": 3"), "must be a multiple of");
+}
 TEST(CaseRejects, ZeroHeads) { expect_rejected(edit("\"n_q_heads\": 14", "\"n_q_heads\": 0"), "shape.n_q_heads"); }
 TEST(CaseRejects, ZeroHeadDim) { expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": 0"), "shape.head_dim"); }
-TEST(CaseRejects, AbsurdHeadDim) { expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": 100000"), "shape.head_dim"); }
+TEST(CaseRejects, AbsurdHeadDim) {
+    expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": 100000"), "shape.head_dim");
+}
 TEST(CaseRejects, AbsurdLength) { expect_rejected(edit("[100, 0]", "[100000000, 0]"), "kv_lens[0]"); }
 TEST(CaseRejects, AbsurdTotalSize) {
-    expect_rejected(edit("[1, 3]", "[1000000, 1000000]"), "case too large");  // 2e6 x 14 x 64 Q elements
+    expect_rejected(edit("[1, 3]", "[1000000, 1000000]"), "case too large"); // 2e6 x 14 x 64 Q elements
 }
 TEST(CaseRejects, NegativeLength) { expect_rejected(edit("[1, 3]", "[1, -3]"), "q_lens[1]"); }
 TEST(CaseRejects, LengthListOfWrongSize) { expect_rejected(edit("[1, 3]", "[1, 3, 4]"), "has 3 entries"); }
-TEST(CaseRejects, BothScalarAndListLength) { expect_rejected(edit("\"q_lens\"", "\"q_len\": 1, \"q_lens\""), "not both"); }
+TEST(CaseRejects, BothScalarAndListLength) {
+    expect_rejected(edit("\"q_lens\"", "\"q_len\": 1, \"q_lens\""), "not both");
+}
 TEST(CaseRejects, ZeroBatch) { expect_rejected(edit("\"batch\": 2", "\"batch\": 0"), "shape.batch"); }
-TEST(CaseRejects, WrongType) { expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": \"64\""), "must be an integer"); }
-TEST(CaseRejects, FractionalInteger) { expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": 64.5"), "must be an integer"); }
+TEST(CaseRejects, WrongType) {
+    expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": \"64\""), "must be an integer");
+}
+TEST(CaseRejects, FractionalInteger) {
+    expect_rejected(edit("\"head_dim\": 64", "\"head_dim\": 64.5"), "must be an integer");
+}
 TEST(CaseRejects, UnknownDtype) { expect_rejected(edit("\"bf16\"", "\"fp8\""), "dtype must be"); }
 TEST(CaseRejects, UnknownDist) { expect_rejected(edit("\"normal\"", "\"cauchy\""), "data.dist"); }
 TEST(CaseRejects, NegativeSeed) { expect_rejected(edit("18446744073709551615", "-1"), "data.seed"); }
-TEST(CaseRejects, UnsupportedVersion) { expect_rejected(edit("\"version\": 1", "\"version\": 2"), "unsupported case format version"); }
-TEST(CaseRejects, WindowWithoutCausal) {
-    expect_rejected(edit("\"causal\": true, \"window\": 0", "\"causal\": false, \"window\": 4"), "needs features.causal");
+TEST(CaseRejects, UnsupportedVersion) {
+    expect_rejected(edit("\"version\": 1", "\"version\": 2"), "unsupported case format version");
 }
-TEST(CaseRejects, ZeroSplits) { expect_rejected(edit("\"num_splits\": 3", "\"num_splits\": 0"), "features.num_splits"); }
+TEST(CaseRejects, WindowWithoutCausal) {
+    expect_rejected(edit("\"causal\": true, \"window\": 0", "\"causal\": false, \"window\": 4"),
+                    "needs features.causal");
+}
+TEST(CaseRejects, ZeroSplits) {
+    expect_rejected(edit("\"num_splits\": 3", "\"num_splits\": 0"), "features.num_splits");
+}
 TEST(CaseRejects, NonFiniteScale) { expect_rejected(edit("\"scale\": null", "\"scale\": \"inf\""), "features.scale"); }
 TEST(CaseRejects, ZeroMagnitude) { expect_rejected(edit("\"k_scale\": 2.5", "\"k_scale\": 0"), "data.k_scale"); }
 TEST(CaseRejects, OutlierChannelOutOfRange) { expect_rejected(edit("[3, 7]", "[3, 64]"), "outlier_channels"); }
 TEST(CaseRejects, OutlierChannelTwice) { expect_rejected(edit("[3, 7]", "[3, 3]"), "listed twice"); }
-TEST(CaseRejects, SpecialOutOfRange) { expect_rejected(edit("\"token\": 5", "\"token\": 100"), "data.specials[0].token"); }
+TEST(CaseRejects, SpecialOutOfRange) {
+    expect_rejected(edit("\"token\": 5", "\"token\": 100"), "data.specials[0].token");
+}
 TEST(CaseRejects, RecipeOverflowsFp16) {
     std::string j = edit("\"bf16\"", "\"fp16\"");
-    j.replace(j.find("\"k_scale\": 2.5"), 14, "\"k_scale\": 200");  // 200 * 6 * outlier 100 > 65504
+    j.replace(j.find("\"k_scale\": 2.5"), 14, "\"k_scale\": 200"); // 200 * 6 * outlier 100 > 65504
     expect_rejected(j, "above fp16's largest finite value");
 }
 TEST(CaseRejects, ExplicitValueOverflowsDtype) {
-    expect_rejected(R"({"version": 1, "shape": {"batch": 1, "n_q_heads": 1, "n_kv_heads": 1, "head_dim": 1, "q_len": 1, "kv_len": 1},
+    expect_rejected(
+        R"({"version": 1, "shape": {"batch": 1, "n_q_heads": 1, "n_kv_heads": 1, "head_dim": 1, "q_len": 1, "kv_len": 1},
         "dtype": "fp16", "data": {"dist": "normal", "seed": 1}, "values": {"q": [1], "k": [70000], "v": [1]}})",
-                    "values.k[0] = 70000 overflows fp16");
+        "values.k[0] = 70000 overflows fp16");
 }
 TEST(CaseRejects, ExplicitValuesOfWrongLength) {
-    expect_rejected(R"({"version": 1, "shape": {"batch": 1, "n_q_heads": 1, "n_kv_heads": 1, "head_dim": 2, "q_len": 1, "kv_len": 1},
+    expect_rejected(
+        R"({"version": 1, "shape": {"batch": 1, "n_q_heads": 1, "n_kv_heads": 1, "head_dim": 2, "q_len": 1, "kv_len": 1},
         "dtype": "fp32", "data": {"dist": "normal", "seed": 1}, "values": {"q": [1, 2], "k": [1], "v": [1, 2]}})",
-                    "values.k has 1 numbers; the shape needs 2");
+        "values.k has 1 numbers; the shape needs 2");
 }
-TEST(CaseRejects, MissingFileIsAClearError) {
-    EXPECT_THROW(load_case_file("/nonexistent/case.json"), CaseError);
-}
+TEST(CaseRejects, MissingFileIsAClearError) { EXPECT_THROW(load_case_file("/nonexistent/case.json"), CaseError); }
 // Found by the fuzz_case_json campaign: a number too large for a double made
 // nlohmann throw out_of_range, which escaped as a crash.
 TEST(CaseRejects, NumberOverflowIsMalformedJson) {

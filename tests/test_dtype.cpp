@@ -34,28 +34,25 @@ void check_all_midpoints(ToBits to_bits, FromBits from_bits, std::uint16_t max_f
     }
 }
 
-}  // namespace
+} // namespace
 
-TEST(DType, Fp16RoundsToNearestEvenEverywhere) {
-    check_all_midpoints(float_to_f16_bits, f16_bits_to_float, 0x7bff);
-}
+TEST(DType, Fp16RoundsToNearestEvenEverywhere) { check_all_midpoints(float_to_f16_bits, f16_bits_to_float, 0x7bff); }
 
-TEST(DType, Bf16RoundsToNearestEvenEverywhere) {
-    check_all_midpoints(float_to_bf16_bits, bf16_bits_to_float, 0x7f7f);
-}
+TEST(DType, Bf16RoundsToNearestEvenEverywhere) { check_all_midpoints(float_to_bf16_bits, bf16_bits_to_float, 0x7f7f); }
 
 TEST(DType, Fp16OverflowAndUnderflow) {
     EXPECT_EQ(round_to(DType::f16, 65504.0f), 65504.0f);
     EXPECT_EQ(round_to(DType::f16, 65519.99f), 65504.0f);
     EXPECT_TRUE(std::isinf(round_to(DType::f16, 65520.0f)));
-    EXPECT_EQ(round_to(DType::f16, 0x1p-24f), 0x1p-24f);  // smallest subnormal
-    EXPECT_EQ(round_to(DType::f16, 0x1p-25f), 0.0f);      // tie to even (zero)
+    EXPECT_EQ(round_to(DType::f16, 0x1p-24f), 0x1p-24f); // smallest subnormal
+    EXPECT_EQ(round_to(DType::f16, 0x1p-25f), 0.0f);     // tie to even (zero)
     EXPECT_EQ(round_to(DType::f16, 0x1.8p-25f), 0x1p-24f);
     EXPECT_TRUE(std::signbit(round_to(DType::f16, -0x1p-30f)));
     EXPECT_TRUE(std::isnan(round_to(DType::f16, NAN)));
     EXPECT_TRUE(std::isnan(round_to(DType::bf16, NAN)));
     EXPECT_TRUE(std::isinf(round_to(DType::bf16, 3.4e38f)));
-    EXPECT_EQ(round_to(DType::bf16, static_cast<float>(max_finite(DType::bf16))), static_cast<float>(max_finite(DType::bf16)));
+    EXPECT_EQ(round_to(DType::bf16, static_cast<float>(max_finite(DType::bf16))),
+              static_cast<float>(max_finite(DType::bf16)));
 }
 
 TEST(DType, UnitRoundoffMatchesFormat) {

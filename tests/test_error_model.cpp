@@ -20,10 +20,11 @@ TEST(ErrorModel, NoFalseAlarmsOver10000RandomCases) {
     const ErrorModelSweep s = sweep_error_model(20261122, n);
     ASSERT_EQ(s.cases, n);
     for (const auto& t : s.correct) {
-        std::printf("%-34s cases %lld, rows judged %lld, rows out of range %lld, false alarms %lld, worst err/bound %.3g, "
-                    "median %.3g\n",
-                    t.profile.c_str(), t.cases, t.rows_judged, t.rows_out_of_range, t.false_alarms, t.worst_ratio,
-                    t.median_ratio);
+        std::printf(
+            "%-34s cases %lld, rows judged %lld, rows out of range %lld, false alarms %lld, worst err/bound %.3g, "
+            "median %.3g\n",
+            t.profile.c_str(), t.cases, t.rows_judged, t.rows_out_of_range, t.false_alarms, t.worst_ratio,
+            t.median_ratio);
         EXPECT_EQ(t.false_alarms, 0) << t.profile << ": first at seed " << t.first_alarm_seed << "\n"
                                      << t.first_alarm_detail;
         EXPECT_LE(t.worst_ratio, 1.0);

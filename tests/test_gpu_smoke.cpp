@@ -21,7 +21,7 @@ TEST(GpuSmoke, DeviceRoundingEqualsHostRounding) {
     if (!cuda_device_available(&why)) GTEST_SKIP() << why;
     std::printf("device: %s\n", cuda_device_name().c_str());
     std::vector<float> xs;
-    for (std::uint32_t b = 0; b < 0x10000; ++b) {  // every fp16 value and its neighbours
+    for (std::uint32_t b = 0; b < 0x10000; ++b) { // every fp16 value and its neighbours
         const float f = f16_bits_to_float(static_cast<std::uint16_t>(b));
         xs.insert(xs.end(), {f, std::nextafter(f, INFINITY), std::nextafter(f, -INFINITY)});
         const float g = bf16_bits_to_float(static_cast<std::uint16_t>(b));
@@ -32,7 +32,7 @@ TEST(GpuSmoke, DeviceRoundingEqualsHostRounding) {
     const auto h = device_round_f16(xs), b = device_round_bf16(xs);
     long long bad_h = 0, bad_b = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
-        if (std::isnan(xs[i])) continue;  // NaN payloads may differ; NaN-ness checked below
+        if (std::isnan(xs[i])) continue; // NaN payloads may differ; NaN-ness checked below
         bad_h += h[i] != float_to_f16_bits(xs[i]);
         bad_b += b[i] != float_to_bf16_bits(xs[i]);
     }

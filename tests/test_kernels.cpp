@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/registry.hpp"
 #include "engine/targets/target.hpp"
+#include "kernels/registry.hpp"
 #include "oracle/parity.hpp"
 #include "oracle/reference_attention.hpp"
 #include "tests/backend_under_test.hpp"
@@ -35,7 +35,7 @@ std::vector<Case> grid_cases() {
     return out;
 }
 
-}  // namespace
+} // namespace
 
 class KernelGrid : public ::testing::TestWithParam<const char*> {};
 
@@ -71,9 +71,10 @@ TEST_P(KernelGrid, MatchesOracleUnderErrorModel) {
             if (failed <= 5) ADD_FAILURE() << target->full_name() << ": " << rep.summary() << "\n  case: " << repro(c);
         }
     }
-    std::printf("%s: %d cases run, %d unsupported, %d failed; %lld rows (%lld fully masked, %lld out of range); "
-                "worst err/bound %.3g\n",
-                target->full_name().c_str(), ran, skipped, failed, rows, masked, out_of_range, worst);
+    std::printf(
+        "%s: %d cases run, %d unsupported, %d failed; %lld rows (%lld fully masked, %lld out of range); "
+        "worst err/bound %.3g\n",
+        target->full_name().c_str(), ran, skipped, failed, rows, masked, out_of_range, worst);
     EXPECT_EQ(failed, 0);
     EXPECT_GE(ran * static_cast<int>(grid::kernel_grid_cases().size()), 60 * static_cast<int>(grid_cases().size()))
         << "the grid must really exercise the family";
@@ -171,18 +172,18 @@ std::vector<Case> mutant_cases() {
         return c;
     };
     for (DType t : {DType::f16, DType::f32}) {
-        v.push_back(mk(4, 2, 64, {1}, {40}, true, t));             // decode
-        v.push_back(mk(4, 2, 64, {1, 1}, {3, 200}, false, t));     // decode, ragged
-        v.push_back(mk(4, 2, 64, {9}, {130}, true, t));            // chunked prefill
-        v.push_back(mk(4, 2, 64, {70}, {70}, true, t));            // square prefill
-        v.push_back(mk(4, 2, 64, {8}, {3}, true, t));              // q > kv: masked rows
-        Case w = mk(4, 2, 64, {1, 6}, {50, 50}, true, t);          // sliding window
+        v.push_back(mk(4, 2, 64, {1}, {40}, true, t));         // decode
+        v.push_back(mk(4, 2, 64, {1, 1}, {3, 200}, false, t)); // decode, ragged
+        v.push_back(mk(4, 2, 64, {9}, {130}, true, t));        // chunked prefill
+        v.push_back(mk(4, 2, 64, {70}, {70}, true, t));        // square prefill
+        v.push_back(mk(4, 2, 64, {8}, {3}, true, t));          // q > kv: masked rows
+        Case w = mk(4, 2, 64, {1, 6}, {50, 50}, true, t);      // sliding window
         w.window = 4;
         v.push_back(w);
-        Case big = mk(4, 2, 64, {1, 20}, {90, 90}, true, t);       // logits far above 88
+        Case big = mk(4, 2, 64, {1, 20}, {90, 90}, true, t); // logits far above 88
         big.data.q_scale = big.data.k_scale = 6.0;
         v.push_back(big);
-        Case bigd = mk(4, 2, 64, {1}, {90}, false, t);            // decode with logits far above 88
+        Case bigd = mk(4, 2, 64, {1}, {90}, false, t); // decode with logits far above 88
         bigd.data.q_scale = bigd.data.k_scale = 6.0;
         v.push_back(bigd);
         // Visible keys with logits near -14000 and a window hiding the rest:
@@ -195,11 +196,11 @@ std::vector<Case> mutant_cases() {
             sent.values->v.insert(sent.values->v.end(), {static_cast<double>(j), static_cast<double>(-j)});
         }
         v.push_back(sent);
-        Case lng = mk(2, 1, 64, {1, 4}, {1500, 1500}, false, t);   // long rows, positive V offsets
+        Case lng = mk(2, 1, 64, {1, 4}, {1500, 1500}, false, t); // long rows, positive V offsets
         lng.data.v_scale = 8.0;
         lng.data.sink_tokens = 1;
         v.push_back(lng);
-        Case sp = mk(4, 2, 64, {1, 1}, {3, 70}, true, t);          // more splits than keys
+        Case sp = mk(4, 2, 64, {1, 1}, {3, 70}, true, t); // more splits than keys
         sp.num_splits = 7;
         v.push_back(sp);
     }
@@ -225,12 +226,12 @@ TEST_P(KernelGrid, EveryMutantChangesSomeResult) {
                     const Observation obs = target->run(p);
                     visible = !check_parity(p, reference_attention<double>(p), obs, target->profile(c)).pass();
                 } catch (const std::exception&) {
-                    visible = true;  // a crash or guard-band violation is visible too
+                    visible = true; // a crash or guard-band violation is visible too
                 }
             }
             caught += visible;
         }
-        if (supported == 0) continue;  // the mutant does not apply to this family
+        if (supported == 0) continue; // the mutant does not apply to this family
         std::printf("%s: changes %d of %d cases\n", target->full_name().c_str(), caught, supported);
         EXPECT_GE(caught, 1) << target->full_name() << " changed no result: the mutant is invisible";
     }

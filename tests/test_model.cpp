@@ -39,8 +39,9 @@ ModelWeights weights_for(const Variant& v, std::uint64_t seed = 1) {
 
 // |a - b| <= ba + bb elementwise for one stage of two checked calls, row
 // ra of A against row rb of B.
-void expect_rows_agree(const std::vector<float>& A, const std::vector<double>& bA, size_t ra, const std::vector<float>& Bv,
-                       const std::vector<double>& bB, size_t rb, int width, const std::string& what) {
+void expect_rows_agree(const std::vector<float>& A, const std::vector<double>& bA, size_t ra,
+                       const std::vector<float>& Bv, const std::vector<double>& bB, size_t rb, int width,
+                       const std::string& what) {
     int bad = 0;
     for (int i = 0; i < width; ++i) {
         const double a = A[ra * width + i], b = Bv[rb * width + i];
@@ -53,7 +54,7 @@ void expect_rows_agree(const std::vector<float>& A, const std::vector<double>& b
 
 class ModelProps : public ::testing::TestWithParam<Variant> {};
 
-}  // namespace
+} // namespace
 
 TEST_P(ModelProps, PrefillMatchesOracleUnderTheBound) {
     ATTNCHECK_SKIP_WITHOUT_DEVICE();
@@ -95,7 +96,8 @@ TEST_P(ModelProps, DecodeStepEqualsPrefillRow) {
             const int L = s.w.config.layers;
             for (int l = 0; l < L; ++l)
                 expect_rows_agree(d.trace->at(l, Stage::resid_ffn), rd.bound(l, Stage::resid_ffn), 0,
-                                  pre.trace->at(l, Stage::resid_ffn), rp.bound(l, Stage::resid_ffn), t, s.w.config.hidden,
+                                  pre.trace->at(l, Stage::resid_ffn), rp.bound(l, Stage::resid_ffn), t,
+                                  s.w.config.hidden,
                                   std::string(attn) + " layer " + std::to_string(l) + " token " + std::to_string(t));
             expect_rows_agree(d.logits, rd.bound(L, Stage::logits), 0, pre.logits, rp.bound(L, Stage::logits), t,
                               s.w.config.vocab, std::string(attn) + " logits token " + std::to_string(t));
@@ -148,8 +150,8 @@ TEST_P(ModelProps, AttentionFamiliesAgreeLayerByLayer) {
     ASSERT_TRUE(r1.ok) << describe(r1);
     ASSERT_TRUE(r4.ok) << describe(r4);
     for (int l = 0; l < s.w.config.layers; ++l)
-        expect_rows_agree(d1.trace->at(l, Stage::resid_ffn), r1.bound(l, Stage::resid_ffn), 0, d4.trace->at(l, Stage::resid_ffn),
-                          r4.bound(l, Stage::resid_ffn), 0, s.w.config.hidden,
+        expect_rows_agree(d1.trace->at(l, Stage::resid_ffn), r1.bound(l, Stage::resid_ffn), 0,
+                          d4.trace->at(l, Stage::resid_ffn), r4.bound(l, Stage::resid_ffn), 0, s.w.config.hidden,
                           "split 1 vs 4, layer " + std::to_string(l));
 }
 
@@ -235,7 +237,8 @@ TEST_P(ModelProps, OutliersStayWithinTheBoundAndFinite) {
 
 INSTANTIATE_TEST_SUITE_P(Tiny, ModelProps,
                          ::testing::Values(Variant{ModelArch::llama, DType::f32}, Variant{ModelArch::qwen2, DType::f32},
-                                           Variant{ModelArch::llama, DType::bf16}, Variant{ModelArch::qwen2, DType::f16}),
+                                           Variant{ModelArch::llama, DType::bf16},
+                                           Variant{ModelArch::qwen2, DType::f16}),
                          vname);
 
 // Bad calls are refused with a reason, and leave the cache as it was.
@@ -327,8 +330,8 @@ TEST_P(ModelMutants, KilledAtItsLayerAndStage) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ModelMutants,
-                         ::testing::Combine(::testing::Values(ModelMutant::rope_wrong_pairing, ModelMutant::qkv_bias_dropped,
-                                                              ModelMutant::residual_lost,
+                         ::testing::Combine(::testing::Values(ModelMutant::rope_wrong_pairing,
+                                                              ModelMutant::qkv_bias_dropped, ModelMutant::residual_lost,
                                                               ModelMutant::kv_cache_wrong_position,
                                                               ModelMutant::fused_k_wrong_layout),
                                             ::testing::Values(DType::f32, DType::bf16)),

@@ -21,7 +21,7 @@ const ModelWeights& qwen_weights() {
     static const ModelWeights w = [] {
         RandomWeightOptions o;
         o.seed = 2025;
-        o.qk_bias_norm = 0;  // the outlier variant is a separate test
+        o.qk_bias_norm = 0; // the outlier variant is a separate test
         return random_weights(qwen25_05b_config(DType::bf16), o);
     }();
     return w;
@@ -31,7 +31,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-}  // namespace
+} // namespace
 
 #ifdef ATTNCHECK_TEST_CUDA
 TEST(ModelQwen05bShape, PrefillAndDecodeWithinTheBoundAndConsistent) {
@@ -79,7 +79,7 @@ TEST(ModelQwen05bShape, PrefillAndDecodeWithinTheBoundAndConsistent) {
 TEST(ModelQwen05bShape, OutlierWeightsStayFiniteAndWithinTheBound) {
     ATTNCHECK_SKIP_WITHOUT_DEVICE();
     ModelConfig c = qwen25_05b_config(DType::bf16);
-    c.layers = 4;  // the outliers' effect shows in the first layers; keeps the oracle short
+    c.layers = 4; // the outliers' effect shows in the first layers; keeps the oracle short
     RandomWeightOptions o;
     o.seed = 7;
     o.massive_channels = {17, 500};

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model_cpu.hpp"
-#include "model/safetensors_loader.hpp"
 #include "model/oracle/model_oracle_check.hpp"
+#include "model/safetensors_loader.hpp"
 
 using namespace attncheck;
 
@@ -52,14 +52,15 @@ std::string with_header(const std::string& header_json, const std::string& data 
     return out + header_json + data;
 }
 
-}  // namespace
+} // namespace
 
 TEST(ModelLoader, RoundTripKeepsWeightsAndLogits) {
     for (DType d : {DType::f32, DType::f16, DType::bf16})
         for (ModelArch a : {ModelArch::llama, ModelArch::qwen2}) {
             const ModelWeights w = tiny(a, d);
-            const auto dir = std::filesystem::temp_directory_path() /
-                             ("attncheck_model_rt_" + std::string(arch_name(a)) + dtype_name(d) + std::to_string(getpid()));
+            const auto dir =
+                std::filesystem::temp_directory_path() /
+                ("attncheck_model_rt_" + std::string(arch_name(a)) + dtype_name(d) + std::to_string(getpid()));
             save_hf_model(w, dir.string());
             const ModelWeights r = load_hf_model(dir.string());
             std::filesystem::remove_all(dir);
@@ -89,7 +90,9 @@ TEST(ModelLoader, HfConfigParsesTransformersKeys) {
 }
 
 // ---- config errors
-TEST(ModelLoaderErrors, ConfigNotJson) { expect_error<ConfigError>([] { parse_hf_config("{not json"); }, "not valid JSON"); }
+TEST(ModelLoaderErrors, ConfigNotJson) {
+    expect_error<ConfigError>([] { parse_hf_config("{not json"); }, "not valid JSON");
+}
 TEST(ModelLoaderErrors, ConfigUnknownModelType) {
     expect_error<ConfigError>([] { parse_hf_config(R"({"model_type": "gpt2"})"); }, "not supported");
 }
@@ -154,7 +157,7 @@ TEST_F(SafetensorsErrors, GoodImageLoads) { EXPECT_NO_THROW(load_hf_model_from(c
 TEST_F(SafetensorsErrors, ShorterThanLength) { expect(std::string(5, '\0'), "truncated"); }
 TEST_F(SafetensorsErrors, HeaderLengthPastEof) {
     std::string b = good;
-    const std::uint64_t n = b.size();  // header "length" = the whole file
+    const std::uint64_t n = b.size(); // header "length" = the whole file
     std::memcpy(b.data(), &n, 8);
     expect(b, "past the end of the file");
 }
@@ -265,6 +268,7 @@ TEST(ModelExternalTrace, RoundTripPassesAndAPerturbationIsNamed) {
     ASSERT_FALSE(bad.ok);
     EXPECT_EQ(bad.first->layer, 1);
     EXPECT_EQ(bad.first->stage, Stage::gate);
-    EXPECT_THROW(trace_from_json(c, R"({"tokens": [1, 2]})", out.trace->attn_profile[0], nullptr), std::invalid_argument);
+    EXPECT_THROW(trace_from_json(c, R"({"tokens": [1, 2]})", out.trace->attn_profile[0], nullptr),
+                 std::invalid_argument);
     EXPECT_THROW(trace_from_json(c, "{", out.trace->attn_profile[0], nullptr), std::invalid_argument);
 }

@@ -19,9 +19,9 @@ using namespace attncheck::model_test;
 namespace {
 
 constexpr int kSlots = 3;
-constexpr int kMaxLen = 20;    // tokens per slot: keeps each oracle recomputation cheap
-constexpr int kMaxSteps = 10;  // commands per sequence: keeps the whole property under a few seconds
-constexpr int kVocab = 97;     // tiny_config's vocabulary (checked in make_weights)
+constexpr int kMaxLen = 20;   // tokens per slot: keeps each oracle recomputation cheap
+constexpr int kMaxSteps = 10; // commands per sequence: keeps the whole property under a few seconds
+constexpr int kVocab = 97;    // tiny_config's vocabulary (checked in make_weights)
 
 struct SessionModel {
     std::vector<int> len = std::vector<int>(kSlots, 0);
@@ -37,7 +37,7 @@ using Cmd = rc::state::Command<SessionModel, Sut>;
 
 void expect_ok(Sut& sut, const StepOutput& out, const std::string& what) {
     const DivergenceReport r = sut.s.check(out);
-    if (!r.ok) RC_FAIL(what + ": " + r.summary());  // names the layer and stage
+    if (!r.ok) RC_FAIL(what + ": " + r.summary()); // names the layer and stage
 }
 
 struct Prefill : Cmd {
@@ -60,7 +60,8 @@ struct Prefill : Cmd {
         RC_ASSERT(sut.s.engine->cache_len(slot) == m.len[static_cast<size_t>(slot)] + n);
     }
     void show(std::ostream& os) const override {
-        os << "Prefill(slot " << slot << ", " << n << " tokens, " << (standard ? "standard_path" : "flash_prefill") << ")";
+        os << "Prefill(slot " << slot << ", " << n << " tokens, " << (standard ? "standard_path" : "flash_prefill")
+           << ")";
     }
 };
 
@@ -122,7 +123,7 @@ const ModelWeights& session_weights(DType dt) {
     return dt == DType::f32 ? f32 : b16;
 }
 
-}  // namespace
+} // namespace
 
 // Plain tests around rc::check so the GPU twin can skip without a device
 // (RapidCheck properties cannot GTEST_SKIP).
@@ -160,7 +161,7 @@ TEST(ModelSession, CatchesTheWrongCachePositionMutant) {
     const ModelWeights& w = session_weights(DType::f32);
     Session s(w, 1, ModelMutant::kv_cache_wrong_position);
     DivergenceReport a = s.check(s.run({{0, {1, 2, 3}}}));
-    ASSERT_TRUE(a.ok) << a.summary();  // an empty cache is appended correctly
+    ASSERT_TRUE(a.ok) << a.summary(); // an empty cache is appended correctly
     DivergenceReport b = s.check(s.run({{0, {4, 5}}}));
     ASSERT_FALSE(b.ok);
     EXPECT_EQ(b.first->stage, Stage::kv_cache) << b.summary();

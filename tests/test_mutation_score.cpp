@@ -45,8 +45,9 @@ TEST(MutationScore, EveryMutantIsKilledWithASmallCase) {
         EXPECT_LE(c.batch(), 2) << id;
         EXPECT_LE(c.n_q_heads, 4) << id;
         EXPECT_LE(longest, 140) << id;
-        if (r.mutant != Mutant::partial_q_load && r.mutant != Mutant::scale_missing && r.mutant != Mutant::scale_twice &&
-            r.mutant != Mutant::fp16_accumulation && r.mutant != Mutant::online_no_rescale) {
+        if (r.mutant != Mutant::partial_q_load && r.mutant != Mutant::scale_missing &&
+            r.mutant != Mutant::scale_twice && r.mutant != Mutant::fp16_accumulation &&
+            r.mutant != Mutant::online_no_rescale) {
             EXPECT_LE(c.head_dim, std::max(smallest_d, 2)) << id;
         }
         if (r.mutant == Mutant::gqa_map_mod) {

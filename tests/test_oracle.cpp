@@ -65,7 +65,7 @@ TEST(Oracle, ReferenceRowStagesAreConsistent) {
     c.causal = true;
     c.data.seed = 5;
     const AttentionProblem p = materialize(c);
-    const auto r = reference_row<double>(p, 0, 3, 0);  // query 0 at position 3: keys 0..3
+    const auto r = reference_row<double>(p, 0, 3, 0); // query 0 at position 3: keys 0..3
     EXPECT_EQ(r.n_visible, 4);
     double sum = 0, max_exp = 0;
     for (int j = 0; j < 6; ++j) {

@@ -73,4 +73,4 @@ TEST_P(GateProperty, HoldsOnTheEngine) {
 INSTANTIATE_TEST_SUITE_P(Engine, GateProperty, ::testing::ValuesIn(params()),
                          [](const ::testing::TestParamInfo<Param>& i) { return i.param.target + "_" + i.param.gate; });
 
-}  // namespace
+} // namespace

@@ -28,10 +28,10 @@ TEST(Rng, NormalHasUnitMomentsAndBoundedSupport) {
         mx = std::max(mx, std::fabs(x));
     }
     const double mean = s / n, var = s2 / n - mean * mean;
-    EXPECT_NEAR(mean, 0.0, 0.02);  // 5 sigma of the sample mean is ~0.011
+    EXPECT_NEAR(mean, 0.0, 0.02); // 5 sigma of the sample mean is ~0.011
     EXPECT_NEAR(var, 1.0, 0.02);
     EXPECT_LE(mx, 6.0);
-    EXPECT_GT(mx, 3.5);  // tails exist
+    EXPECT_GT(mx, 3.5); // tails exist
 }
 
 TEST(Rng, UniformAndRangeCoverTheirSupport) {

@@ -20,18 +20,24 @@ using nlohmann::json;
 
 const char* dist_name(Dist d) {
     switch (d) {
-        case Dist::normal: return "normal";
-        case Dist::uniform: return "uniform";
-        case Dist::sparse_int: return "sparse_int";
+        case Dist::normal:
+            return "normal";
+        case Dist::uniform:
+            return "uniform";
+        case Dist::sparse_int:
+            return "sparse_int";
     }
     return "?";
 }
 
 const char* tensor_name(TensorId t) {
     switch (t) {
-        case TensorId::q: return "q";
-        case TensorId::k: return "k";
-        case TensorId::v: return "v";
+        case TensorId::q:
+            return "q";
+        case TensorId::k:
+            return "k";
+        case TensorId::v:
+            return "v";
     }
     return "?";
 }
@@ -48,7 +54,7 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
     return true;
 }
 
-}  // namespace
+} // namespace
 
 bool SpecialValue::operator==(const SpecialValue& o) const {
     return tensor == o.tensor && seq == o.seq && token == o.token && head == o.head && dim == o.dim &&
@@ -67,9 +73,9 @@ bool ExplicitValues::operator==(const ExplicitValues& o) const {
 }
 bool Case::operator==(const Case& o) const {
     bool scale_eq = scale.has_value() == o.scale.has_value() && (!scale || same_bits(*scale, *o.scale));
-    return n_q_heads == o.n_q_heads && n_kv_heads == o.n_kv_heads && head_dim == o.head_dim &&
-           q_lens == o.q_lens && kv_lens == o.kv_lens && causal == o.causal && window == o.window &&
-           num_splits == o.num_splits && scale_eq && dtype == o.dtype && data == o.data && values == o.values;
+    return n_q_heads == o.n_q_heads && n_kv_heads == o.n_kv_heads && head_dim == o.head_dim && q_lens == o.q_lens &&
+           kv_lens == o.kv_lens && causal == o.causal && window == o.window && num_splits == o.num_splits && scale_eq &&
+           dtype == o.dtype && data == o.data && values == o.values;
 }
 
 double Case::effective_scale() const { return scale ? *scale : 1.0 / std::sqrt(static_cast<double>(head_dim)); }
@@ -86,9 +92,12 @@ void check_positive_finite(double x, const char* field) {
 
 double dist_bound(Dist d) {
     switch (d) {
-        case Dist::normal: return 6.0;      // Irwin-Hall(12) - 6
-        case Dist::uniform: return 1.0;     // [-1, 1)
-        case Dist::sparse_int: return 3.0;  // integers in [-3, 3]
+        case Dist::normal:
+            return 6.0; // Irwin-Hall(12) - 6
+        case Dist::uniform:
+            return 1.0; // [-1, 1)
+        case Dist::sparse_int:
+            return 3.0; // integers in [-3, 3]
     }
     return 0.0;
 }
@@ -99,7 +108,7 @@ long long token_total(const std::vector<int>& lens) {
     return t;
 }
 
-}  // namespace
+} // namespace
 
 double recipe_max_abs(const Case& c, TensorId t) {
     const DataRecipe& r = c.data;
@@ -113,7 +122,8 @@ double recipe_max_abs(const Case& c, TensorId t) {
             double sink = r.sink_tokens > 0 ? r.sink_factor * r.k_scale : 0.0;
             return std::max(plain, sink) * outlier;
         }
-        case TensorId::v: return r.v_scale * b;
+        case TensorId::v:
+            return r.v_scale * b;
     }
     return 0.0;
 }
@@ -125,15 +135,16 @@ void validate(const Case& c) {
     if (c.n_kv_heads < 1 || c.n_kv_heads > L::max_heads)
         fail(fmt::format("shape.n_kv_heads must be in [1, {}] (got {})", L::max_heads, c.n_kv_heads));
     if (c.n_q_heads % c.n_kv_heads != 0)
-        fail(fmt::format("shape.n_q_heads ({}) must be a multiple of shape.n_kv_heads ({})", c.n_q_heads,
-                         c.n_kv_heads));
+        fail(
+            fmt::format("shape.n_q_heads ({}) must be a multiple of shape.n_kv_heads ({})", c.n_q_heads, c.n_kv_heads));
     if (c.head_dim < 1 || c.head_dim > L::max_head_dim)
         fail(fmt::format("shape.head_dim must be in [1, {}] (got {})", L::max_head_dim, c.head_dim));
     if (c.q_lens.empty()) fail("shape: batch must be at least 1");
-    if (c.batch() > L::max_batch) fail(fmt::format("shape: batch must be at most {} (got {})", L::max_batch, c.batch()));
+    if (c.batch() > L::max_batch)
+        fail(fmt::format("shape: batch must be at most {} (got {})", L::max_batch, c.batch()));
     if (c.kv_lens.size() != c.q_lens.size())
-        fail(fmt::format("shape: q_lens has {} entries but kv_lens has {}; both need one per sequence",
-                         c.q_lens.size(), c.kv_lens.size()));
+        fail(fmt::format("shape: q_lens has {} entries but kv_lens has {}; both need one per sequence", c.q_lens.size(),
+                         c.kv_lens.size()));
     for (int b = 0; b < c.batch(); ++b) {
         if (c.q_lens[b] < 0 || c.q_lens[b] > L::max_len)
             fail(fmt::format("shape.q_lens[{}] must be in [0, {}] (got {})", b, L::max_len, c.q_lens[b]));
@@ -143,8 +154,8 @@ void validate(const Case& c) {
     const long long q_elems = token_total(c.q_lens) * c.n_q_heads * c.head_dim;
     const long long kv_elems = token_total(c.kv_lens) * c.n_kv_heads * c.head_dim;
     if (q_elems > L::max_elements || kv_elems > L::max_elements)
-        fail(fmt::format("shape: case too large ({} Q elements, {} K elements; limit {} per tensor)", q_elems,
-                         kv_elems, L::max_elements));
+        fail(fmt::format("shape: case too large ({} Q elements, {} K elements; limit {} per tensor)", q_elems, kv_elems,
+                         L::max_elements));
     if (c.window < 0) fail(fmt::format("features.window must be >= 0 (0 = none; got {})", c.window));
     if (c.window > 0 && !c.causal) fail("features.window needs features.causal = true (a window is causal-only)");
     if (c.num_splits < 1 || c.num_splits > L::max_splits)
@@ -278,7 +289,8 @@ bool as_bool(const json& v, const std::string& field) {
 std::vector<int> as_int_list(const json& v, const std::string& field, long long lo, long long hi) {
     if (!v.is_array()) fail(fmt::format("{} must be an array of integers", field));
     std::vector<int> out;
-    for (size_t i = 0; i < v.size(); ++i) out.push_back(static_cast<int>(as_int(v[i], fmt::format("{}[{}]", field, i), lo, hi)));
+    for (size_t i = 0; i < v.size(); ++i)
+        out.push_back(static_cast<int>(as_int(v[i], fmt::format("{}[{}]", field, i), lo, hi)));
     return out;
 }
 
@@ -318,13 +330,13 @@ std::vector<int> read_lens(Fields& f, const char* scalar, const char* list, int 
 
 constexpr int kFormatVersion = 1;
 
-}  // namespace
+} // namespace
 
 Case parse_case(const std::string& text) {
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::exception& e) {  // parse errors, and number overflow (out_of_range 406)
+    } catch (const json::exception& e) { // parse errors, and number overflow (out_of_range 406)
         fail(fmt::format("malformed JSON: {}", e.what()));
     }
     Case c;
@@ -347,7 +359,8 @@ Case parse_case(const std::string& text) {
     if (const json* fj = top.opt("features")) {
         Fields f(*fj, "features");
         if (auto* v = f.opt("causal")) c.causal = as_bool(*v, "features.causal");
-        if (auto* v = f.opt("window")) c.window = static_cast<int>(as_int(*v, "features.window", 0, CaseLimits::max_len));
+        if (auto* v = f.opt("window"))
+            c.window = static_cast<int>(as_int(*v, "features.window", 0, CaseLimits::max_len));
         if (auto* v = f.opt("num_splits"))
             c.num_splits = static_cast<int>(as_int(*v, "features.num_splits", 1, CaseLimits::max_splits));
         if (auto* v = f.opt("scale"); v && !v->is_null()) c.scale = as_double(*v, "features.scale");
@@ -363,10 +376,14 @@ Case parse_case(const std::string& text) {
         Fields d(top.get("data"), "data");
         const json& dist = d.get("dist");
         std::string ds = dist.is_string() ? dist.get<std::string>() : "";
-        if (ds == "normal") c.data.dist = Dist::normal;
-        else if (ds == "uniform") c.data.dist = Dist::uniform;
-        else if (ds == "sparse_int") c.data.dist = Dist::sparse_int;
-        else fail("data.dist must be \"normal\", \"uniform\" or \"sparse_int\"");
+        if (ds == "normal")
+            c.data.dist = Dist::normal;
+        else if (ds == "uniform")
+            c.data.dist = Dist::uniform;
+        else if (ds == "sparse_int")
+            c.data.dist = Dist::sparse_int;
+        else
+            fail("data.dist must be \"normal\", \"uniform\" or \"sparse_int\"");
         const json& seed = d.get("seed");
         if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<long long>() >= 0))
             fail("data.seed must be a non-negative integer below 2^64");
@@ -425,9 +442,11 @@ Case parse_case(const std::string& text) {
 std::string case_to_json(const Case& c, int indent) {
     json j;
     j["version"] = kFormatVersion;
-    j["shape"] = {{"batch", c.batch()},           {"n_q_heads", c.n_q_heads}, {"n_kv_heads", c.n_kv_heads},
-                  {"head_dim", c.head_dim},       {"q_lens", c.q_lens},       {"kv_lens", c.kv_lens}};
-    j["features"] = {{"causal", c.causal}, {"window", c.window}, {"num_splits", c.num_splits},
+    j["shape"] = {{"batch", c.batch()},     {"n_q_heads", c.n_q_heads}, {"n_kv_heads", c.n_kv_heads},
+                  {"head_dim", c.head_dim}, {"q_lens", c.q_lens},       {"kv_lens", c.kv_lens}};
+    j["features"] = {{"causal", c.causal},
+                     {"window", c.window},
+                     {"num_splits", c.num_splits},
                      {"scale", c.scale ? double_to_json(*c.scale) : json(nullptr)}};
     j["dtype"] = dtype_name(c.dtype);
     const DataRecipe& r = c.data;
@@ -437,14 +456,24 @@ std::string case_to_json(const Case& c, int indent) {
     if (r.constant_v) constant.push_back("v");
     json specials = json::array();
     for (const SpecialValue& s : r.specials)
-        specials.push_back({{"tensor", tensor_name(s.tensor)}, {"seq", s.seq}, {"token", s.token},
-                            {"head", s.head}, {"dim", s.dim}, {"value", double_to_json(s.value)}});
-    j["data"] = {{"dist", dist_name(r.dist)},          {"seed", r.seed},
-                 {"q_scale", r.q_scale},               {"k_scale", r.k_scale},
-                 {"v_scale", r.v_scale},               {"outlier_channels", r.outlier_channels},
-                 {"outlier_factor", r.outlier_factor}, {"sink_tokens", r.sink_tokens},
-                 {"sink_factor", r.sink_factor},       {"q_bias", r.q_bias},
-                 {"k_bias", r.k_bias},                 {"constant_rows", constant},
+        specials.push_back({{"tensor", tensor_name(s.tensor)},
+                            {"seq", s.seq},
+                            {"token", s.token},
+                            {"head", s.head},
+                            {"dim", s.dim},
+                            {"value", double_to_json(s.value)}});
+    j["data"] = {{"dist", dist_name(r.dist)},
+                 {"seed", r.seed},
+                 {"q_scale", r.q_scale},
+                 {"k_scale", r.k_scale},
+                 {"v_scale", r.v_scale},
+                 {"outlier_channels", r.outlier_channels},
+                 {"outlier_factor", r.outlier_factor},
+                 {"sink_tokens", r.sink_tokens},
+                 {"sink_factor", r.sink_factor},
+                 {"q_bias", r.q_bias},
+                 {"k_bias", r.k_bias},
+                 {"constant_rows", constant},
                  {"specials", specials}};
     if (c.values) {
         auto arr = [](const std::vector<double>& v) {
@@ -476,4 +505,4 @@ void save_case_file(const Case& c, const std::string& path) {
     if (!out) fail(fmt::format("error writing case file '{}'", path));
 }
 
-}  // namespace attncheck
+} // namespace attncheck

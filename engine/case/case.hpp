@@ -44,8 +44,8 @@ const char* tensor_name(TensorId t);
 // has generated the tensor.
 struct SpecialValue {
     TensorId tensor = TensorId::q;
-    int seq = 0, token = 0, head = 0, dim = 0;  // token is within the sequence
-    double value = 0.0;                         // may be NaN or +-inf
+    int seq = 0, token = 0, head = 0, dim = 0; // token is within the sequence
+    double value = 0.0;                        // may be NaN or +-inf
     bool operator==(const SpecialValue&) const;
 };
 
@@ -82,12 +82,12 @@ struct ExplicitValues {
 struct Case {
     // shape
     int n_q_heads = 1, n_kv_heads = 1, head_dim = 1;
-    std::vector<int> q_lens{1}, kv_lens{1};  // one entry per sequence
+    std::vector<int> q_lens{1}, kv_lens{1}; // one entry per sequence
     // features
     bool causal = false;
-    int window = 0;      // 0: no sliding window
-    int num_splits = 1;  // split-KV partition count, for targets that split
-    std::optional<double> scale;  // absent: 1/sqrt(head_dim)
+    int window = 0;              // 0: no sliding window
+    int num_splits = 1;          // split-KV partition count, for targets that split
+    std::optional<double> scale; // absent: 1/sqrt(head_dim)
     DType dtype = DType::f32;
     DataRecipe data;
     std::optional<ExplicitValues> values;
@@ -104,7 +104,7 @@ struct CaseLimits {
     static constexpr int max_heads = 1024;
     static constexpr int max_head_dim = 1024;
     static constexpr int max_len = 1 << 20;
-    static constexpr long long max_elements = 1LL << 28;  // per tensor
+    static constexpr long long max_elements = 1LL << 28; // per tensor
     static constexpr int max_splits = 4096;
 };
 
@@ -122,4 +122,4 @@ Case parse_case(const std::string& json_text);
 Case load_case_file(const std::string& path);
 void save_case_file(const Case& c, const std::string& path);
 
-}  // namespace attncheck
+} // namespace attncheck

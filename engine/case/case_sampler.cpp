@@ -20,21 +20,25 @@ T pick(Rng& r, const T (&xs)[N]) {
 
 int sample_len(Rng& r, int max_len) {
     switch (r.below(6)) {
-        case 0: return 0;
-        case 1: return 1;
-        case 2: return static_cast<int>(r.range(2, 17));
-        case 3: {  // tile boundaries: 16, 32, 64, 128 +- 1
+        case 0:
+            return 0;
+        case 1:
+            return 1;
+        case 2:
+            return static_cast<int>(r.range(2, 17));
+        case 3: { // tile boundaries: 16, 32, 64, 128 +- 1
             const int t = pick(r, {16, 32, 64, 128});
             return std::min(max_len, t + static_cast<int>(r.range(-1, 1)));
         }
-        case 4: return static_cast<int>(r.range(2, 300));
+        case 4:
+            return static_cast<int>(r.range(2, 300));
         default:
             if (max_len >= 1024 && r.coin(0.5)) return static_cast<int>(r.range(1024, max_len));
             return static_cast<int>(r.range(2, 600));
     }
 }
 
-}  // namespace
+} // namespace
 
 Case sample_wide_case(std::uint64_t seed, const SamplerLimits& lim) {
     Rng r(seed);
@@ -45,15 +49,15 @@ Case sample_wide_case(std::uint64_t seed, const SamplerLimits& lim) {
     while (kv * g > lim.max_q_heads) g = std::max(1, g / 2);
     c.n_kv_heads = kv;
     c.n_q_heads = kv * g;
-    c.head_dim = r.coin(0.6) ? pick(r, {1, 2, 3, 8, 16, 32, 63, 64, 80, 96, 128, 255, 256})
-                             : static_cast<int>(r.range(1, 256));
+    c.head_dim =
+        r.coin(0.6) ? pick(r, {1, 2, 3, 8, 16, 32, 63, 64, 80, 96, 128, 255, 256}) : static_cast<int>(r.range(1, 256));
     const int batch = static_cast<int>(r.range(1, 3));
     c.q_lens.clear();
     c.kv_lens.clear();
     for (int b = 0; b < batch; ++b) {
         int kl = sample_len(r, lim.max_kv_len);
         int ql = r.coin(0.3) ? 1 : sample_len(r, std::max(1, kl + 8));
-        if (r.coin(0.2)) ql = kl;  // q_len == kv_len, but never the only shape
+        if (r.coin(0.2)) ql = kl; // q_len == kv_len, but never the only shape
         c.q_lens.push_back(ql);
         c.kv_lens.push_back(kl);
     }
@@ -111,8 +115,14 @@ void fit_recipe_to_dtype(Case& c) {
         const double mq = recipe_max_abs(c, TensorId::q), mk = recipe_max_abs(c, TensorId::k),
                      mv = recipe_max_abs(c, TensorId::v);
         if (mq <= maxf && mk <= maxf && mv <= maxf) break;
-        if (mq > maxf) { d.q_scale *= 0.5; d.q_bias *= 0.5; }
-        if (mk > maxf) { d.k_scale *= 0.5; d.k_bias *= 0.5; }
+        if (mq > maxf) {
+            d.q_scale *= 0.5;
+            d.q_bias *= 0.5;
+        }
+        if (mk > maxf) {
+            d.k_scale *= 0.5;
+            d.k_bias *= 0.5;
+        }
         if (mv > maxf) d.v_scale *= 0.5;
     }
 }
@@ -137,4 +147,4 @@ Case sample_well_conditioned_case(std::uint64_t seed) {
     return c;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -11,7 +11,7 @@
 namespace attncheck {
 
 struct SamplerLimits {
-    long long max_work = 400000;  // rows * visible keys * head_dim, per case
+    long long max_work = 400000; // rows * visible keys * head_dim, per case
     int max_q_heads = 16;
     int max_kv_len = 4096;
 };
@@ -29,4 +29,4 @@ void fit_recipe_to_dtype(Case& c);
 // On these a wrong computation must be visible.
 Case sample_well_conditioned_case(std::uint64_t seed);
 
-}  // namespace attncheck
+} // namespace attncheck

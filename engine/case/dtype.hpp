@@ -23,9 +23,12 @@ enum class DType { f32, f16, bf16 };
 
 inline const char* dtype_name(DType t) {
     switch (t) {
-        case DType::f32: return "fp32";
-        case DType::f16: return "fp16";
-        case DType::bf16: return "bf16";
+        case DType::f32:
+            return "fp32";
+        case DType::f16:
+            return "fp16";
+        case DType::bf16:
+            return "bf16";
     }
     return "?";
 }
@@ -41,9 +44,12 @@ inline std::optional<DType> parse_dtype(std::string_view s) {
 // included): fp32 p=24, fp16 p=11, bf16 p=8.
 inline double unit_roundoff(DType t) {
     switch (t) {
-        case DType::f32: return 0x1p-24;
-        case DType::f16: return 0x1p-11;
-        case DType::bf16: return 0x1p-8;
+        case DType::f32:
+            return 0x1p-24;
+        case DType::f16:
+            return 0x1p-11;
+        case DType::bf16:
+            return 0x1p-8;
     }
     return 1.0;
 }
@@ -52,17 +58,23 @@ inline double unit_roundoff(DType t) {
 // (the largest absolute error of rounding to nearest in the subnormal range).
 inline double min_normal(DType t) {
     switch (t) {
-        case DType::f32: return 0x1p-126;
-        case DType::f16: return 0x1p-14;
-        case DType::bf16: return 0x1p-126;
+        case DType::f32:
+            return 0x1p-126;
+        case DType::f16:
+            return 0x1p-14;
+        case DType::bf16:
+            return 0x1p-126;
     }
     return 0.0;
 }
 inline double half_subnormal_spacing(DType t) {
     switch (t) {
-        case DType::f32: return 0x1p-150;
-        case DType::f16: return 0x1p-25;
-        case DType::bf16: return 0x1p-134;
+        case DType::f32:
+            return 0x1p-150;
+        case DType::f16:
+            return 0x1p-25;
+        case DType::bf16:
+            return 0x1p-134;
     }
     return 0.0;
 }
@@ -70,9 +82,12 @@ inline double half_subnormal_spacing(DType t) {
 // Largest finite value of the format.
 inline double max_finite(DType t) {
     switch (t) {
-        case DType::f32: return static_cast<double>(std::numeric_limits<float>::max());
-        case DType::f16: return 65504.0;
-        case DType::bf16: return 0x1.FEp127;  // 3.3895e38
+        case DType::f32:
+            return static_cast<double>(std::numeric_limits<float>::max());
+        case DType::f16:
+            return 65504.0;
+        case DType::bf16:
+            return 0x1.FEp127; // 3.3895e38
     }
     return 0.0;
 }
@@ -93,7 +108,7 @@ inline std::uint16_t float_to_bf16_bits(float f) {
     std::uint32_t b = float_bits(f);
     if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((b >> 16) | 0x40u);
     std::uint32_t lsb = (b >> 16) & 1u;
-    b += 0x7fffu + lsb;  // carries into the exponent give inf exactly when due
+    b += 0x7fffu + lsb; // carries into the exponent give inf exactly when due
     return static_cast<std::uint16_t>(b >> 16);
 }
 inline float bf16_bits_to_float(std::uint16_t h) { return bits_float(static_cast<std::uint32_t>(h) << 16); }
@@ -105,14 +120,14 @@ inline std::uint16_t float_to_f16_bits(float f) {
     std::uint32_t sign = (x >> 16) & 0x8000u;
     std::uint32_t ax = x & 0x7fffffffu;
     if (ax > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);  // NaN
-    if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520 rounds to inf
+    if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u); // >= 65520 rounds to inf
     if (ax < 0x33000000u) return static_cast<std::uint16_t>(sign);            // < 2^-25 rounds to 0
     std::uint32_t exp = ax >> 23;
-    std::uint32_t mant = (ax & 0x7fffffu) | 0x800000u;  // 24-bit significand
-    int shift;                                          // bits to drop
+    std::uint32_t mant = (ax & 0x7fffffu) | 0x800000u; // 24-bit significand
+    int shift;                                         // bits to drop
     std::uint32_t hexp;
-    if (exp < 113) {  // result is subnormal in fp16 (value < 2^-14)
-        shift = static_cast<int>(126 - exp);  // keep bits for 2^-24 granularity
+    if (exp < 113) {                         // result is subnormal in fp16 (value < 2^-14)
+        shift = static_cast<int>(126 - exp); // keep bits for 2^-24 granularity
         hexp = 0;
     } else {
         shift = 13;
@@ -146,9 +161,12 @@ inline float f16_bits_to_float(std::uint16_t h) {
 // holds it exactly).
 inline float round_to(DType t, float x) {
     switch (t) {
-        case DType::f32: return x;
-        case DType::f16: return f16_bits_to_float(float_to_f16_bits(x));
-        case DType::bf16: return bf16_bits_to_float(float_to_bf16_bits(x));
+        case DType::f32:
+            return x;
+        case DType::f16:
+            return f16_bits_to_float(float_to_f16_bits(x));
+        case DType::bf16:
+            return bf16_bits_to_float(float_to_bf16_bits(x));
     }
     return x;
 }
@@ -156,4 +174,4 @@ inline float round_to(DType t, float x) {
 // Round a double to float (IEEE conversion, exact and portable), then to t.
 inline float round_to(DType t, double x) { return round_to(t, static_cast<float>(x)); }
 
-}  // namespace attncheck
+} // namespace attncheck

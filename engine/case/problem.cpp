@@ -14,8 +14,10 @@ namespace {
 
 double draw(Rng& rng, Dist d) {
     switch (d) {
-        case Dist::normal: return rng.normal();
-        case Dist::uniform: return rng.uniform_pm1();
+        case Dist::normal:
+            return rng.normal();
+        case Dist::uniform:
+            return rng.uniform_pm1();
         case Dist::sparse_int:
             // 70% zeros; otherwise a small non-zero integer in [-3, 3].
             if (rng.coin(0.7)) return 0.0;
@@ -32,7 +34,7 @@ std::vector<long long> prefix(const std::vector<int>& lens) {
     return s;
 }
 
-}  // namespace
+} // namespace
 
 AttentionProblem materialize(const Case& c) {
     validate(c);
@@ -95,7 +97,8 @@ AttentionProblem materialize(const Case& c) {
                     float* vrow = &p.v[static_cast<size_t>(p.kv_index(b, t, h))];
                     for (int ch = 0; ch < d; ++ch) {
                         double x = r.k_scale * draw(rk, r.dist) + r.k_bias * kb[static_cast<size_t>(h) * d + ch];
-                        if (t < r.sink_tokens) x = r.sink_factor * r.k_scale * sink_dir[static_cast<size_t>(h) * d + ch];
+                        if (t < r.sink_tokens)
+                            x = r.sink_factor * r.k_scale * sink_dir[static_cast<size_t>(h) * d + ch];
                         krow[ch] = static_cast<float>(x * out_mult(ch));
                         vrow[ch] = static_cast<float>(r.v_scale * draw(rv, r.dist));
                     }
@@ -108,7 +111,8 @@ AttentionProblem materialize(const Case& c) {
                     for (int h = 0; h < heads; ++h) {
                         long long dst = is_q ? p.q_index(b, t, h) : p.kv_index(b, t, h);
                         long long src = is_q ? p.q_index(b, 0, h) : p.kv_index(b, 0, h);
-                        for (int ch = 0; ch < d; ++ch) x[static_cast<size_t>(dst + ch)] = x[static_cast<size_t>(src + ch)];
+                        for (int ch = 0; ch < d; ++ch)
+                            x[static_cast<size_t>(dst + ch)] = x[static_cast<size_t>(src + ch)];
                     }
         };
         if (r.constant_q) make_constant(p.q, c.q_lens, true);
@@ -142,4 +146,4 @@ Case shape_of(const AttentionProblem& p) {
     return c;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

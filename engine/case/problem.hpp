@@ -13,7 +13,7 @@ namespace attncheck {
 struct AttentionProblem {
     int n_q_heads = 1, n_kv_heads = 1, head_dim = 1;
     std::vector<int> q_lens, kv_lens;
-    std::vector<long long> q_start, kv_start;  // first token of each sequence
+    std::vector<long long> q_start, kv_start; // first token of each sequence
     bool causal = false;
     int window = 0;
     int num_splits = 1;
@@ -46,4 +46,4 @@ AttentionProblem materialize(const Case& c);
 // model). The scale is always explicit.
 Case shape_of(const AttentionProblem& p);
 
-}  // namespace attncheck
+} // namespace attncheck

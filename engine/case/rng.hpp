@@ -71,4 +71,4 @@ private:
     std::uint64_t s_[4];
 };
 
-}  // namespace attncheck
+} // namespace attncheck

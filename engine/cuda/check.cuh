@@ -20,17 +20,17 @@ struct CudaError : std::runtime_error {
 [[noreturn]] void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line);
 [[noreturn]] void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, int line);
 
-}  // namespace attncheck
+} // namespace attncheck
 
-#define CUDA_CHECK(call)                                                                      \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
+#define CUDA_CHECK(call)                                                                     \
+    do {                                                                                     \
+        cudaError_t e_ = (call);                                                             \
         if (e_ != cudaSuccess) ::attncheck::throw_cuda_error(e_, #call, __FILE__, __LINE__); \
     } while (0)
 
-#define CUBLAS_CHECK(call)                                                                                \
-    do {                                                                                                  \
-        cublasStatus_t s_ = (call);                                                                       \
+#define CUBLAS_CHECK(call)                                                                               \
+    do {                                                                                                 \
+        cublasStatus_t s_ = (call);                                                                      \
         if (s_ != CUBLAS_STATUS_SUCCESS) ::attncheck::throw_cublas_error(s_, #call, __FILE__, __LINE__); \
     } while (0)
 

@@ -21,4 +21,4 @@ std::mutex& cublas_mutex() {
     return m;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

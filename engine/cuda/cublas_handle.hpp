@@ -18,4 +18,4 @@ namespace attncheck {
 cublasHandle_t shared_cublas_handle();
 std::mutex& cublas_mutex();
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -16,14 +16,14 @@ void throw_cuda_error(cudaError_t e, const char* call, const char* file, int lin
     const bool sticky = e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure ||
                         e == cudaErrorMisalignedAddress || e == cudaErrorIllegalInstruction ||
                         e == cudaErrorHardwareStackError || e == cudaErrorAssert;
-    throw CudaError(fmt::format("CUDA error {} ({}) in {} at {}:{}", cudaGetErrorName(e), cudaGetErrorString(e),
-                                call, file, line),
-                    sticky);
+    throw CudaError(
+        fmt::format("CUDA error {} ({}) in {} at {}:{}", cudaGetErrorName(e), cudaGetErrorString(e), call, file, line),
+        sticky);
 }
 
 void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, int line) {
-    throw CudaError(fmt::format("cuBLAS error {} ({}) in {} at {}:{}", cublasGetStatusName(s),
-                                cublasGetStatusString(s), call, file, line),
+    throw CudaError(fmt::format("cuBLAS error {} ({}) in {} at {}:{}", cublasGetStatusName(s), cublasGetStatusString(s),
+                                call, file, line),
                     false);
 }
 
@@ -31,9 +31,10 @@ bool cuda_device_available(std::string* why) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        if (why) *why = fmt::format("no usable CUDA device: cudaGetDeviceCount returned {} ({})", cudaGetErrorName(e),
-                                    cudaGetErrorString(e));
-        cudaGetLastError();  // clear the non-sticky error
+        if (why)
+            *why = fmt::format("no usable CUDA device: cudaGetDeviceCount returned {} ({})", cudaGetErrorName(e),
+                               cudaGetErrorString(e));
+        cudaGetLastError(); // clear the non-sticky error
         return false;
     }
     if (n == 0) {
@@ -74,7 +75,7 @@ std::vector<std::uint16_t> run_round(Kernel kernel, const std::vector<float>& x)
     CUDA_CHECK(cudaMalloc(&d_in, x.size() * sizeof(float)));
     CUDA_CHECK(cudaMalloc(&d_out, x.size() * sizeof(std::uint16_t)));
     CUDA_CHECK(cudaMemcpy(d_in, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemset(d_out, 0xff, x.size() * sizeof(std::uint16_t)));  // poison: 0xffff is a NaN
+    CUDA_CHECK(cudaMemset(d_out, 0xff, x.size() * sizeof(std::uint16_t))); // poison: 0xffff is a NaN
     kernel<<<256, 256>>>(d_in, d_out, n);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -84,9 +85,9 @@ std::vector<std::uint16_t> run_round(Kernel kernel, const std::vector<float>& x)
     return out;
 }
 
-}  // namespace
+} // namespace
 
 std::vector<std::uint16_t> device_round_f16(const std::vector<float>& x) { return run_round(round_f16_kernel, x); }
 std::vector<std::uint16_t> device_round_bf16(const std::vector<float>& x) { return run_round(round_bf16_kernel, x); }
 
-}  // namespace attncheck
+} // namespace attncheck

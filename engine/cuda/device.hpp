@@ -19,4 +19,4 @@ std::string cuda_device_name();
 std::vector<std::uint16_t> device_round_f16(const std::vector<float>& x);
 std::vector<std::uint16_t> device_round_bf16(const std::vector<float>& x);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -38,7 +38,7 @@ public:
         return *this;
     }
     ~DeviceBuffer() {
-        if (raw_) cudaFree(raw_);  // destructor: cannot throw; errors surface on the next checked call
+        if (raw_) cudaFree(raw_); // destructor: cannot throw; errors surface on the next checked call
     }
     T* get() { return reinterpret_cast<T*>(static_cast<unsigned char*>(raw_) + kGuardBytes); }
     const T* get() const { return reinterpret_cast<const T*>(static_cast<const unsigned char*>(raw_) + kGuardBytes); }
@@ -65,10 +65,11 @@ public:
         for (std::size_t i = 0; i < g.size(); ++i)
             if (g[i] != kGuardByte) {
                 const bool before = i < kGuardBytes;
-                throw GuardBandError(name_ + ": device guard band overwritten at byte " +
-                                     std::to_string(before ? static_cast<long long>(i) - static_cast<long long>(kGuardBytes)
-                                                           : static_cast<long long>(i - kGuardBytes)) +
-                                     (before ? " before the buffer" : " past the end"));
+                throw GuardBandError(
+                    name_ + ": device guard band overwritten at byte " +
+                    std::to_string(before ? static_cast<long long>(i) - static_cast<long long>(kGuardBytes)
+                                          : static_cast<long long>(i - kGuardBytes)) +
+                    (before ? " before the buffer" : " past the end"));
             }
     }
 
@@ -78,4 +79,4 @@ private:
     std::string name_;
 };
 
-}  // namespace attncheck
+} // namespace attncheck

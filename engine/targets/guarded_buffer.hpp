@@ -58,4 +58,4 @@ private:
     std::vector<float> buf_;
 };
 
-}  // namespace attncheck
+} // namespace attncheck

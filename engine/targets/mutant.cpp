@@ -41,10 +41,14 @@ const char* bug_class_name(BugClass b) {
 
 const char* scope_name(MutantScope s) {
     switch (s) {
-        case MutantScope::every_family: return "every family";
-        case MutantScope::online_softmax: return "online-softmax families";
-        case MutantScope::split_merge: return "split-KV merge";
-        case MutantScope::cuda_tile_reuse: return "CUDA shared-memory tiles";
+        case MutantScope::every_family:
+            return "every family";
+        case MutantScope::online_softmax:
+            return "online-softmax families";
+        case MutantScope::split_merge:
+            return "split-KV merge";
+        case MutantScope::cuda_tile_reuse:
+            return "CUDA shared-memory tiles";
     }
     return "?";
 }
@@ -61,4 +65,4 @@ bool gate_expected_for(Mutant m, std::string_view gate) {
     return i && (gate == i->expected_gate || (*i->also_gate && gate == i->also_gate));
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -25,16 +25,18 @@ using MutantTag = std::integral_constant<Mutant, M>;
 template <bool (*Carries)(Mutant), class F>
 auto dispatch_mutant(Mutant m, const char* family, F&& f) -> decltype(f(MutantTag<Mutant::none>{})) {
     switch (m) {
-        case Mutant::none: return f(MutantTag<Mutant::none>{});
-#define ATTNCHECK_MUTANT_DISPATCH(name, ...)                                   \
-    case Mutant::name:                                                         \
+        case Mutant::none:
+            return f(MutantTag<Mutant::none>{});
+#define ATTNCHECK_MUTANT_DISPATCH(name, ...)                                      \
+    case Mutant::name:                                                            \
         if constexpr (Carries(Mutant::name)) return f(MutantTag<Mutant::name>{}); \
         break;
-        ATTNCHECK_MUTANTS(ATTNCHECK_MUTANT_DISPATCH)
+            ATTNCHECK_MUTANTS(ATTNCHECK_MUTANT_DISPATCH)
 #undef ATTNCHECK_MUTANT_DISPATCH
-        default: break;
+        default:
+            break;
     }
     throw UnsupportedCase(std::string(family) + ": mutant " + mutant_name(m) + " not built into this variant");
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -18,23 +18,23 @@ struct ProbeRequest {
 // per-tile and per-split running statistics.
 struct ProbeTrace {
     ProbeRequest where;
-    std::vector<float> raw;     // q . k
-    std::vector<float> scaled;  // scale * q . k
-    std::vector<float> masked;  // scaled, -inf where hidden
+    std::vector<float> raw;    // q . k
+    std::vector<float> scaled; // scale * q . k
+    std::vector<float> masked; // scaled, -inf where hidden
     float row_max = 0;
-    std::vector<float> exps;    // exp(masked - row_max)
+    std::vector<float> exps; // exp(masked - row_max)
     float max_exp = 0;
     float row_sum = 0;
-    std::vector<float> p;       // probabilities
-    std::vector<float> o;       // output row
-    std::vector<float> tile_max, tile_sum;    // online softmax, per tile
-    std::vector<float> split_max, split_sum;  // split-KV, per split
+    std::vector<float> p;                    // probabilities
+    std::vector<float> o;                    // output row
+    std::vector<float> tile_max, tile_sum;   // online softmax, per tile
+    std::vector<float> split_max, split_sum; // split-KV, per split
 };
 
 struct Observation {
-    std::vector<float> o;    // [total_q][n_q_heads][head_dim]
-    std::vector<float> lse;  // [total_q][n_q_heads], natural log
+    std::vector<float> o;   // [total_q][n_q_heads][head_dim]
+    std::vector<float> lse; // [total_q][n_q_heads], natural log
     std::optional<ProbeTrace> probe;
 };
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -22,4 +22,4 @@ struct PrecisionProfile {
     bool uses_splits = false;   // honours Case.num_splits (split-KV merge)
 };
 
-}  // namespace attncheck
+} // namespace attncheck

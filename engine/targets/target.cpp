@@ -10,4 +10,4 @@ std::string Target::full_name() const {
     return s;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "engine/case/case.hpp"
+#include "engine/case/problem.hpp"
 #include "engine/targets/mutant.hpp"
 #include "engine/targets/observation.hpp"
-#include "engine/case/problem.hpp"
 #include "engine/targets/precision_profile.hpp"
 
 namespace attncheck {
@@ -30,7 +30,7 @@ struct UnsupportedCase : std::runtime_error {
 class Target {
 public:
     virtual ~Target() = default;
-    virtual std::string name() const = 0;  // e.g. "decode_gqa"
+    virtual std::string name() const = 0; // e.g. "decode_gqa"
     virtual Backend backend() const = 0;
     virtual Mutant mutant() const = 0;
     virtual std::string description() const = 0;
@@ -44,7 +44,7 @@ public:
     // still judged under the error model, and reported as "not batch
     // invariant" rather than passing the bitwise property.
     virtual bool promises_batch_invariance() const { return false; }
-    std::string full_name() const;  // "cuda/decode_gqa" or "cpu/flash_prefill+no_row_max"
+    std::string full_name() const; // "cuda/decode_gqa" or "cpu/flash_prefill+no_row_max"
 };
 
-}  // namespace attncheck
+} // namespace attncheck

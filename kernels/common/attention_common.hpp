@@ -33,8 +33,10 @@ struct AttnShape {
 // the last query at the last key (FlashAttention >= 2.1).
 template <Mutant M>
 AC_HD int query_position(int q_len, int kv_len, int i) {
-    if constexpr (M == Mutant::top_left_causal) return i;
-    else return kv_len - q_len + i;
+    if constexpr (M == Mutant::top_left_causal)
+        return i;
+    else
+        return kv_len - q_len + i;
 }
 
 // Key j visible to the query at absolute position pos?
@@ -71,43 +73,56 @@ AC_HD void key_range(const AttnShape& s, int kv_len, int pos, int& lo, int& hi) 
 
 template <Mutant M>
 AC_HD int kv_head_of(const AttnShape& s, int q_head) {
-    if constexpr (M == Mutant::gqa_map_mod) return q_head % s.n_kv_heads;
-    else return q_head / (s.n_q_heads / s.n_kv_heads);
+    if constexpr (M == Mutant::gqa_map_mod)
+        return q_head % s.n_kv_heads;
+    else
+        return q_head / (s.n_q_heads / s.n_kv_heads);
 }
 
 // Head whose V rows are read (K always uses kv_head_of).
 template <Mutant M>
 AC_HD int v_head_of(const AttnShape& s, int kv_head) {
-    if constexpr (M == Mutant::v_wrong_head) return (kv_head + 1) % s.n_kv_heads;
-    else return kv_head;
+    if constexpr (M == Mutant::v_wrong_head)
+        return (kv_head + 1) % s.n_kv_heads;
+    else
+        return kv_head;
 }
 
 template <Mutant M>
 AC_HD float score_scale(float scale) {
-    if constexpr (M == Mutant::scale_missing) return 1.0f;
-    else if constexpr (M == Mutant::scale_twice) return scale * scale;
-    else return scale;
+    if constexpr (M == Mutant::scale_missing)
+        return 1.0f;
+    else if constexpr (M == Mutant::scale_twice)
+        return scale * scale;
+    else
+        return scale;
 }
 
 // Value a masked score takes.
 template <Mutant M>
 AC_HD float masked_score() {
-    if constexpr (M == Mutant::finite_mask_sentinel) return -1e4f;
-    else return -INFINITY;
+    if constexpr (M == Mutant::finite_mask_sentinel)
+        return -1e4f;
+    else
+        return -INFINITY;
 }
 
 // Row max used by the softmax shift (the mutant forgets it).
 template <Mutant M>
 AC_HD float softmax_shift(float row_max) {
-    if constexpr (M == Mutant::no_row_max) return 0.0f;
-    else return row_max;
+    if constexpr (M == Mutant::no_row_max)
+        return 0.0f;
+    else
+        return row_max;
 }
 
 // q value as loaded into the dot product.
 template <Mutant M>
 AC_HD float q_loaded(float q, int c) {
-    if constexpr (M == Mutant::partial_q_load) return c == 0 ? q : 0.0f;
-    else return q;
+    if constexpr (M == Mutant::partial_q_load)
+        return c == 0 ? q : 0.0f;
+    else
+        return q;
 }
 
 // acc + x, in fp32; in fp16 for the fp16_accumulation mutant.
@@ -127,8 +142,10 @@ AC_HD float accumulate(float acc, float x) {
 // Does key j (the first visible key of the row) count in the row sum?
 template <Mutant M>
 AC_HD bool counts_in_normalizer(int j, int first_visible) {
-    if constexpr (M == Mutant::normalizer_drops_key) return j != first_visible;
-    else return true;
+    if constexpr (M == Mutant::normalizer_drops_key)
+        return j != first_visible;
+    else
+        return true;
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -20,8 +20,8 @@ namespace attncheck::kernels {
 // channel-to-thread maps are sized for it; each kernel static_asserts its map).
 inline constexpr int kDecodeMaxHeadDim = 256;
 
-inline std::string decode_family_unsupported(Family fam, const char* family, const std::vector<int>& q_lens, int head_dim,
-                                             DType dtype, Backend b, Mutant m) {
+inline std::string decode_family_unsupported(Family fam, const char* family, const std::vector<int>& q_lens,
+                                             int head_dim, DType dtype, Backend b, Mutant m) {
     for (size_t i = 0; i < q_lens.size(); ++i)
         if (q_lens[i] > 1)
             return fmt::format("{}: one query token per sequence (sequence {} has q_len {})", family, i, q_lens[i]);
@@ -34,4 +34,4 @@ inline std::string decode_family_unsupported(Family fam, const char* family, con
     return {};
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -16,11 +16,9 @@ std::vector<T> convert(const std::vector<float>& x) {
 
 std::vector<int> to_int(const std::vector<long long>& x) { return {x.begin(), x.end()}; }
 
-void fill(DeviceBuffer<float>& b, float value) {
-    b.upload(std::vector<float>(b.size(), value));
-}
+void fill(DeviceBuffer<float>& b, float value) { b.upload(std::vector<float>(b.size(), value)); }
 
-}  // namespace
+} // namespace
 
 template <class T>
 DeviceProblem<T>::DeviceProblem(const AttentionProblem& p)
@@ -33,8 +31,7 @@ DeviceProblem<T>::DeviceProblem(const AttentionProblem& p)
       kv_start(p.kv_start.size(), "kv_start"),
       q_lens(p.q_lens.size(), "q_lens"),
       kv_lens(p.kv_lens.size(), "kv_lens") {
-    shape = {p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window,
-             static_cast<float>(p.scale)};
+    shape = {p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
     q.upload(convert<T>(p.q));
     k.upload(convert<T>(p.k));
     v.upload(convert<T>(p.v));
@@ -150,4 +147,4 @@ ProbeTrace DeviceProbe::download(int used_tiles, int used_splits) const {
     return t;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

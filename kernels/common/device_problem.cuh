@@ -12,24 +12,40 @@
 
 #include <optional>
 
+#include "engine/case/problem.hpp"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/targets/observation.hpp"
-#include "engine/case/problem.hpp"
 #include "kernels/common/attention_common.hpp"
 
 namespace attncheck {
 
 // Host conversions between float (exactly representable values) and T.
-template <class T> T to_storage(float x);
-template <> inline float to_storage<float>(float x) { return x; }
-template <> inline __half to_storage<__half>(float x) { return __ushort_as_half(float_to_f16_bits(x)); }
-template <> inline __nv_bfloat16 to_storage<__nv_bfloat16>(float x) {
+template <class T>
+T to_storage(float x);
+template <>
+inline float to_storage<float>(float x) {
+    return x;
+}
+template <>
+inline __half to_storage<__half>(float x) {
+    return __ushort_as_half(float_to_f16_bits(x));
+}
+template <>
+inline __nv_bfloat16 to_storage<__nv_bfloat16>(float x) {
     return __ushort_as_bfloat16(float_to_bf16_bits(x));
 }
-template <class T> float from_storage(T x);
-template <> inline float from_storage<float>(float x) { return x; }
-template <> inline float from_storage<__half>(__half x) { return f16_bits_to_float(__half_as_ushort(x)); }
-template <> inline float from_storage<__nv_bfloat16>(__nv_bfloat16 x) {
+template <class T>
+float from_storage(T x);
+template <>
+inline float from_storage<float>(float x) {
+    return x;
+}
+template <>
+inline float from_storage<__half>(__half x) {
+    return f16_bits_to_float(__half_as_ushort(x));
+}
+template <>
+inline float from_storage<__nv_bfloat16>(__nv_bfloat16 x) {
     return bf16_bits_to_float(__bfloat16_as_ushort(x));
 }
 
@@ -73,7 +89,7 @@ public:
     kernels::AttnShape shape;
     DeviceBuffer<T> q, k, v, o;
     DeviceBuffer<float> lse;
-    DeviceBuffer<int> q_start, kv_start, q_lens, kv_lens;  // per sequence
+    DeviceBuffer<int> q_start, kv_start, q_lens, kv_lens; // per sequence
     int max_q_len = 0, max_kv_len = 0;
     // Re-poison outputs (for reruns on the same inputs).
     void poison_outputs();
@@ -104,4 +120,4 @@ auto with_device_problem(const AttentionProblem& p, F&& f) {
     }
 }
 
-}  // namespace attncheck
+} // namespace attncheck

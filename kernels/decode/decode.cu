@@ -36,11 +36,11 @@
 #include <fmt/format.h>
 
 #include "engine/cuda/check.cuh"
-#include "kernels/common/device_problem.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
-#include "kernels/decode/decode.hpp"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/common/device_problem.cuh"
+#include "kernels/decode/decode.hpp"
 
 namespace attncheck::kernels {
 
@@ -70,11 +70,17 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float
 template <class T>
 __device__ __forceinline__ T from_f(float x);
 template <>
-__device__ __forceinline__ float from_f<float>(float x) { return x; }
+__device__ __forceinline__ float from_f<float>(float x) {
+    return x;
+}
 template <>
-__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_f<__half>(float x) {
+    return __float2half_rn(x);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
 
 // Two consecutive elements as floats. The caller guarantees an even element
 // offset (head_dim even, so every row starts on a pair; device buffers are at
@@ -94,8 +100,7 @@ template <class T, Mutant M>
 __global__ void __launch_bounds__(kThreads)
     decode_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                   float* __restrict__ lse, const int* __restrict__ q_start, const int* __restrict__ kv_start,
-                  const int* __restrict__ q_lens, const int* __restrict__ kv_lens, AttnShape s,
-                  DeviceProbeView probe) {
+                  const int* __restrict__ q_lens, const int* __restrict__ kv_lens, AttnShape s, DeviceProbeView probe) {
     const int head = blockIdx.x, seq = blockIdx.y;
     // q_len 0: the sequence has no row (the host rejected q_len > 1). The
     // whole block leaves before any barrier.
@@ -106,7 +111,7 @@ __global__ void __launch_bounds__(kThreads)
     const int pos = query_position<M>(1, kv_len, 0);
     int lo, hi;
     key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1;  // for counts_in_normalizer; lo itself in production
+    int first_visible = -1; // for counts_in_normalizer; lo itself in production
     for (int j = lo; j < hi; ++j)
         if (key_visible<M>(s, pos, j)) {
             first_visible = j;
@@ -120,14 +125,14 @@ __global__ void __launch_bounds__(kThreads)
     const long long kv_base = kv_start[seq];
 
     __shared__ __align__(16) float q_s[kMaxHeadDim];
-    __shared__ float s_tile[kTile];  // masked, scaled scores of the tile
-    __shared__ float p_tile[kTile];  // exp(s_j - m_new)
+    __shared__ float s_tile[kTile]; // masked, scaled scores of the tile
+    __shared__ float p_tile[kTile]; // exp(s_j - m_new)
 
     for (int c = tid; c < d; c += kThreads) q_s[c] = q_loaded<M>(to_f(q[row * d + c]), c);
     __syncthreads();
 
     const bool pairs = d % 2 == 0;
-    const int c0 = kChannelsPerThread * tid;  // this thread's P.V channels: c0, c0 + 1
+    const int c0 = kChannelsPerThread * tid; // this thread's P.V channels: c0, c0 + 1
     float m = -INFINITY, l = 0.0f;
     float acc[kChannelsPerThread] = {0.0f, 0.0f};
     // The kTile-aligned tiles that cover [lo, hi); none for an empty range.
@@ -217,7 +222,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     T* orow = o + row * d;
-    if (m == -INFINITY) {  // no key scored above -inf: the fully masked convention
+    if (m == -INFINITY) { // no key scored above -inf: the fully masked convention
         for (int c = tid; c < d; c += kThreads) {
             orow[c] = from_f<T>(0.0f);
             if (probing) probe.o[c] = 0.0f;
@@ -248,7 +253,7 @@ __global__ void __launch_bounds__(kThreads)
 // sum, the same way as in the CPU twin's probe.
 void reconstruct_probabilities(ProbeTrace& t, float shift) {
     t.max_exp = 0.0f;
-    if (t.row_max == -INFINITY) return;  // empty row: exps and p stay 0
+    if (t.row_max == -INFINITY) return; // empty row: exps and p stay 0
     for (size_t j = 0; j < t.masked.size(); ++j) {
         if (t.masked[j] == -INFINITY) continue;
         t.exps[j] = std::exp(t.masked[j] - shift);
@@ -260,7 +265,7 @@ void reconstruct_probabilities(ProbeTrace& t, float shift) {
 template <class T, Mutant M>
 Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     std::optional<DeviceProbe> dprobe;
-    DeviceProbeView view;  // inactive unless a probe is requested
+    DeviceProbeView view; // inactive unless a probe is requested
     int used_tiles = 0;
     if (probe) {
         const int kv_len = p.kv_lens[probe->seq];
@@ -275,14 +280,13 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
                                             dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(),
                                             dp.shape, view);
     CUDA_CHECK_LAUNCH();
-    Observation obs = dp.download();  // synchronizes, checks every guard band
+    Observation obs = dp.download(); // synchronizes, checks every guard band
     if (dprobe) {
         obs.probe = dprobe->download(used_tiles, 0);
         reconstruct_probabilities(*obs.probe, softmax_shift<M>(obs.probe->row_max));
     }
     return obs;
 }
-
 
 // Production kernels for every dtype; mutant kernels for fp16 only (keeps
 // the build from multiplying; decode_unsupported says so for the rest).
@@ -297,7 +301,7 @@ std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
     return decode_family_unsupported(Family::decode, "decode", p.q_lens, p.head_dim, p.dtype, Backend::cuda, m);
 }
 
-}  // namespace
+} // namespace
 
 Observation decode_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
@@ -308,4 +312,4 @@ Observation decode_cuda(const AttentionProblem& p, Mutant m, const std::optional
     return with_device_problem(p, [&](auto& dp) { return run_on(dp, p, m, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -26,8 +26,8 @@
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
-#include "kernels/decode/decode.hpp"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/decode/decode.hpp"
 
 namespace attncheck::kernels {
 
@@ -45,7 +45,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // max that propagates NaN from either side (fmax would drop it and hide a
 // NaN score behind the other keys).
 inline float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
-
 
 ProbeTrace empty_trace(const AttentionProblem& p, const ProbeRequest& req) {
     const int n = p.kv_lens[req.seq];
@@ -68,7 +67,7 @@ ProbeTrace empty_trace(const AttentionProblem& p, const ProbeRequest& req) {
 // for the CUDA probe.
 void reconstruct_probabilities(ProbeTrace& t, float shift) {
     t.max_exp = 0.0f;
-    if (t.row_max == kNegInf) return;  // empty row: exps and p stay 0
+    if (t.row_max == kNegInf) return; // empty row: exps and p stay 0
     for (size_t j = 0; j < t.masked.size(); ++j) {
         if (t.masked[j] == kNegInf) continue;
         t.exps[j] = std::exp(t.masked[j] - shift);
@@ -86,7 +85,7 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
     const int pos = query_position<M>(1, kv_len, 0);
     int lo, hi;
     key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1;  // for counts_in_normalizer
+    int first_visible = -1; // for counts_in_normalizer
     for (int j = lo; j < hi; ++j)
         if (key_visible<M>(s, pos, j)) {
             first_visible = j;
@@ -146,11 +145,11 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
         }
     }
 
-    if (m == kNegInf) {  // no key scored above -inf: the fully masked convention
+    if (m == kNegInf) { // no key scored above -inf: the fully masked convention
         for (int c = 0; c < d; ++c) o[c] = 0.0f;
         *lse = kNegInf;
     } else {
-        for (int c = 0; c < d; ++c) o[c] = round_to(p.dtype, acc[c] / l);  // CUDA stores O in T
+        for (int c = 0; c < d; ++c) o[c] = round_to(p.dtype, acc[c] / l); // CUDA stores O in T
         *lse = softmax_shift<M>(m) + std::log(l);
     }
     if (tr) {
@@ -163,8 +162,8 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
 
 template <Mutant M>
 Observation run_decode(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const AttnShape s{p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window,
-                      static_cast<float>(p.scale)};
+    const AttnShape s{
+        p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
     GuardedHostBuffer o(p.q.size(), "O"), lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE");
     std::optional<ProbeTrace> trace;
     if (probe) trace = empty_trace(p, *probe);
@@ -185,7 +184,7 @@ Observation run_decode(const AttentionProblem& p, const std::optional<ProbeReque
     return obs;
 }
 
-}  // namespace
+} // namespace
 
 std::string decode_unsupported(const Case& c, Backend b, Mutant m) {
     return decode_family_unsupported(Family::decode, "decode", c.q_lens, c.head_dim, c.dtype, b, m);
@@ -194,12 +193,12 @@ std::string decode_unsupported(const Case& c, Backend b, Mutant m) {
 PrecisionProfile decode_profile(const Case& c, Backend) {
     PrecisionProfile p;
     p.input = c.dtype;
-    p.u_acc = 0x1p-24;        // fp32 everywhere (dot products, sums, P.V)
-    p.scores_stored = false;  // S and P live in fp32 registers / shared memory
+    p.u_acc = 0x1p-24;       // fp32 everywhere (dot products, sums, P.V)
+    p.scores_stored = false; // S and P live in fp32 registers / shared memory
     p.probs_stored = false;
     p.store = DType::f32;
-    p.output = c.dtype;  // O stored in T
-    p.exp_ulps = 2.0;    // std::exp on the CPU, expf (not __expf) on CUDA: both within 2 ulps
+    p.output = c.dtype; // O stored in T
+    p.exp_ulps = 2.0;   // std::exp on the CPU, expf (not __expf) on CUDA: both within 2 ulps
     p.kv_tile = kTile;
     p.uses_splits = false;
     return p;
@@ -211,7 +210,8 @@ Observation decode_cpu(const AttentionProblem& p, Mutant m, const std::optional<
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
         throw std::invalid_argument(fmt::format("decode: probe (seq {}, head {}, token {}) outside the problem",
                                                 probe->seq, probe->head, probe->token));
-    return dispatch_mutant<&carries_cpu<Family::decode>>(m, "decode", [&](auto mc) { return run_decode<decltype(mc)::value>(p, probe); });
+    return dispatch_mutant<&carries_cpu<Family::decode>>(
+        m, "decode", [&](auto mc) { return run_decode<decltype(mc)::value>(p, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -35,11 +35,11 @@
 #include <fmt/format.h>
 
 #include "engine/cuda/check.cuh"
-#include "kernels/common/device_problem.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
-#include "kernels/decode_gqa/decode_gqa.hpp"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/common/device_problem.cuh"
+#include "kernels/decode_gqa/decode_gqa.hpp"
 
 namespace attncheck::kernels {
 
@@ -71,11 +71,17 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float
 template <class T>
 __device__ __forceinline__ T from_f(float x);
 template <>
-__device__ __forceinline__ float from_f<float>(float x) { return x; }
+__device__ __forceinline__ float from_f<float>(float x) {
+    return x;
+}
 template <>
-__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_f<__half>(float x) {
+    return __float2half_rn(x);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
 
 // Two consecutive elements as floats; the caller guarantees an even element
 // offset (head_dim even; device buffers are at least 256-byte aligned).
@@ -123,7 +129,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     const int pos = query_position<M>(1, kv_len, 0);
     int lo, hi;
     key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1;  // for counts_in_normalizer; lo itself in production
+    int first_visible = -1; // for counts_in_normalizer; lo itself in production
     for (int j = lo; j < hi; ++j)
         if (key_visible<M>(s, pos, j)) {
             first_visible = j;
@@ -131,13 +137,13 @@ __global__ void __launch_bounds__(kMaxThreads)
         }
     const float scale = score_scale<M>(s.scale);
     const bool probing = active && probe.active && probe.seq == seq && probe.head == head && probe.token == 0;
-    const long long row = static_cast<long long>(q_start[seq]) * s.n_q_heads + head;  // Q/O/LSE row (if active)
+    const long long row = static_cast<long long>(q_start[seq]) * s.n_q_heads + head; // Q/O/LSE row (if active)
     const long long kv_base = kv_start[seq];
 
     extern __shared__ float smem[];
-    float* k_s = smem;                    // [kTile][ld]
-    float* v_s = k_s + kTile * ld;        // [kTile][ld]
-    float* q_s = v_s + kTile * ld + warp * d;  // this warp's q row [d]
+    float* k_s = smem;                        // [kTile][ld]
+    float* v_s = k_s + kTile * ld;            // [kTile][ld]
+    float* q_s = v_s + kTile * ld + warp * d; // this warp's q row [d]
 
     // Read only by its own warp, after the first tile's barrier.
     if (active)
@@ -175,9 +181,9 @@ __global__ void __launch_bounds__(kMaxThreads)
             }
         }
         __syncthreads();
-        if (active) {  // warp-uniform: every lane of the warp reaches the shuffles
+        if (active) { // warp-uniform: every lane of the warp reaches the shuffles
             const int j = j0 + lane;
-            float sc = -INFINITY;  // lanes past the cache hold no key at all
+            float sc = -INFINITY; // lanes past the cache hold no key at all
             if (lane < n) {
                 const float* kk = k_s + lane * ld;
                 float dot = 0.0f;
@@ -229,12 +235,12 @@ __global__ void __launch_bounds__(kMaxThreads)
                 probe.tile_sum[t - t_begin] = l;
             }
         }
-        __syncthreads();  // k_s and v_s are overwritten by the next tile
+        __syncthreads(); // k_s and v_s are overwritten by the next tile
     }
 
     if (!active) return;
     T* orow = o + row * d;
-    if (m == -INFINITY) {  // no key scored above -inf: the fully masked convention
+    if (m == -INFINITY) { // no key scored above -inf: the fully masked convention
         for (int c = lane; c < d; c += kWarpSize) {
             orow[c] = from_f<T>(0.0f);
             if (probing) probe.o[c] = 0.0f;
@@ -281,7 +287,7 @@ std::vector<int> group_table(const AttnShape& s) {
 // CPU twin's probe.
 void reconstruct_probabilities(ProbeTrace& t, float shift) {
     t.max_exp = 0.0f;
-    if (t.row_max == -INFINITY) return;  // empty row: exps and p stay 0
+    if (t.row_max == -INFINITY) return; // empty row: exps and p stay 0
     for (size_t j = 0; j < t.masked.size(); ++j) {
         if (t.masked[j] == -INFINITY) continue;
         t.exps[j] = std::exp(t.masked[j] - shift);
@@ -304,7 +310,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     heads.upload(group_table<M>(dp.shape));
 
     std::optional<DeviceProbe> dprobe;
-    DeviceProbeView view;  // inactive unless a probe is requested
+    DeviceProbeView view; // inactive unless a probe is requested
     int used_tiles = 0;
     if (probe) {
         const int kv_len = p.kv_lens[probe->seq];
@@ -320,7 +326,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
         dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(), dp.q_start.get(), dp.kv_start.get(),
         dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, view);
     CUDA_CHECK_LAUNCH();
-    Observation obs = dp.download();  // synchronizes, checks every guard band
+    Observation obs = dp.download(); // synchronizes, checks every guard band
     heads.check_guards();
     if (dprobe) {
         obs.probe = dprobe->download(used_tiles, 0);
@@ -328,7 +334,6 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     }
     return obs;
 }
-
 
 // Production kernels for every dtype; mutant kernels for fp16 only.
 template <class T>
@@ -342,7 +347,7 @@ std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
     return decode_family_unsupported(Family::decode_gqa, "decode_gqa", p.q_lens, p.head_dim, p.dtype, Backend::cuda, m);
 }
 
-}  // namespace
+} // namespace
 
 Observation decode_gqa_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
@@ -353,4 +358,4 @@ Observation decode_gqa_cuda(const AttentionProblem& p, Mutant m, const std::opti
     return with_device_problem(p, [&](auto& dp) { return run_on(dp, p, m, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -26,8 +26,8 @@
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
-#include "kernels/decode_gqa/decode_gqa.hpp"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/decode_gqa/decode_gqa.hpp"
 
 namespace attncheck::kernels {
 
@@ -63,7 +63,6 @@ float butterfly_sum(float (&x)[kTile]) {
     }
     return x[0];
 }
-
 
 // The q heads each kv head serves, from kv_head_of<M> (the shared GQA map,
 // and its mutation point): table[kv * G + i] is the i-th q head, in
@@ -101,7 +100,7 @@ ProbeTrace empty_trace(const AttentionProblem& p, const ProbeRequest& req) {
 // final shift and the final row sum, as for the CUDA probe.
 void reconstruct_probabilities(ProbeTrace& t, float shift) {
     t.max_exp = 0.0f;
-    if (t.row_max == kNegInf) return;  // empty row: exps and p stay 0
+    if (t.row_max == kNegInf) return; // empty row: exps and p stay 0
     for (size_t j = 0; j < t.masked.size(); ++j) {
         if (t.masked[j] == kNegInf) continue;
         t.exps[j] = std::exp(t.masked[j] - shift);
@@ -163,7 +162,7 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
             for (HeadState& h : st) {
                 float sc[kTile], pt[kTile], cnt[kTile], red[kTile];
                 for (int jj = 0; jj < kTile; ++jj) {
-                    if (jj >= n) {  // past the cache: not a key at all
+                    if (jj >= n) { // past the cache: not a key at all
                         sc[jj] = kNegInf;
                         continue;
                     }
@@ -194,7 +193,7 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
                 if constexpr (M != Mutant::online_no_rescale)
                     for (int c = 0; c < d; ++c) h.acc[c] = h.acc[c] * alpha;
                 for (int jj = 0; jj < n; ++jj) {
-                    if (pt[jj] == 0.0f) continue;  // hidden key: its V (maybe NaN padding) stays out
+                    if (pt[jj] == 0.0f) continue; // hidden key: its V (maybe NaN padding) stays out
                     const float* v = &v_tile[static_cast<size_t>(jj) * d];
                     for (int c = 0; c < d; ++c) h.acc[c] = accumulate<M>(h.acc[c], pt[jj] * v[c]);
                 }
@@ -208,11 +207,11 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
         for (HeadState& h : st) {
             float* orow = o + p.o_index(seq, 0, h.head);
             float* lrow = lse + p.lse_index(seq, 0, h.head);
-            if (h.m == kNegInf) {  // no key scored above -inf: the fully masked convention
+            if (h.m == kNegInf) { // no key scored above -inf: the fully masked convention
                 for (int c = 0; c < d; ++c) orow[c] = 0.0f;
                 *lrow = kNegInf;
             } else {
-                for (int c = 0; c < d; ++c) orow[c] = round_to(p.dtype, h.acc[c] / h.l);  // CUDA stores O in T
+                for (int c = 0; c < d; ++c) orow[c] = round_to(p.dtype, h.acc[c] / h.l); // CUDA stores O in T
                 *lrow = softmax_shift<M>(h.m) + std::log(h.l);
             }
             if (h.tr) {
@@ -227,8 +226,8 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
 
 template <Mutant M>
 Observation run_decode_gqa(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const AttnShape s{p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window,
-                      static_cast<float>(p.scale)};
+    const AttnShape s{
+        p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
     const std::vector<int> table = group_table<M>(s);
     GuardedHostBuffer o(p.q.size(), "O"), lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE");
     std::optional<ProbeTrace> trace;
@@ -244,7 +243,7 @@ Observation run_decode_gqa(const AttentionProblem& p, const std::optional<ProbeR
     return obs;
 }
 
-}  // namespace
+} // namespace
 
 std::string decode_gqa_unsupported(const Case& c, Backend b, Mutant m) {
     return decode_family_unsupported(Family::decode_gqa, "decode_gqa", c.q_lens, c.head_dim, c.dtype, b, m);
@@ -253,12 +252,12 @@ std::string decode_gqa_unsupported(const Case& c, Backend b, Mutant m) {
 PrecisionProfile decode_gqa_profile(const Case& c, Backend) {
     PrecisionProfile p;
     p.input = c.dtype;
-    p.u_acc = 0x1p-24;        // fp32 everywhere (K/V tiles are held as fp32 in shared memory)
-    p.scores_stored = false;  // S and P stay in fp32 registers
+    p.u_acc = 0x1p-24;       // fp32 everywhere (K/V tiles are held as fp32 in shared memory)
+    p.scores_stored = false; // S and P stay in fp32 registers
     p.probs_stored = false;
     p.store = DType::f32;
-    p.output = c.dtype;  // O stored in T
-    p.exp_ulps = 2.0;    // std::exp on the CPU, expf (not __expf) on CUDA
+    p.output = c.dtype; // O stored in T
+    p.exp_ulps = 2.0;   // std::exp on the CPU, expf (not __expf) on CUDA
     p.kv_tile = kTile;
     p.uses_splits = false;
     return p;
@@ -271,7 +270,8 @@ Observation decode_gqa_cpu(const AttentionProblem& p, Mutant m, const std::optio
                   probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
         throw std::invalid_argument(fmt::format("decode_gqa: probe (seq {}, head {}, token {}) outside the problem",
                                                 probe->seq, probe->head, probe->token));
-    return dispatch_mutant<&carries_cpu<Family::decode_gqa>>(m, "decode_gqa", [&](auto mc) { return run_decode_gqa<decltype(mc)::value>(p, probe); });
+    return dispatch_mutant<&carries_cpu<Family::decode_gqa>>(
+        m, "decode_gqa", [&](auto mc) { return run_decode_gqa<decltype(mc)::value>(p, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

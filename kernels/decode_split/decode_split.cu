@@ -70,10 +70,20 @@ __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-template <class T> __device__ T from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <class T>
+__device__ T from_f(float x);
+template <>
+__device__ __forceinline__ float from_f<float>(float x) {
+    return x;
+}
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) {
+    return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
 
 // Sequence holding packed query token t: the last b with q_start[b] <= t.
 // (A q_len = 0 sequence shares its start with the next one, so the last
@@ -82,8 +92,10 @@ __device__ __forceinline__ int seq_of_token(const int* __restrict__ q_start, int
     int lo = 0, hi = batch - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) / 2;
-        if (q_start[mid] <= t) lo = mid;
-        else hi = mid - 1;
+        if (q_start[mid] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo;
 }
@@ -103,9 +115,9 @@ __global__ void __launch_bounds__(kThreads)
     split_partial_kernel(AttnShape s, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
                          SeqArrays seqs, int num_splits, float* __restrict__ part_ml, float* __restrict__ part_acc,
                          DeviceProbeView probe) {
-    __shared__ float q_s[kMaxHeadDim];  // the query row, as loaded (q_loaded)
-    __shared__ float s_s[kTile];        // the tile's masked scores
-    __shared__ float p_s[kTile];        // the tile's exps
+    __shared__ float q_s[kMaxHeadDim]; // the query row, as loaded (q_loaded)
+    __shared__ float s_s[kTile];       // the tile's masked scores
+    __shared__ float p_s[kTile];       // the tile's exps
 
     const int H = s.n_q_heads, d = s.head_dim;
     const long long row = blockIdx.x;
@@ -116,9 +128,9 @@ __global__ void __launch_bounds__(kThreads)
     const int q_len = seqs.q_lens[b], kv_len = seqs.kv_lens[b];
     const int kvh = kv_head_of<M>(s, h), vh = v_head_of<M>(s, kvh);
     const int pos = query_position<M>(q_len, kv_len, i);
-    int lo, hi;  // the row's visible range; lo is its first visible key (normalizer mutant)
+    int lo, hi; // the row's visible range; lo is its first visible key (normalizer mutant)
     key_range<M>(s, kv_len, pos, lo, hi);
-    int ka, kb;  // keys this split processes; uniform over the block, so the barriers below are safe
+    int ka, kb; // keys this split processes; uniform over the block, so the barriers below are safe
     split_keys<M>(s, kv_len, num_splits, split, pos, ka, kb);
     const bool probed = probe.active && b == probe.seq && h == probe.head && i == probe.token;
     const float scale = score_scale<M>(s.scale);
@@ -126,9 +138,9 @@ __global__ void __launch_bounds__(kThreads)
 
     const T* __restrict__ qr = Q + row * d;
     for (int c = tid; c < d; c += kThreads) q_s[c] = q_loaded<M>(to_f(qr[c]), c);
-    __syncthreads();  // q_s complete before any warp scores
+    __syncthreads(); // q_s complete before any warp scores
 
-    const long long kv_stride = static_cast<long long>(s.n_kv_heads) * d;  // between consecutive keys
+    const long long kv_stride = static_cast<long long>(s.n_kv_heads) * d; // between consecutive keys
     const long long kv0 = static_cast<long long>(seqs.kv_start[b]) * kv_stride;
     const T* __restrict__ Kb = K + kv0 + static_cast<long long>(kvh) * d;
     const T* __restrict__ Vb = V + kv0 + static_cast<long long>(vh) * d;
@@ -159,7 +171,7 @@ __global__ void __launch_bounds__(kThreads)
                 }
             }
         }
-        __syncthreads();  // (A) the tile's scores are in s_s
+        __syncthreads(); // (A) the tile's scores are in s_s
 
         // Every thread moves its own copy of (m, l) identically (same inputs,
         // same order), so no broadcast is needed.
@@ -168,7 +180,7 @@ __global__ void __launch_bounds__(kThreads)
         const float m_new = ds_max(m, tile_max);
         const float alpha = online_alpha<M>(m, m_new);
         if (tid < nt) p_s[tid] = online_exp<M>(s_s[tid], m_new);
-        __syncthreads();  // (B) the tile's exps are in p_s
+        __syncthreads(); // (B) the tile's exps are in p_s
 
         l = l * alpha;
         for (int jj = 0; jj < nt; ++jj)
@@ -184,7 +196,7 @@ __global__ void __launch_bounds__(kThreads)
             }
         }
         m = m_new;
-        __syncthreads();  // (C) all reads of s_s / p_s done before the next tile overwrites them
+        __syncthreads(); // (C) all reads of s_s / p_s done before the next tile overwrites them
     }
 
     if (tid == 0) {
@@ -219,7 +231,8 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     for (int split = 0; split < S; ++split) m = ds_max(m, part_ml[ml_index(row, S, split)]);
     float L = 0.0f;
     for (int split = 0; split < S; ++split)
-        L = accumulate<M>(L, merge_weight<M>(part_ml[ml_index(row, S, split)], m) * part_ml[ml_index(row, S, split) + 1]);
+        L = accumulate<M>(L,
+                          merge_weight<M>(part_ml[ml_index(row, S, split)], m) * part_ml[ml_index(row, S, split) + 1]);
 
     bool probed = false;
     if (probe.active) {
@@ -235,10 +248,11 @@ __global__ void __launch_bounds__(kMaxHeadDim)
             // empty split contributes 0/0 = NaN).
             float sum = 0.0f;
             for (int split = 0; split < S; ++split)
-                sum = accumulate<M>(sum, part_acc[acc_index(row, S, split, d) + c] / part_ml[ml_index(row, S, split) + 1]);
+                sum = accumulate<M>(sum,
+                                    part_acc[acc_index(row, S, split, d) + c] / part_ml[ml_index(row, S, split) + 1]);
             oc = sum / static_cast<float>(S);
         } else if (m == -INFINITY) {
-            oc = 0.0f;  // every split empty: no visible key
+            oc = 0.0f; // every split empty: no visible key
         } else {
             float num = 0.0f;
             for (int split = 0; split < S; ++split)
@@ -290,26 +304,25 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     acc.poison();
 
     std::optional<DeviceProbe> probe;
-    DeviceProbeView view;  // inactive unless a probe is requested
+    DeviceProbeView view; // inactive unless a probe is requested
     if (req) {
         check_probe(p, *req);
-        probe.emplace(p, *req, 0, S);  // no per-tile stats; one (max, sum) per split
+        probe.emplace(p, *req, 0, S); // no per-tile stats; one (max, sum) per split
         view = probe->view();
     }
 
     const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
-    if (rows > 0) {  // a batch of q_len = 0 sequences has nothing to launch
+    if (rows > 0) { // a batch of q_len = 0 sequences has nothing to launch
         const dim3 grid1(static_cast<unsigned>(rows), static_cast<unsigned>(S));
-        split_partial_kernel<T, M><<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S,
-                                                        ml.get(), acc.get(), view);
+        split_partial_kernel<T, M>
+            <<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S, ml.get(), acc.get(), view);
         CUDA_CHECK_LAUNCH();
         const int merge_threads = (d + kWarp - 1) / kWarp * kWarp;
-        split_merge_kernel<T, M><<<static_cast<unsigned>(rows), merge_threads>>>(dp.shape, seqs, S, ml.get(),
-                                                                                 acc.get(), dp.o.get(),
-                                                                                 dp.lse.get(), view);
+        split_merge_kernel<T, M><<<static_cast<unsigned>(rows), merge_threads>>>(dp.shape, seqs, S, ml.get(), acc.get(),
+                                                                                 dp.o.get(), dp.lse.get(), view);
         CUDA_CHECK_LAUNCH();
     }
-    Observation obs = dp.download();  // synchronizes, checks the problem's guard bands
+    Observation obs = dp.download(); // synchronizes, checks the problem's guard bands
     ml.check_guards();
     acc.check_guards();
     if (probe) obs.probe = probe->download(0, S);
@@ -323,7 +336,7 @@ Observation dispatch(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
         m, "decode_split", [&](auto mc) { return launch<T, decltype(mc)::value>(dp, p, req); });
 }
 
-}  // namespace
+} // namespace
 
 Observation decode_split_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     const std::string why =
@@ -332,4 +345,4 @@ Observation decode_split_cuda(const AttentionProblem& p, Mutant m, const std::op
     return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

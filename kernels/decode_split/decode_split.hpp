@@ -51,17 +51,14 @@ inline constexpr long long kMaxScratchFloats = 1LL << 28;
 // LSE index, split = 0 .. num_splits-1):
 //   ml [rows][num_splits][2]         m_i (running max), l_i (running sum)
 //   acc[rows][num_splits][head_dim]  unnormalized sum_j exp(s_j - m_i) v_j
-AC_HD long long ml_index(long long row, int num_splits, int split) {
-    return (row * num_splits + split) * 2;
-}
+AC_HD long long ml_index(long long row, int num_splits, int split) { return (row * num_splits + split) * 2; }
 AC_HD long long acc_index(long long row, int num_splits, int split, int head_dim) {
     return (row * num_splits + split) * static_cast<long long>(head_dim);
 }
 
 // Empty when the combination is computed correctly; otherwise the reason.
 // rows = sum(q_lens) * n_q_heads.
-inline std::string unsupported_reason(int head_dim, DType dtype, long long rows, int num_splits, Backend b,
-                                      Mutant m) {
+inline std::string unsupported_reason(int head_dim, DType dtype, long long rows, int num_splits, Backend b, Mutant m) {
     if (head_dim > kMaxHeadDim)
         return "decode_split: head_dim " + std::to_string(head_dim) + " > " + std::to_string(kMaxHeadDim) +
                " (query row and accumulators are sized for head_dim <= 256)";
@@ -79,7 +76,7 @@ inline std::string unsupported_reason(int head_dim, DType dtype, long long rows,
 
 AC_HD float ds_exp(float x) {
 #if defined(__CUDA_ARCH__)
-    return expf(x);  // full-accuracy expf (<= 2 ulp), not __expf: the profile declares exp_ulps = 2
+    return expf(x); // full-accuracy expf (<= 2 ulp), not __expf: the profile declares exp_ulps = 2
 #else
     return std::exp(x);
 #endif
@@ -155,4 +152,4 @@ AC_HD float merge_weight(float m_i, float m) {
     return ds_exp(softmax_shift<M>(m_i) - softmax_shift<M>(m));
 }
 
-}  // namespace attncheck::kernels::decode_split_detail
+} // namespace attncheck::kernels::decode_split_detail

@@ -49,8 +49,8 @@ void check_probe(const AttentionProblem& p, const ProbeRequest& r) {
 
 template <Mutant M>
 Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const AttnShape shape{p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window,
-                          static_cast<float>(p.scale)};
+    const AttnShape shape{
+        p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
     const int H = p.n_q_heads, d = p.head_dim, S = p.num_splits;
     const long long rows = p.total_q() * H;
     const float scale = score_scale<M>(shape.scale);
@@ -92,7 +92,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                 const int kvh = kv_head_of<M>(shape, h);
                 const int vh = v_head_of<M>(shape, kvh);
                 const int pos = query_position<M>(q_len, kv_len, i);
-                int lo, hi;  // the row's visible range; lo is its first visible key (normalizer mutant)
+                int lo, hi; // the row's visible range; lo is its first visible key (normalizer mutant)
                 key_range<M>(shape, kv_len, pos, lo, hi);
                 const float* qr = &p.q[p.q_index(b, i, h)];
                 for (int c = 0; c < d; ++c) q[c] = q_loaded<M>(qr[c], c);
@@ -131,7 +131,8 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                         for (int c = 0; c < d; ++c) {
                             float a = acc[c];
                             if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
-                            for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, pt[jj] * p.v[p.kv_index(b, j0 + jj, vh) + c]);
+                            for (int jj = 0; jj < nt; ++jj)
+                                a = accumulate<M>(a, pt[jj] * p.v[p.kv_index(b, j0 + jj, vh) + c]);
                             acc[c] = a;
                         }
                         m = m_new;
@@ -157,7 +158,8 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                 for (int split = 0; split < S; ++split) m = ds_max(m, ML[ml_index(row, S, split)]);
                 float L = 0.0f;
                 for (int split = 0; split < S; ++split)
-                    L = accumulate<M>(L, merge_weight<M>(ML[ml_index(row, S, split)], m) * ML[ml_index(row, S, split) + 1]);
+                    L = accumulate<M>(
+                        L, merge_weight<M>(ML[ml_index(row, S, split)], m) * ML[ml_index(row, S, split) + 1]);
                 for (int c = 0; c < d; ++c) {
                     float oc;
                     if constexpr (M == Mutant::split_merge_no_lse) {
@@ -165,10 +167,11 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                         // (an empty split contributes 0/0 = NaN).
                         float sum = 0.0f;
                         for (int split = 0; split < S; ++split)
-                            sum = accumulate<M>(sum, ACC[acc_index(row, S, split, d) + c] / ML[ml_index(row, S, split) + 1]);
+                            sum = accumulate<M>(sum,
+                                                ACC[acc_index(row, S, split, d) + c] / ML[ml_index(row, S, split) + 1]);
                         oc = sum / static_cast<float>(S);
                     } else if (m == -INFINITY) {
-                        oc = 0.0f;  // every split empty: no visible key
+                        oc = 0.0f; // every split empty: no visible key
                     } else {
                         float num = 0.0f;
                         for (int split = 0; split < S; ++split)
@@ -176,7 +179,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                                                          ACC[acc_index(row, S, split, d) + c]);
                         oc = num / L;
                     }
-                    o[c] = round_to(p.dtype, oc);  // CUDA stores O in T
+                    o[c] = round_to(p.dtype, oc); // CUDA stores O in T
                 }
                 LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
                 if (trace && trace->where.seq == b && trace->where.head == h && trace->where.token == i) {
@@ -206,8 +209,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
     return obs;
 }
 
-
-}  // namespace
+} // namespace
 
 std::string decode_split_unsupported(const Case& c, Backend b, Mutant m) {
     return unsupported_reason(c.head_dim, c.dtype, rows_of(c.q_lens, c.n_q_heads), c.num_splits, b, m);
@@ -233,4 +235,4 @@ Observation decode_split_cpu(const AttentionProblem& p, Mutant m, const std::opt
         m, "decode_split", [&](auto mc) { return run<decltype(mc)::value>(p, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -95,7 +95,6 @@ static_assert(kThreads == 128, "fp32 path: a 16 x 8 thread grid");
 template <class T>
 constexpr bool kIsMma = !std::is_same_v<T, float>;
 
-
 // Shared-memory row stride (elements) of the Q, K, V tiles: D plus 16 bytes,
 // which keeps 16-byte alignment for cp.async and makes consecutive rows start
 // 4 banks apart (ldmatrix phases and the fp32 float4 loads are conflict-free).
@@ -200,15 +199,21 @@ __device__ __forceinline__ uint32_t pack_raw(uint16_t lo, uint16_t hi) {
 
 template <class T>
 __device__ __forceinline__ float to_f(T x) {
-    if constexpr (std::is_same_v<T, __half>) return __half2float(x);
-    else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(x);
-    else return x;
+    if constexpr (std::is_same_v<T, __half>)
+        return __half2float(x);
+    else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        return __bfloat162float(x);
+    else
+        return x;
 }
 template <class T>
 __device__ __forceinline__ T from_f(float x) {
-    if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
-    else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(x);
-    else return x;
+    if constexpr (std::is_same_v<T, __half>)
+        return __float2half_rn(x);
+    else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        return __float2bfloat16_rn(x);
+    else
+        return x;
 }
 
 // ------------------------------------------------------- tile loads (cp.async)
@@ -218,8 +223,8 @@ __device__ __forceinline__ T from_f(float x) {
 // and never read. Consecutive threads copy consecutive 16-byte chunks.
 template <class T, int D, int ROWS, int S>
 __device__ __forceinline__ void load_tile(T* s, const T* g, long long gstride, int rows_valid) {
-    constexpr int kEpc = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
-    constexpr int kCpr = D / kEpc;                          // chunks per row
+    constexpr int kEpc = 16 / static_cast<int>(sizeof(T)); // elements per 16-byte chunk
+    constexpr int kCpr = D / kEpc;                         // chunks per row
     static_assert(D % kEpc == 0, "a row must be a whole number of 16-byte chunks");
     for (int idx = threadIdx.x; idx < ROWS * kCpr; idx += kThreads) {
         const int r = idx / kCpr;
@@ -239,8 +244,8 @@ __device__ __forceinline__ void load_tile(T* s, const T* g, long long gstride, i
 template <Mutant M, int R, int KPT, int RED, class KeyOf>
 __device__ __forceinline__ void softmax_tile(float (&s)[R][KPT], float (&m)[R], float (&l)[R], float (&resc)[R],
                                              const AttnShape& sh, const int (&pos)[R], const int (&first_vis)[R],
-                                             int kv_len, int j_base, bool interior, float scale_log2,
-                                             float masked_log2, KeyOf key_of) {
+                                             int kv_len, int j_base, bool interior, float scale_log2, float masked_log2,
+                                             KeyOf key_of) {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
 #pragma unroll
@@ -259,12 +264,12 @@ __device__ __forceinline__ void softmax_tile(float (&s)[R][KPT], float (&m)[R], 
         for (int off = 1; off < RED; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
         const float m_new = fmaxf(m[r], mx);
         float shift;
-        if (m_new == -INFINITY) {  // nothing visible yet: acc and l are 0
+        if (m_new == -INFINITY) { // nothing visible yet: acc and l are 0
             shift = 0.0f;
             resc[r] = 1.0f;
         } else {
             shift = softmax_shift<M>(m_new);
-            resc[r] = exp2f(softmax_shift<M>(m[r]) - shift);  // exp2(-inf) = 0 on the first visible tile
+            resc[r] = exp2f(softmax_shift<M>(m[r]) - shift); // exp2(-inf) = 0 on the first visible tile
         }
         m[r] = m_new;
         l[r] *= resc[r];
@@ -308,19 +313,19 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
     T* sQ = reinterpret_cast<T*>(flash_smem);
     T* sK = sQ + kBlockM * S;
     T* sV = sK + BN * S;
-    float* sP = reinterpret_cast<float*>(sV + BN * S);  // fp32 path only
+    float* sP = reinterpret_cast<float*>(sV + BN * S); // fp32 path only
 
     const AttnShape sh = P.shape;
     const int b = blockIdx.z, h = blockIdx.y;
     const int q_len = P.q_lens[b];
-    const int i0 = (gridDim.x - 1 - blockIdx.x) * kBlockM;  // longest causal work first
-    if (i0 >= q_len) return;                                 // whole block: before any barrier
+    const int i0 = (gridDim.x - 1 - blockIdx.x) * kBlockM; // longest causal work first
+    if (i0 >= q_len) return;                               // whole block: before any barrier
     const int kv_len = P.kv_lens[b];
     const int i_end = min(q_len, i0 + kBlockM);
     const int kvh = kv_head_of<M>(sh, h);
     const int vh = v_head_of<M>(sh, kvh);
-    const long long q_row = static_cast<long long>(sh.n_q_heads) * D;    // token stride of Q and O
-    const long long kv_row = static_cast<long long>(sh.n_kv_heads) * D;  // token stride of K and V
+    const long long q_row = static_cast<long long>(sh.n_q_heads) * D;   // token stride of Q and O
+    const long long kv_row = static_cast<long long>(sh.n_kv_heads) * D; // token stride of K and V
     const T* Qg = P.q + (static_cast<long long>(P.q_start[b]) + i0) * q_row + static_cast<long long>(h) * D;
     const T* Kg = P.k + static_cast<long long>(P.kv_start[b]) * kv_row + static_cast<long long>(kvh) * D;
     const T* Vg = P.v + static_cast<long long>(P.kv_start[b]) * kv_row + static_cast<long long>(vh) * D;
@@ -334,14 +339,14 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
     key_range<M>(sh, kv_len, query_position<M>(q_len, kv_len, i0), unused, hi_first);
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int g = lane >> 2, t = lane & 3;      // mma: group id and thread in group
-    const int ty = threadIdx.x / 8, tx = lane & 7;  // fp32: row group and key/column lane
+    const int g = lane >> 2, t = lane & 3;         // mma: group id and thread in group
+    const int ty = threadIdx.x / 8, tx = lane & 7; // fp32: row group and key/column lane
     // Block-local row of this thread's r-th row.
     auto row_of = [&](int r) { return kMma ? warp * 16 + g + 8 * r : ty + 16 * r; };
     // Key (within the tile) of this thread's kk-th score of a row.
     auto key_of = [&](int kk) { return kMma ? (kk >> 1) * 8 + 2 * t + (kk & 1) : tx + 8 * kk; };
     const bool warp_active = kMma ? i0 + warp * 16 < q_len : i0 + 4 * warp < q_len;
-    const bool lead = kMma ? t == 0 : tx == 0;  // writes per-row scalars
+    const bool lead = kMma ? t == 0 : tx == 0; // writes per-row scalars
 
     int pos[R], first_vis[R];
 #pragma unroll
@@ -385,8 +390,8 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
 
     // Prologue: Q tile and the first K tile.
     load_tile<T, D, kBlockM, S>(sQ, Qg, q_row, q_len - i0);
-    if (t_lo < t_hi) load_tile<T, D, BN, S>(sK, Kg + static_cast<long long>(t_lo) * BN * kv_row, kv_row,
-                                            kv_len - t_lo * BN);
+    if (t_lo < t_hi)
+        load_tile<T, D, BN, S>(sK, Kg + static_cast<long long>(t_lo) * BN * kv_row, kv_row, kv_len - t_lo * BN);
     cp_async_commit();
     if constexpr (M == Mutant::partial_q_load) {
         cp_async_wait_all();
@@ -401,7 +406,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
     for (int n = t_lo; n < t_hi; ++n) {
         const int j_base = n * BN;
         cp_async_wait_all();
-        __syncthreads();  // B1: K(n) (and Q) visible; every warp is done reading V(n-1)
+        __syncthreads(); // B1: K(n) (and Q) visible; every warp is done reading V(n-1)
         if constexpr (M == Mutant::missing_barrier) {
             // A race shows only when warps drift apart, which a lightly loaded
             // GPU rarely does (without this the mutant changed 0 of 10 grid
@@ -418,7 +423,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
 
         float sc[R][KPT];
         float resc[R];
-        uint32_t pa[kMma ? PK : 1][4];  // mma: P as A fragments of P.V
+        uint32_t pa[kMma ? PK : 1][4]; // mma: P as A fragments of P.V
         if (warp_active) {
             // ---- S = Q K(n)^T (raw scores, fp32)
             if constexpr (kMma) {
@@ -443,7 +448,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
                     }
 #pragma unroll
                     for (int nt = 0; nt < NT; nt += 2) {
-                        uint32_t bb[4];  // b0, b1 of n-tile nt, then of nt + 1
+                        uint32_t bb[4]; // b0, b1 of n-tile nt, then of nt + 1
                         if constexpr (kUseLdmatrix) {
                             // matrices: keys nt*8 + 0-7 at k0 | k0 + 8, keys nt*8 + 8-15 at k0 | k0 + 8
                             ldsm_x4(bb, sK + (nt * 8 + ((lane >> 4) & 1) * 8 + (lane & 7)) * S + k0 +
@@ -474,11 +479,12 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
                     float4 qv[R];
 #pragma unroll
                     for (int r = 0; r < R; ++r)
-                        qv[r] = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(sQ) + (ty + 16 * r) * S + c);
+                        qv[r] = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(sQ) +
+                                                                 (ty + 16 * r) * S + c);
 #pragma unroll
                     for (int kk = 0; kk < KPT; ++kk) {
-                        const float4 kv =
-                            *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(sK) + (tx + 8 * kk) * S + c);
+                        const float4 kv = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(sK) +
+                                                                           (tx + 8 * kk) * S + c);
 #pragma unroll
                         for (int r = 0; r < R; ++r) {
                             float x = sc[r][kk];
@@ -517,8 +523,10 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
                 for (int i = 0; i < ACC0; ++i)
 #pragma unroll
                     for (int j = 0; j < ACC1; ++j) {
-                        if constexpr (kMma) acc[i][j] *= resc[j >> 1];  // C fragment: rows g (e < 2), g + 8
-                        else acc[i][j] *= resc[i];
+                        if constexpr (kMma)
+                            acc[i][j] *= resc[j >> 1]; // C fragment: rows g (e < 2), g + 8
+                        else
+                            acc[i][j] *= resc[i];
                     }
             }
 
@@ -527,18 +535,18 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
 #pragma unroll
                 for (int kk = 0; kk < PK; ++kk) {
                     // keys 16kk + 2t (+1) and 16kk + 8 + 2t (+1): sc[r][4kk + 0..3]
-                    pa[kk][0] = pack2<T>(sc[0][4 * kk + 0], sc[0][4 * kk + 1]);  // row g,     keys 16kk + 2t
-                    pa[kk][1] = pack2<T>(sc[1][4 * kk + 0], sc[1][4 * kk + 1]);  // row g + 8, keys 16kk + 2t
-                    pa[kk][2] = pack2<T>(sc[0][4 * kk + 2], sc[0][4 * kk + 3]);  // row g,     keys 16kk + 8 + 2t
-                    pa[kk][3] = pack2<T>(sc[1][4 * kk + 2], sc[1][4 * kk + 3]);  // row g + 8, keys 16kk + 8 + 2t
+                    pa[kk][0] = pack2<T>(sc[0][4 * kk + 0], sc[0][4 * kk + 1]); // row g,     keys 16kk + 2t
+                    pa[kk][1] = pack2<T>(sc[1][4 * kk + 0], sc[1][4 * kk + 1]); // row g + 8, keys 16kk + 2t
+                    pa[kk][2] = pack2<T>(sc[0][4 * kk + 2], sc[0][4 * kk + 3]); // row g,     keys 16kk + 8 + 2t
+                    pa[kk][3] = pack2<T>(sc[1][4 * kk + 2], sc[1][4 * kk + 3]); // row g + 8, keys 16kk + 8 + 2t
                 }
             } else {
-                __syncwarp();  // this warp's reads of its P rows (previous tile) are done
+                __syncwarp(); // this warp's reads of its P rows (previous tile) are done
 #pragma unroll
                 for (int r = 0; r < R; ++r)
 #pragma unroll
                     for (int kk = 0; kk < KPT; ++kk) sP[(ty + 16 * r) * SP + tx + 8 * kk] = sc[r][kk];
-                __syncwarp();  // P rows of this warp visible to its lanes (only this warp reads them)
+                __syncwarp(); // P rows of this warp visible to its lanes (only this warp reads them)
             }
 
             // ---- probe: running max and row sum after this tile
@@ -563,7 +571,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
 
         cp_async_wait_all();
         if constexpr (M != Mutant::missing_barrier) {
-            __syncthreads();  // B2: V(n) visible; every warp is done reading K(n)
+            __syncthreads(); // B2: V(n) visible; every warp is done reading K(n)
         }
         if (n + 1 < t_hi) {
             load_tile<T, D, BN, S>(sK, Kg + static_cast<long long>(j_base + BN) * kv_row, kv_row,
@@ -578,7 +586,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
                 for (int kk = 0; kk < PK; ++kk) {
 #pragma unroll
                     for (int dn = 0; dn < DN; dn += 2) {
-                        uint32_t bb[4];  // b0, b1 of O n-tile dn, then of dn + 1
+                        uint32_t bb[4]; // b0, b1 of O n-tile dn, then of dn + 1
                         if constexpr (kUseLdmatrix) {
                             // matrices (transposed): keys 16kk + 0-7 | 8-15 at column dn*8, then at dn*8 + 8
                             ldsm_x4_trans(bb, sV + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * S + dn * 8 +
@@ -629,9 +637,9 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
     }
 
     // ---- epilogue
-    cp_async_wait_all();  // no tile visited: the Q copies are still in flight
-    __syncthreads();      // ... and other threads' copies land in rows this warp stages O into
-    if (!warp_active) return;  // no barrier below
+    cp_async_wait_all();      // no tile visited: the Q copies are still in flight
+    __syncthreads();          // ... and other threads' copies land in rows this warp stages O into
+    if (!warp_active) return; // no barrier below
 
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -644,7 +652,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
     float final_shift[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-        empty[r] = m[r] == -INFINITY;  // the finite sentinel defeats exactly this test
+        empty[r] = m[r] == -INFINITY; // the finite sentinel defeats exactly this test
         final_shift[r] = empty[r] ? 0.0f : softmax_shift<M>(m[r]);
     }
     if constexpr (kMma) {
@@ -670,7 +678,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
         T* Og = P.o + (static_cast<long long>(P.q_start[b]) + i0) * q_row + static_cast<long long>(h) * D;
         for (int idx = lane; idx < 16 * kCpr; idx += 32) {
             const int rr = idx / kCpr, c = (idx % kCpr) * kEpc;
-            const int row = kMma ? warp * 16 + rr : 4 * warp + (rr & 3) + 16 * (rr >> 2);  // this warp's rows
+            const int row = kMma ? warp * 16 + rr : 4 * warp + (rr & 3) + 16 * (rr >> 2); // this warp's rows
             if (i0 + row < q_len)
                 *reinterpret_cast<uint4*>(Og + row * q_row + c) = *reinterpret_cast<const uint4*>(sQ + row * S + c);
         }
@@ -707,7 +715,7 @@ __device__ __forceinline__ void flash_prefill_body(const FlashParams<T>& P, cons
                 }
             }
         }
-        __syncwarp();  // the row's raw[] entries, written by the lanes sharing it, visible to its lead
+        __syncwarp(); // the row's raw[] entries, written by the lanes sharing it, visible to its lead
         if (probe_r >= 0 && lead) {
             // The kernel never forms normalized P (O is normalized at the end):
             // exps and p are reconstructed from raw (as stored), the final row
@@ -752,10 +760,11 @@ template <class T, int D, Mutant M>
 void launch(DeviceProblem<T>& dp, const DeviceProbeView& pv) {
     constexpr int smem = smem_bytes<T, D>();
     void (*kernel)(FlashParams<T>, DeviceProbeView);
-    if constexpr (kIsMma<T>) kernel = flash_prefill_mma_kernel<T, D, M>;
-    else kernel = flash_prefill_f32_kernel<D, M>;
-    if (smem > 48 * 1024)
-        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    if constexpr (kIsMma<T>)
+        kernel = flash_prefill_mma_kernel<T, D, M>;
+    else
+        kernel = flash_prefill_f32_kernel<D, M>;
+    if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const int q_blocks = (dp.max_q_len + kBlockM - 1) / kBlockM;
     if (q_blocks == 0 || dp.shape.batch == 0) return;
     FlashParams<T> params{dp.q.get(),       dp.k.get(),        dp.v.get(),      dp.o.get(),       dp.lse.get(),
@@ -800,17 +809,23 @@ template <class T>
 Observation run_typed(const AttentionProblem& p, DeviceProblem<T>& dp, Mutant m,
                       const std::optional<ProbeRequest>& probe) {
     switch (p.head_dim) {
-        case 64: return run_dim<T, 64>(p, dp, m, probe);
-        case 80: return run_dim<T, 80>(p, dp, m, probe);
-        case 96: return run_dim<T, 96>(p, dp, m, probe);
-        case 128: return run_dim<T, 128>(p, dp, m, probe);
-        case 256: return run_dim<T, 256>(p, dp, m, probe);
-        default: break;
+        case 64:
+            return run_dim<T, 64>(p, dp, m, probe);
+        case 80:
+            return run_dim<T, 80>(p, dp, m, probe);
+        case 96:
+            return run_dim<T, 96>(p, dp, m, probe);
+        case 128:
+            return run_dim<T, 128>(p, dp, m, probe);
+        case 256:
+            return run_dim<T, 256>(p, dp, m, probe);
+        default:
+            break;
     }
     throw UnsupportedCase("flash_prefill_cuda: head_dim " + std::to_string(p.head_dim) + " not supported");
 }
 
-}  // namespace
+} // namespace
 
 Observation flash_prefill_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (!flash::head_dim_supported(p.head_dim))
@@ -824,4 +839,4 @@ Observation flash_prefill_cuda(const AttentionProblem& p, Mutant m, const std::o
     return with_device_problem(p, [&](auto& dp) { return run_typed(p, dp, m, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

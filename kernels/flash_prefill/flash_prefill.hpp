@@ -55,4 +55,4 @@ AC_HD void block_tile_range(const AttnShape& s, int q_len, int kv_len, int row0,
     t_hi = (hi + bn - 1) / bn;
 }
 
-}  // namespace attncheck::kernels::flash
+} // namespace attncheck::kernels::flash

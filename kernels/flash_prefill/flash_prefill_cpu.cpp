@@ -41,8 +41,8 @@ template <Mutant M>
 Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     const int D = p.head_dim;
     const int BN = flash::block_n(D);
-    const AttnShape sh{p.batch(), p.n_q_heads, p.n_kv_heads, D, p.causal ? 1 : 0, p.window,
-                       static_cast<float>(p.scale)};
+    const AttnShape sh{
+        p.batch(), p.n_q_heads, p.n_kv_heads, D, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
     // P is rounded to T before P.V for fp16/bf16 (the mma's A operand); the
     // fp32 path keeps it in fp32.
     const DType pstore = p.dtype;
@@ -102,14 +102,14 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
                         float tmax = kNegInf;
                         for (int kk = 0; kk < BN; ++kk) {
                             const int j = j0 + kk;
-                            float raw = 0.0f;  // zero-filled K row past kv_len
+                            float raw = 0.0f; // zero-filled K row past kv_len
                             if (j < kv_len) {
                                 const float* k = &p.k[p.kv_index(b, j, kvh)];
                                 for (int c = 0; c < D; ++c) raw += qv[c] * k[c];
                             }
                             const bool vis = j < kv_len && key_visible<M>(sh, pos, j);
                             s2[kk] = vis ? raw * scale_log2 : masked_log2;
-                            tmax = std::max(tmax, s2[kk]);  // NaN scores are ignored, as fmaxf does
+                            tmax = std::max(tmax, s2[kk]); // NaN scores are ignored, as fmaxf does
                             if (probed && j < kv_len) {
                                 trace->raw[j] = raw;
                                 trace->scaled[j] = raw * scale_nat;
@@ -119,12 +119,12 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
                         // Online softmax step.
                         const float m_new = std::max(m, tmax);
                         float shift, resc;
-                        if (m_new == kNegInf) {  // nothing visible yet: acc and l are 0
+                        if (m_new == kNegInf) { // nothing visible yet: acc and l are 0
                             shift = 0.0f;
                             resc = 1.0f;
                         } else {
                             shift = softmax_shift<M>(m_new);
-                            resc = std::exp2(softmax_shift<M>(m) - shift);  // exp2(-inf) = 0 on the first tile
+                            resc = std::exp2(softmax_shift<M>(m) - shift); // exp2(-inf) = 0 on the first tile
                         }
                         m = m_new;
                         l *= resc;
@@ -134,7 +134,7 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
                             const int j = j0 + kk;
                             const float e = std::exp2(s2[kk] - shift);
                             if (counts_in_normalizer<M>(j, first_vis)) l = accumulate<M>(l, e);
-                            if (j >= kv_len) continue;  // zero-filled V row: adds exactly 0
+                            if (j >= kv_len) continue; // zero-filled V row: adds exactly 0
                             const float pt = round_to(pstore, e);
                             const float* v = &p.v[p.kv_index(b, j, vh)];
                             for (int c = 0; c < D; ++c) acc[c] += pt * v[c];
@@ -189,7 +189,7 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
     return obs;
 }
 
-}  // namespace
+} // namespace
 
 std::string flash_prefill_unsupported(const Case& c, Backend b, Mutant m) {
     if (!flash::head_dim_supported(c.head_dim))
@@ -229,4 +229,4 @@ Observation flash_prefill_cpu(const AttentionProblem& p, Mutant m, const std::op
         m, "flash_prefill_cpu", [&](auto mc) { return run_cpu<decltype(mc)::value>(p, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

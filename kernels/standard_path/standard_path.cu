@@ -40,8 +40,8 @@
 #include "engine/cuda/cublas_handle.hpp"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
-#include "kernels/common/device_problem.cuh"
 #include "kernels/common/attention_common.hpp"
+#include "kernels/common/device_problem.cuh"
 #include "kernels/standard_path/standard_path.hpp"
 
 namespace attncheck::kernels {
@@ -56,10 +56,20 @@ __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-template <class T> __device__ __forceinline__ T from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <class T>
+__device__ __forceinline__ T from_f(float x);
+template <>
+__device__ __forceinline__ float from_f<float>(float x) {
+    return x;
+}
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) {
+    return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
 
 struct MaxOp {
     __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
@@ -109,7 +119,7 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
         return key_visible<M>(sh, pos, j) ? s : masked_score<M>();
     };
 
-    int first_visible = 0;  // only the normalizer_drops_key mutant looks at it
+    int first_visible = 0; // only the normalizer_drops_key mutant looks at it
     if constexpr (M == Mutant::normalizer_drops_key) {
         if (threadIdx.x == 0) {
             int lo, hi;
@@ -143,7 +153,7 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
 
     // Emptiness is decided by the max being -inf (with the finite-sentinel
     // mutant a fully masked row is not empty: it averages V).
-    if (mx == -INFINITY) {  // block-uniform: no barrier follows
+    if (mx == -INFINITY) { // block-uniform: no barrier follows
         for (int j = threadIdx.x; j < kv_len; j += kSoftmaxThreads) {
             prow[j] = from_f<T>(0.0f);
             if (probed) {
@@ -174,13 +184,13 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
         }
     }
     sum = block_reduce(sum, SumOp<M>{}, red);
-    if (probed) emax = block_reduce(emax, MaxOp{}, red);  // `probed` is block-uniform
+    if (probed) emax = block_reduce(emax, MaxOp{}, red); // `probed` is block-uniform
 
     // e is recomputed rather than kept: the same expf of the same argument.
     for (int j = threadIdx.x; j < kv_len; j += kSoftmaxThreads) {
         float s;
         const float e = expf(masked_at(j, s) - shift);
-        const T pj = from_f<T>(e / sum);  // IEEE division (no fast-math in this build)
+        const T pj = from_f<T>(e / sum); // IEEE division (no fast-math in this build)
         prow[j] = pj;
         if (probed) probe.p[j] = to_f(pj);
     }
@@ -216,17 +226,27 @@ int grid_for(long long n, int threads) {
 
 // ---- cuBLAS
 
-template <class T> constexpr cudaDataType_t cuda_type();
-template <> constexpr cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
-template <> constexpr cudaDataType_t cuda_type<__half>() { return CUDA_R_16F; }
-template <> constexpr cudaDataType_t cuda_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+template <class T>
+constexpr cudaDataType_t cuda_type();
+template <>
+constexpr cudaDataType_t cuda_type<float>() {
+    return CUDA_R_32F;
+}
+template <>
+constexpr cudaDataType_t cuda_type<__half>() {
+    return CUDA_R_16F;
+}
+template <>
+constexpr cudaDataType_t cuda_type<__nv_bfloat16>() {
+    return CUDA_R_16BF;
+}
 
 // fp32 inputs: pedantic fp32 (never TF32 or BF16x9 emulation, whatever the
 // environment says); fp16/bf16: fp32 accumulation on tensor cores.
-template <class T> constexpr cublasComputeType_t compute_32f() {
+template <class T>
+constexpr cublasComputeType_t compute_32f() {
     return std::is_same_v<T, float> ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
 }
-
 
 struct GemmCall {
     cublasOperation_t ta, tb;
@@ -247,7 +267,7 @@ void gemm_batch(cublasHandle_t handle, const GemmCall& g, const std::vector<cons
     for (int x = 0; x < nb; ++x)
         aligned = aligned && reinterpret_cast<std::uintptr_t>(a[x]) % 16 == 0 &&
                   reinterpret_cast<std::uintptr_t>(b[x]) % 16 == 0 && reinterpret_cast<std::uintptr_t>(c[x]) % 16 == 0;
-    const std::size_t slot = (static_cast<std::size_t>(nb) + 1) / 2 * 2;  // each array 16-byte aligned
+    const std::size_t slot = (static_cast<std::size_t>(nb) + 1) / 2 * 2; // each array 16-byte aligned
     if (aligned && 3 * slot <= ptrs.size()) {
         std::vector<void*> host(ptrs.size(), nullptr);
         for (int x = 0; x < nb; ++x) {
@@ -255,15 +275,14 @@ void gemm_batch(cublasHandle_t handle, const GemmCall& g, const std::vector<cons
             host[slot + x] = const_cast<void*>(b[x]);
             host[2 * slot + x] = c[x];
         }
-        ptrs.upload(host);  // synchronous, ordered after earlier work on the default stream
+        ptrs.upload(host); // synchronous, ordered after earlier work on the default stream
         void** d = ptrs.get();
         CUBLAS_CHECK(cublasGemmBatchedEx(handle, g.ta, g.tb, g.m, g.n, g.k, g.alpha, d, g.at, g.lda, d + slot, g.bt,
-                                         g.ldb, g.beta, d + 2 * slot, g.ct, g.ldc, nb, g.compute,
-                                         CUBLAS_GEMM_DEFAULT));
+                                         g.ldb, g.beta, d + 2 * slot, g.ct, g.ldc, nb, g.compute, CUBLAS_GEMM_DEFAULT));
     } else {
         for (int x = 0; x < nb; ++x)
-            CUBLAS_CHECK(cublasGemmEx(handle, g.ta, g.tb, g.m, g.n, g.k, g.alpha, a[x], g.at, g.lda, b[x], g.bt,
-                                      g.ldb, g.beta, c[x], g.ct, g.ldc, g.compute, CUBLAS_GEMM_DEFAULT));
+            CUBLAS_CHECK(cublasGemmEx(handle, g.ta, g.tb, g.m, g.n, g.k, g.alpha, a[x], g.at, g.lda, b[x], g.bt, g.ldb,
+                                      g.beta, c[x], g.ct, g.ldc, g.compute, CUBLAS_GEMM_DEFAULT));
     }
 }
 
@@ -306,7 +325,7 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
     }
 
     std::optional<DeviceProbe> dprobe;
-    DeviceProbeView pv;  // inactive
+    DeviceProbeView pv; // inactive
     if (probe) {
         dprobe.emplace(p, *probe, 0, 0);
         pv = dprobe->view();
@@ -323,7 +342,7 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
         const int q_len = p.q_lens[b], kv_len = p.kv_lens[b];
         if (q_len == 0) continue;
         const long long q0 = p.q_start[b], k0 = p.kv_start[b];
-        if (kv_len == 0) {  // empty cache: O = 0 (all-zero bytes in every T), LSE = -inf
+        if (kv_len == 0) { // empty cache: O = 0 (all-zero bytes in every T), LSE = -inf
             CUDA_CHECK(cudaMemset(dp.o.get() + q0 * ldq, 0, sizeof(T) * static_cast<std::size_t>(q_len * ldq)));
             const long long n = static_cast<long long>(q_len) * Hq;
             fill_f32<<<grid_for(n, 256), 256>>>(dp.lse.get() + q0 * Hq, n, -INFINITY);
@@ -387,14 +406,14 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
         }
     }
 
-    Observation obs = dp.download();  // synchronizes, checks the problem's guard bands
+    Observation obs = dp.download(); // synchronizes, checks the problem's guard bands
     S.check_guards();
     P.check_guards();
     ptrs.check_guards();
     if constexpr (M == Mutant::partial_q_load) qcopy.check_guards();
     if (dprobe) {
         ProbeTrace t = dprobe->download(0, 0);
-        if (p.kv_lens[probe->seq] == 0) {  // no softmax ran for this row
+        if (p.kv_lens[probe->seq] == 0) { // no softmax ran for this row
             t.row_max = -INFINITY;
             t.max_exp = 0.0f;
             t.row_sum = 0.0f;
@@ -420,7 +439,7 @@ bool problem_v_nonfinite(const AttentionProblem& p) {
     return false;
 }
 
-}  // namespace
+} // namespace
 
 Observation standard_path_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     const std::string why =
@@ -434,4 +453,4 @@ Observation standard_path_cuda(const AttentionProblem& p, Mutant m, const std::o
     return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

@@ -50,7 +50,7 @@ inline long long head_stride(int rows, int kv_len) {
 // x rows [r0, r0 + rows) per chunk.
 struct SeqPlan {
     int heads = 1, rows = 1;
-    long long stride = 0;  // elements between two heads' blocks in S and P
+    long long stride = 0; // elements between two heads' blocks in S and P
     long long elems() const { return static_cast<long long>(heads) * stride; }
 };
 
@@ -65,7 +65,7 @@ inline SeqPlan plan_sequence(int q_len, int kv_len, int n_heads) {
     long long rows = per_head > 0 ? per_head / kv_len : 0;
     if (rows >= 1) {
         pl.rows = static_cast<int>(rows < q_len ? rows : q_len);
-    } else {  // one row per chunk and fewer heads
+    } else { // one row per chunk and fewer heads
         pl.rows = 1;
         const long long h = kScoreBudget / head_stride(1, kv_len);
         pl.heads = static_cast<int>(h < 1 ? 1 : (h < n_heads ? h : n_heads));
@@ -106,9 +106,11 @@ constexpr Mutant softmax_mutant(Mutant m) {
         case Mutant::no_row_max:
         case Mutant::normalizer_drops_key:
         case Mutant::top_left_causal:
-        case Mutant::fp16_accumulation: return m;
-        default: return Mutant::none;
+        case Mutant::fp16_accumulation:
+            return m;
+        default:
+            return Mutant::none;
     }
 }
 
-}  // namespace attncheck::kernels::standard_path_detail
+} // namespace attncheck::kernels::standard_path_detail

@@ -58,7 +58,7 @@ float block_reduce(const float (&part)[kSoftmaxThreads], Op op) {
     for (int t = 0; t < kSoftmaxThreads; ++t) lanes[t] = part[t];
     for (int off = kWarpSize / 2; off > 0; off >>= 1) {
         for (int t = 0; t < kSoftmaxThreads; ++t) {
-            next[t] = op(lanes[t], lanes[t ^ off]);  // __shfl_xor_sync(.., off): off < 32 stays in the warp
+            next[t] = op(lanes[t], lanes[t ^ off]); // __shfl_xor_sync(.., off): off < 32 stays in the warp
         }
         for (int t = 0; t < kSoftmaxThreads; ++t) lanes[t] = next[t];
     }
@@ -107,7 +107,7 @@ void softmax_row(const AttnShape& sh, DType dt, int q_len, int kv_len, int i, co
             tr->masked[j] = x;
         }
     }
-    if (mx == -INFINITY) {  // no visible key (the finite sentinel mutant never gets here)
+    if (mx == -INFINITY) { // no visible key (the finite sentinel mutant never gets here)
         for (int j = 0; j < kv_len; ++j) prow[j] = 0.0f;
         *lse_out = -INFINITY;
         if (tr) {
@@ -164,7 +164,7 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
     for (int b = 0; b < p.batch(); ++b) {
         const int q_len = p.q_lens[b], kv_len = p.kv_lens[b];
         if (q_len == 0) continue;
-        if (kv_len == 0) {  // empty cache: every row is empty
+        if (kv_len == 0) { // empty cache: every row is empty
             for (int i = 0; i < q_len; ++i)
                 for (int h = 0; h < Hq; ++h) {
                     float* orow = o.data() + p.o_index(b, i, h);
@@ -238,7 +238,7 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
     return obs;
 }
 
-}  // namespace
+} // namespace
 
 std::string standard_path_unsupported(const Case& c, Backend b, Mutant m) {
     return unsupported_reason(c.head_dim, c.dtype, c.causal, case_v_nonfinite(c), b, m);
@@ -275,4 +275,4 @@ Observation standard_path_cpu(const AttentionProblem& p, Mutant m, const std::op
         m, "standard_path", [&](auto mc) { return run_cpu<decltype(mc)::value>(p, probe); });
 }
 
-}  // namespace attncheck::kernels
+} // namespace attncheck::kernels

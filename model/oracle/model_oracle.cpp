@@ -8,4 +8,4 @@ OracleTrace model_oracle_forward(const ModelWeights& w, const std::vector<int>& 
     return model_oracle_forward_t<double>(w, tokens);
 }
 
-}  // namespace attncheck
+} // namespace attncheck

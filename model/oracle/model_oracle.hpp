@@ -31,7 +31,9 @@ struct OracleTrace {
     const std::vector<double>& at(int layer, Stage s) const {
         return values[static_cast<size_t>(stage_is_global(s) ? layers : layer) * kStages + static_cast<int>(s)];
     }
-    const double* row(int layer, Stage s, int pos, int width) const { return &at(layer, s)[static_cast<size_t>(pos) * width]; }
+    const double* row(int layer, Stage s, int pos, int width) const {
+        return &at(layer, s)[static_cast<size_t>(pos) * width];
+    }
 };
 
 template <class Real>
@@ -56,7 +58,8 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
         for (int r = 0; r < n; ++r)
             for (int j = 0; j < out; ++j) {
                 Real acc(0);
-                for (int i = 0; i < in; ++i) acc += Real(W[static_cast<size_t>(j) * in + i]) * x[static_cast<size_t>(r) * in + i];
+                for (int i = 0; i < in; ++i)
+                    acc += Real(W[static_cast<size_t>(j) * in + i]) * x[static_cast<size_t>(r) * in + i];
                 if (bias) acc += Real(bias[j]);
                 y[static_cast<size_t>(r) * out + j] = acc;
             }
@@ -69,7 +72,8 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
             for (int i = 0; i < H; ++i) ss += x[static_cast<size_t>(r) * H + i] * x[static_cast<size_t>(r) * H + i];
             const Real inv = Real(1) / sqrt(ss / Real(H) + Real(c.rms_eps));
             for (int i = 0; i < H; ++i)
-                y[static_cast<size_t>(r) * H + i] = Real(g[static_cast<size_t>(i)]) * x[static_cast<size_t>(r) * H + i] * inv;
+                y[static_cast<size_t>(r) * H + i] =
+                    Real(g[static_cast<size_t>(i)]) * x[static_cast<size_t>(r) * H + i] * inv;
         }
         return y;
     };
@@ -98,7 +102,8 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
 
     std::vector<Real> h(static_cast<size_t>(n) * H);
     for (int r = 0; r < n; ++r)
-        for (int i = 0; i < H; ++i) h[static_cast<size_t>(r) * H + i] = Real(w.embed[static_cast<size_t>(tokens[r]) * H + i]);
+        for (int i = 0; i < H; ++i)
+            h[static_cast<size_t>(r) * H + i] = Real(w.embed[static_cast<size_t>(tokens[r]) * H + i]);
     put(c.layers, Stage::embed, h);
     const Real scale = Real(1) / sqrt(Real(hd));
     for (int l = 0; l < c.layers; ++l) {
@@ -107,7 +112,8 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
         put(l, Stage::attn_norm, xn);
         const bool b = c.qkv_bias;
         auto qkv = linear(L.wqkv, c.qkv_dim(), H, xn, b ? L.bqkv.data() : nullptr);
-        std::vector<Real> q(static_cast<size_t>(n) * QD), k(static_cast<size_t>(n) * KD), v(static_cast<size_t>(n) * KD);
+        std::vector<Real> q(static_cast<size_t>(n) * QD), k(static_cast<size_t>(n) * KD),
+            v(static_cast<size_t>(n) * KD);
         for (int r = 0; r < n; ++r) {
             const size_t row = static_cast<size_t>(r) * c.qkv_dim();
             for (int j = 0; j < QD; ++j) q[static_cast<size_t>(r) * QD + j] = qkv[row + j];
@@ -169,4 +175,4 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
 // fp64 instantiation (compiled once, in model_oracle.cpp).
 OracleTrace model_oracle_forward(const ModelWeights& w, const std::vector<int>& tokens);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -23,9 +23,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kSiluLip = 1.1;
 
 struct Units {
-    double uT, hsT;  // store rounding: relative, and absolute (half the subnormal spacing of T)
-    double u;        // fp32 elementwise
-    double uG;       // GEMM accumulation
+    double uT, hsT; // store rounding: relative, and absolute (half the subnormal spacing of T)
+    double u;       // fp32 elementwise
+    double uG;      // GEMM accumulation
     double rope_rel;
 };
 
@@ -74,7 +74,8 @@ void lin_bound(const float* W, int out, int in, const double* x, const double* e
         double pre = sens + g * mag;
         // The bias added in fp32 after the sum (our engines), or used as the
         // accumulator's initial value (BLAS addmm): both covered.
-        if (bias) pre += U.u * mag * (1 + g) + gamma_n(in + 1, std::max(U.u, U.uG)) * std::fabs(static_cast<double>(bias[j]));
+        if (bias)
+            pre += U.u * mag * (1 + g) + gamma_n(in + 1, std::max(U.u, U.uG)) * std::fabs(static_cast<double>(bias[j]));
         res[j] = store ? stored(pre, y[j], U) : pre;
     }
 }
@@ -87,7 +88,7 @@ void rope_bound(const double* x, const double* e, int heads, int hd, RopePairing
     for (int i = 0; i < hd / 2; ++i) {
         const auto [a, b] = rope_pair(pr, hd, i);
         const double ang_err = U.rope_rel * static_cast<double>(pos) * rope_inv_freq(theta, hd, i);
-        const double tab = U.u + 1e-15 * (pos + 1) + ang_err;  // |c_hat - c|, |s_hat - s| relative to 1
+        const double tab = U.u + 1e-15 * (pos + 1) + ang_err; // |c_hat - c|, |s_hat - s| relative to 1
         const double ca = std::fabs(c[static_cast<size_t>(i)]), sa = std::fabs(s[static_cast<size_t>(i)]);
         for (int h = 0; h < heads; ++h) {
             const size_t o = static_cast<size_t>(h) * hd;
@@ -107,7 +108,7 @@ void act_bound(const double* g, const double* eg, const double* u, const double*
         const double sg = std::fabs(g[i] / (1.0 + std::exp(-g[i])));
         const double Ms = sg + kSiluLip * eg[i], Mu = std::fabs(u[i]) + eu[i];
         const double sens = sg * eu[i] + Mu * kSiluLip * eg[i];
-        const double local = 10.0 * U.u * Ms * Mu + 1e-30;  // exp (2 ulp), +, /, *: <= 10 u relative; underflow floor
+        const double local = 10.0 * U.u * Ms * Mu + 1e-30; // exp (2 ulp), +, /, *: <= 10 u relative; underflow floor
         out[i] = stored(sens + local, y[i], U);
     }
 }
@@ -176,7 +177,7 @@ public:
     virtual void attn_local(int l, int r, int h, double* out) = 0;
 };
 
-using Bounds = std::vector<std::vector<double>>;  // [slot * kStages + stage][rows * width]
+using Bounds = std::vector<std::vector<double>>; // [slot * kStages + stage][rows * width]
 
 size_t key(const ModelConfig& c, int layer, Stage s) {
     return static_cast<size_t>(stage_is_global(s) ? c.layers : layer) * kStages + static_cast<int>(s);
@@ -194,7 +195,9 @@ void propagate(const ModelWeights& w, const std::vector<Row>& rows, const ModelP
         v.assign(static_cast<size_t>(R) * stage_width(c, s), 0.0);
         return v;
     };
-    auto orow = [&](int r, int l, Stage s) { return rows[static_cast<size_t>(r)].o->row(l, s, rows[static_cast<size_t>(r)].pos, stage_width(c, s)); };
+    auto orow = [&](int r, int l, Stage s) {
+        return rows[static_cast<size_t>(r)].o->row(l, s, rows[static_cast<size_t>(r)].pos, stage_width(c, s));
+    };
     // Input error vectors, reused.
     std::vector<double> e1, e2;
     auto in_err = [&](int l, Stage s, int r, std::vector<double>& e) {
@@ -202,7 +205,7 @@ void propagate(const ModelWeights& w, const std::vector<Row>& rows, const ModelP
         e.resize(static_cast<size_t>(wdt));
         src.err(l, s, r, B[key(c, l, s)], wdt, e.data());
     };
-    alloc(c.layers, Stage::embed);  // exact gather: 0
+    alloc(c.layers, Stage::embed); // exact gather: 0
     for (int l = 0; l < c.layers; ++l) {
         const LayerWeights& L = w.layers[static_cast<size_t>(l)];
         const int pl = l == 0 ? c.layers : l - 1;
@@ -219,8 +222,8 @@ void propagate(const ModelWeights& w, const std::vector<Row>& rows, const ModelP
         for (int r = 0; r < R; ++r) {
             in_err(l, Stage::attn_norm, r, e1);
             const float* bias = c.qkv_bias ? L.bqkv.data() : nullptr;
-            lin_bound(L.wqkv.data(), QD, H, orow(r, l, Stage::attn_norm), e1.data(), bias, true, U, orow(r, l, Stage::q),
-                      &bq[static_cast<size_t>(r) * QD]);
+            lin_bound(L.wqkv.data(), QD, H, orow(r, l, Stage::attn_norm), e1.data(), bias, true, U,
+                      orow(r, l, Stage::q), &bq[static_cast<size_t>(r) * QD]);
             lin_bound(L.wqkv.data() + static_cast<size_t>(QD) * H, KD, H, orow(r, l, Stage::attn_norm), e1.data(),
                       bias ? bias + QD : nullptr, true, U, orow(r, l, Stage::k), &bk[static_cast<size_t>(r) * KD]);
             lin_bound(L.wqkv.data() + static_cast<size_t>(QD + KD) * H, KD, H, orow(r, l, Stage::attn_norm), e1.data(),
@@ -258,52 +261,55 @@ void propagate(const ModelWeights& w, const std::vector<Row>& rows, const ModelP
                 for (int h = 0; h < c.n_q_heads; ++h) {
                     const int kh = h / group;
                     attn_sens(qo + static_cast<size_t>(h) * hd, e1.data() + static_cast<size_t>(h) * hd, K + kh * hd,
-                              EK.data() + kh * hd, V + kh * hd, EV.data() + kh * hd, row.pos, hd, KD, scale, sens.data());
+                              EK.data() + kh * hd, V + kh * hd, EV.data() + kh * hd, row.pos, hd, KD, scale,
+                              sens.data());
                     src.attn_local(l, r, h, loc.data());
-                    for (int ch = 0; ch < hd; ++ch) ba[static_cast<size_t>(r) * QD + h * hd + ch] = sens[static_cast<size_t>(ch)] + loc[static_cast<size_t>(ch)];
+                    for (int ch = 0; ch < hd; ++ch)
+                        ba[static_cast<size_t>(r) * QD + h * hd + ch] =
+                            sens[static_cast<size_t>(ch)] + loc[static_cast<size_t>(ch)];
                 }
             }
         }
         auto& bo = alloc(l, Stage::o_proj);
         for (int r = 0; r < R; ++r) {
             in_err(l, Stage::attn_out, r, e1);
-            lin_bound(L.wo.data(), H, QD, orow(r, l, Stage::attn_out), e1.data(), nullptr, true, U, orow(r, l, Stage::o_proj),
-                      &bo[static_cast<size_t>(r) * H]);
+            lin_bound(L.wo.data(), H, QD, orow(r, l, Stage::attn_out), e1.data(), nullptr, true, U,
+                      orow(r, l, Stage::o_proj), &bo[static_cast<size_t>(r) * H]);
         }
         auto& bra = alloc(l, Stage::resid_attn);
         for (int r = 0; r < R; ++r) {
             in_err(pl, ps, r, e1);
             in_err(l, Stage::o_proj, r, e2);
-            add_bound(orow(r, pl, ps), e1.data(), orow(r, l, Stage::o_proj), e2.data(), H, U, orow(r, l, Stage::resid_attn),
-                      &bra[static_cast<size_t>(r) * H]);
+            add_bound(orow(r, pl, ps), e1.data(), orow(r, l, Stage::o_proj), e2.data(), H, U,
+                      orow(r, l, Stage::resid_attn), &bra[static_cast<size_t>(r) * H]);
         }
         auto& bfn = alloc(l, Stage::ffn_norm);
         for (int r = 0; r < R; ++r) {
             in_err(l, Stage::resid_attn, r, e1);
-            rms_bound(orow(r, l, Stage::resid_attn), e1.data(), L.ffn_norm.data(), H, c.rms_eps, U, orow(r, l, Stage::ffn_norm),
-                      &bfn[static_cast<size_t>(r) * H]);
+            rms_bound(orow(r, l, Stage::resid_attn), e1.data(), L.ffn_norm.data(), H, c.rms_eps, U,
+                      orow(r, l, Stage::ffn_norm), &bfn[static_cast<size_t>(r) * H]);
         }
         auto& bg = alloc(l, Stage::gate);
         auto& bu = alloc(l, Stage::up);
         for (int r = 0; r < R; ++r) {
             in_err(l, Stage::ffn_norm, r, e1);
-            lin_bound(L.w_gate.data(), F, H, orow(r, l, Stage::ffn_norm), e1.data(), nullptr, true, U, orow(r, l, Stage::gate),
-                      &bg[static_cast<size_t>(r) * F]);
-            lin_bound(L.w_up.data(), F, H, orow(r, l, Stage::ffn_norm), e1.data(), nullptr, true, U, orow(r, l, Stage::up),
-                      &bu[static_cast<size_t>(r) * F]);
+            lin_bound(L.w_gate.data(), F, H, orow(r, l, Stage::ffn_norm), e1.data(), nullptr, true, U,
+                      orow(r, l, Stage::gate), &bg[static_cast<size_t>(r) * F]);
+            lin_bound(L.w_up.data(), F, H, orow(r, l, Stage::ffn_norm), e1.data(), nullptr, true, U,
+                      orow(r, l, Stage::up), &bu[static_cast<size_t>(r) * F]);
         }
         auto& bact = alloc(l, Stage::act);
         for (int r = 0; r < R; ++r) {
             in_err(l, Stage::gate, r, e1);
             in_err(l, Stage::up, r, e2);
-            act_bound(orow(r, l, Stage::gate), e1.data(), orow(r, l, Stage::up), e2.data(), F, U, orow(r, l, Stage::act),
-                      &bact[static_cast<size_t>(r) * F]);
+            act_bound(orow(r, l, Stage::gate), e1.data(), orow(r, l, Stage::up), e2.data(), F, U,
+                      orow(r, l, Stage::act), &bact[static_cast<size_t>(r) * F]);
         }
         auto& bd = alloc(l, Stage::down);
         for (int r = 0; r < R; ++r) {
             in_err(l, Stage::act, r, e1);
-            lin_bound(L.w_down.data(), H, F, orow(r, l, Stage::act), e1.data(), nullptr, true, U, orow(r, l, Stage::down),
-                      &bd[static_cast<size_t>(r) * H]);
+            lin_bound(L.w_down.data(), H, F, orow(r, l, Stage::act), e1.data(), nullptr, true, U,
+                      orow(r, l, Stage::down), &bd[static_cast<size_t>(r) * H]);
         }
         auto& brf = alloc(l, Stage::resid_ffn);
         for (int r = 0; r < R; ++r) {
@@ -323,8 +329,8 @@ void propagate(const ModelWeights& w, const std::vector<Row>& rows, const ModelP
     auto& bl = alloc(c.layers, Stage::logits);
     for (int r = 0; r < R; ++r) {
         in_err(c.layers, Stage::final_norm, r, e1);
-        lin_bound(w.lm_head_matrix().data(), c.vocab, H, orow(r, c.layers, Stage::final_norm), e1.data(), nullptr, false, U,
-                  orow(r, c.layers, Stage::logits), &bl[static_cast<size_t>(r) * c.vocab]);
+        lin_bound(w.lm_head_matrix().data(), c.vocab, H, orow(r, c.layers, Stage::final_norm), e1.data(), nullptr,
+                  false, U, orow(r, c.layers, Stage::logits), &bl[static_cast<size_t>(r) * c.vocab]);
     }
 }
 
@@ -356,7 +362,9 @@ AttentionProblem rounded_problem(const ModelConfig& c, const OracleTrace& o, int
 }
 
 void local_from_row_bound(const RowBound& rb, int hd, double* out) {
-    for (int c = 0; c < hd; ++c) out[c] = (rb.masked || (rb.meaningful && rb.finite_input)) ? (rb.masked ? 0.0 : rb.o[static_cast<size_t>(c)]) : kInf;
+    for (int c = 0; c < hd; ++c)
+        out[c] =
+            (rb.masked || (rb.meaningful && rb.finite_input)) ? (rb.masked ? 0.0 : rb.o[static_cast<size_t>(c)]) : kInf;
 }
 
 class AprioriSource final : public Source {
@@ -383,7 +391,7 @@ private:
     const ModelWeights& w_;
     const OracleTrace& o_;
     const ModelPrecision& P_;
-    const Bounds& B_;  // the propagation's own table (filled as it goes)
+    const Bounds& B_; // the propagation's own table (filled as it goes)
     AttentionProblem pb_;
     int pb_layer_ = -1;
 };
@@ -391,7 +399,8 @@ private:
 // The engine's actual errors, from its trace.
 class ObservedSource final : public Source {
 public:
-    ObservedSource(const ModelWeights& w, const ModelTrace& et, const std::vector<Row>& rows) : w_(w), et_(et), rows_(rows) {}
+    ObservedSource(const ModelWeights& w, const ModelTrace& et, const std::vector<Row>& rows)
+        : w_(w), et_(et), rows_(rows) {}
     void err(int l, Stage s, int r, const std::vector<double>&, int width, double* out) override {
         const float* e = &et_.at(l, s)[static_cast<size_t>(r) * width];
         const double* o = rows_[static_cast<size_t>(r)].o->row(l, s, rows_[static_cast<size_t>(r)].pos, width);
@@ -408,7 +417,8 @@ public:
     void attn_local(int l, int r, int h, double* out) override {
         const AttentionProblem& pb = et_.attn[static_cast<size_t>(l)];
         const int b = problem_seq(l, r);
-        const int t = rows_[static_cast<size_t>(r)].pos - (pb.kv_lens[static_cast<size_t>(b)] - pb.q_lens[static_cast<size_t>(b)]);
+        const int t = rows_[static_cast<size_t>(r)].pos -
+                      (pb.kv_lens[static_cast<size_t>(b)] - pb.q_lens[static_cast<size_t>(b)]);
         local_from_row_bound(bound_row(pb, b, h, t, et_.attn_profile[static_cast<size_t>(l)]), w_.config.head_dim, out);
     }
     static double diff(float e, double o) { return std::isfinite(e) ? std::fabs(static_cast<double>(e) - o) : kInf; }
@@ -451,21 +461,23 @@ void judge(StageCheck& sc, double eng, double orc, double b, int seq, int pos, i
     }
 }
 
-}  // namespace
+} // namespace
 
 DivergenceReport check_forward(const ModelWeights& w, const ModelTrace& et,
                                const std::map<int, const OracleTrace*>& oracle_by_slot, const ModelPrecision& P,
                                const CacheLedger* ledger) {
     const ModelConfig& c = w.config;
-    if (et.layers != c.layers || et.values.empty()) throw std::invalid_argument("check_forward: the engine call was not traced");
+    if (et.layers != c.layers || et.values.empty())
+        throw std::invalid_argument("check_forward: the engine call was not traced");
     std::vector<Row> rows;
     for (const auto& [slot, pos] : et.rows) {
         auto it = oracle_by_slot.find(slot);
         if (it == oracle_by_slot.end() || !it->second)
             throw std::invalid_argument(fmt::format("check_forward: no oracle for sequence slot {}", slot));
         if (pos >= it->second->len)
-            throw std::invalid_argument(fmt::format("check_forward: oracle of slot {} has {} positions, the engine computed position {}",
-                                                    slot, it->second->len, pos));
+            throw std::invalid_argument(
+                fmt::format("check_forward: oracle of slot {} has {} positions, the engine computed position {}", slot,
+                            it->second->len, pos));
         rows.push_back({it->second, pos});
     }
     Bounds B;
@@ -507,7 +519,8 @@ DivergenceReport check_forward(const ModelWeights& w, const ModelTrace& et,
                         else if (ledger) {
                             const auto& m = which ? ledger->v : ledger->k;
                             auto it = m.find(slot);
-                            if (it != m.end() && it->second[static_cast<size_t>(layer)].size() >= static_cast<size_t>(j + 1) * KD)
+                            if (it != m.end() &&
+                                it->second[static_cast<size_t>(layer)].size() >= static_cast<size_t>(j + 1) * KD)
                                 bnd = &it->second[static_cast<size_t>(layer)][static_cast<size_t>(j) * KD];
                         }
                         if (!bnd) bnd = apriori_of(slot).row(layer, st, j, KD);
@@ -565,24 +578,28 @@ std::string DivergenceReport::summary() const {
     if (ok) {
         double worst = 0;
         for (const auto& s : stages) worst = std::max(worst, s.worst_ratio);
-        return fmt::format("every stage within its bound (worst error/bound {:.3g}; {} elements without a meaningful bound)",
-                           worst, unchecked);
+        return fmt::format(
+            "every stage within its bound (worst error/bound {:.3g}; {} elements without a meaningful bound)", worst,
+            unchecked);
     }
     const StageCheck& f = *first;
-    const std::string where = f.layer < 0 ? "embedding" : f.stage == Stage::final_norm || f.stage == Stage::logits
-                                                              ? "head"
-                                                              : fmt::format("layer {}", f.layer);
-    return fmt::format("first divergence: {}, stage {}: {} of {} elements out of bound; worst at sequence {} position {} "
-                       "index {}: engine {:.9g}, oracle {:.9g}, |diff| {:.3g} > bound {:.3g} ({:.3g}x)",
-                       where, stage_name(f.stage), f.violations, f.elements, f.seq, f.pos, f.index, f.engine, f.oracle,
-                       std::fabs(f.engine - f.oracle), f.bound, f.worst_ratio);
+    const std::string where = f.layer < 0 ? "embedding"
+                              : f.stage == Stage::final_norm || f.stage == Stage::logits
+                                  ? "head"
+                                  : fmt::format("layer {}", f.layer);
+    return fmt::format(
+        "first divergence: {}, stage {}: {} of {} elements out of bound; worst at sequence {} position {} "
+        "index {}: engine {:.9g}, oracle {:.9g}, |diff| {:.3g} > bound {:.3g} ({:.3g}x)",
+        where, stage_name(f.stage), f.violations, f.elements, f.seq, f.pos, f.index, f.engine, f.oracle,
+        std::fabs(f.engine - f.oracle), f.bound, f.worst_ratio);
 }
 
 std::string DivergenceReport::table() const {
-    std::string s = fmt::format("{:>6} {:>11} {:>12} {:>10} {:>10}\n", "layer", "stage", "worst e/b", "violations", "unchecked");
+    std::string s =
+        fmt::format("{:>6} {:>11} {:>12} {:>10} {:>10}\n", "layer", "stage", "worst e/b", "violations", "unchecked");
     for (const auto& c : stages)
-        s += fmt::format("{:>6} {:>11} {:>12.3g} {:>10} {:>10}\n", c.layer, stage_name(c.stage), c.worst_ratio, c.violations,
-                         c.unchecked);
+        s += fmt::format("{:>6} {:>11} {:>12.3g} {:>10} {:>10}\n", c.layer, stage_name(c.stage), c.worst_ratio,
+                         c.violations, c.unchecked);
     return s;
 }
 
@@ -633,8 +650,8 @@ PrecisionProfile transformers_fp32_attention_profile() {
     p.probs_stored = false;
     p.store = DType::f32;
     p.output = DType::f32;
-    p.exp_ulps = 4.0;  // vectorized expf (SLEEF-style, <= 1 ulp documented); 4 declared
-    p.kv_tile = 16;    // eager is one pass; the CPU SDPA kernel tiles keys
+    p.exp_ulps = 4.0; // vectorized expf (SLEEF-style, <= 1 ulp documented); 4 declared
+    p.kv_tile = 16;   // eager is one pass; the CPU SDPA kernel tiles keys
     p.uses_splits = false;
     return p;
 }
@@ -672,7 +689,8 @@ ModelTrace trace_from_json(const ModelConfig& c, const std::string& text, const 
         for (int r = 0; r < n; ++r) {
             const json& row = a.at(static_cast<size_t>(r));
             if (!row.is_array() || static_cast<int>(row.size()) != w)
-                throw std::invalid_argument(fmt::format("trace: {} \"{}\" row {} must have {} values", where, name, r, w));
+                throw std::invalid_argument(
+                    fmt::format("trace: {} \"{}\" row {} must have {} values", where, name, r, w));
             for (int i = 0; i < w; ++i) {
                 const json& x = row.at(static_cast<size_t>(i));
                 // null stands for a non-finite value (JSON has no inf/NaN).
@@ -688,8 +706,8 @@ ModelTrace trace_from_json(const ModelConfig& c, const std::string& text, const 
         const json& L = j.at("layers").at(static_cast<size_t>(l));
         const std::string where = fmt::format("layer {}", l);
         for (Stage s : {Stage::attn_norm, Stage::q, Stage::k, Stage::v, Stage::q_rope, Stage::k_rope, Stage::attn_out,
-                        Stage::o_proj, Stage::resid_attn, Stage::ffn_norm, Stage::gate, Stage::up, Stage::act, Stage::down,
-                        Stage::resid_ffn})
+                        Stage::o_proj, Stage::resid_attn, Stage::ffn_norm, Stage::gate, Stage::up, Stage::act,
+                        Stage::down, Stage::resid_ffn})
             read(L, stage_name(s), s, l, where);
         AttentionProblem pb;
         pb.n_q_heads = c.n_q_heads;
@@ -739,8 +757,8 @@ std::string trace_to_json(const ModelConfig& c, const ModelTrace& t, const std::
     for (int l = 0; l < c.layers; ++l) {
         json L;
         for (Stage s : {Stage::attn_norm, Stage::q, Stage::k, Stage::v, Stage::q_rope, Stage::k_rope, Stage::attn_out,
-                        Stage::o_proj, Stage::resid_attn, Stage::ffn_norm, Stage::gate, Stage::up, Stage::act, Stage::down,
-                        Stage::resid_ffn})
+                        Stage::o_proj, Stage::resid_attn, Stage::ffn_norm, Stage::gate, Stage::up, Stage::act,
+                        Stage::down, Stage::resid_ffn})
             L[stage_name(s)] = rows(l, s);
         j["layers"].push_back(std::move(L));
     }
@@ -763,4 +781,4 @@ OracleTrace apriori_bounds(const ModelWeights& w, const OracleTrace& o, const Mo
     return out;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

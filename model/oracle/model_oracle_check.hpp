@@ -26,19 +26,19 @@
 #include <string>
 #include <vector>
 
+#include "engine/targets/target.hpp"
 #include "model/model_trace.hpp"
 #include "model/model_weights.hpp"
-#include "engine/targets/target.hpp"
 #include "model/oracle/model_oracle.hpp"
 
 namespace attncheck {
 
 struct ModelPrecision {
-    DType store = DType::f32;    // activations stored in T (the config dtype)
-    double u_gemm = 0x1p-24;     // GEMM accumulation (tensor cores may truncate: 2^-23)
-    double u_elem = 0x1p-24;     // elementwise fp32 arithmetic
-    double rope_angle_rel = 0;   // relative error of the RoPE angle (ours: fp64 angles, 0)
-    PrecisionProfile attn;       // attention, for the a-priori bound (rounds at least as much as any family)
+    DType store = DType::f32;  // activations stored in T (the config dtype)
+    double u_gemm = 0x1p-24;   // GEMM accumulation (tensor cores may truncate: 2^-23)
+    double u_elem = 0x1p-24;   // elementwise fp32 arithmetic
+    double rope_angle_rel = 0; // relative error of the RoPE angle (ours: fp64 angles, 0)
+    PrecisionProfile attn;     // attention, for the a-priori bound (rounds at least as much as any family)
     int attn_splits = 1;
 };
 
@@ -72,10 +72,10 @@ std::string trace_to_json(const ModelConfig& c, const ModelTrace& t, const std::
 OracleTrace apriori_bounds(const ModelWeights& w, const OracleTrace& o, const ModelPrecision& p);
 
 struct StageCheck {
-    int layer = 0;  // -1: embedding; layers: final norm / logits
+    int layer = 0; // -1: embedding; layers: final norm / logits
     Stage stage = Stage::embed;
-    long long elements = 0, violations = 0, unchecked = 0;  // unchecked: bound infinite (no meaningful bound)
-    double worst_ratio = 0;  // max |engine - oracle| / bound over checked elements
+    long long elements = 0, violations = 0, unchecked = 0; // unchecked: bound infinite (no meaningful bound)
+    double worst_ratio = 0;                                // max |engine - oracle| / bound over checked elements
     // The worst element (first violation's row if any).
     int seq = -1, pos = -1, index = -1;
     double engine = 0, oracle = 0, bound = 0;
@@ -83,8 +83,8 @@ struct StageCheck {
 
 struct DivergenceReport {
     bool ok = true;
-    std::optional<StageCheck> first;   // first (layer, stage) out of bound, forward order
-    std::vector<StageCheck> stages;    // every stage checked, forward order
+    std::optional<StageCheck> first; // first (layer, stage) out of bound, forward order
+    std::vector<StageCheck> stages;  // every stage checked, forward order
     long long unchecked = 0;
     // The observed bound of every stage for the call's rows (same layout as
     // ModelTrace values), for differential checks between two engine calls:
@@ -94,8 +94,8 @@ struct DivergenceReport {
     const std::vector<double>& bound(int layer, Stage s) const {
         return bounds[static_cast<size_t>(stage_is_global(s) ? layers : layer) * kStages + static_cast<int>(s)];
     }
-    std::string summary() const;       // one paragraph
-    std::string table() const;         // per layer: worst ratio per stage
+    std::string summary() const; // one paragraph
+    std::string table() const;   // per layer: worst ratio per stage
 };
 
 // The bound each cached K/V position was appended under: the observed
@@ -104,7 +104,7 @@ struct DivergenceReport {
 // without one, by the a-priori bound (loose beyond the first layer, so
 // there mostly "unchecked").
 struct CacheLedger {
-    std::map<int, std::vector<std::vector<double>>> k, v;  // slot -> layer -> [position][kv_dim]
+    std::map<int, std::vector<std::vector<double>>> k, v; // slot -> layer -> [position][kv_dim]
     void record(const ModelConfig& c, const ModelTrace& t, const DivergenceReport& r);
     void reset(int slot) {
         k.erase(slot);
@@ -125,4 +125,4 @@ DivergenceReport check_forward(const ModelWeights& w, const ModelTrace& engine,
 // than both bounds, any implementation within the bound picks the same token.
 bool greedy_decided(const double* logits, const double* bound, int vocab, int* top = nullptr);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -18,7 +18,7 @@ public:
     void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
 };
 
-}  // namespace
+} // namespace
 
 Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& failed) {
     Counterexample ce;
@@ -42,7 +42,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     std::vector<const Gate*> gates = opt.gates.empty() ? gate_pointers({}) : opt.gates;
 
     bool shrinking = false;
-    std::vector<const Gate*> shrink_gates;  // gates up to the one that failed
+    std::vector<const Gate*> shrink_gates; // gates up to the one that failed
     std::optional<std::pair<Case, CaseCheck>> last_fail;
     int shrink_steps = 0;
     constexpr long long kRound = 50;
@@ -58,7 +58,9 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         if (!shrinking) {
             for (const auto& o : chk.outcomes) {
                 GateTally& t = res.tallies[o.gate->name];
-                (o.verdict.status == GateStatus::pass ? t.pass : o.verdict.status == GateStatus::fail ? t.fail : t.skip)++;
+                (o.verdict.status == GateStatus::pass   ? t.pass
+                 : o.verdict.status == GateStatus::fail ? t.fail
+                                                        : t.skip)++;
             }
             if (!f) {
                 ++res.cases;
@@ -106,10 +108,10 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
             res.failure = std::move(ce);
             break;
         }
-        if (res.cases == before) break;  // everything discarded: nothing more to learn
+        if (res.cases == before) break; // everything discarded: nothing more to learn
     }
     res.seconds = elapsed();
     return res;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

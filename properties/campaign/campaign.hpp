@@ -11,8 +11,8 @@
 #include <optional>
 #include <string>
 
-#include "properties/gates/case_check.hpp"
 #include "properties/campaign/generators.hpp"
+#include "properties/gates/case_check.hpp"
 
 namespace attncheck {
 
@@ -22,14 +22,14 @@ struct GateTally {
 
 struct Counterexample {
     Case kase;
-    std::string target;  // family name
+    std::string target; // family name
     Backend backend = Backend::cpu;
     Mutant mutant = Mutant::none;
     std::string gate;
-    std::string summary;  // the gate's verdict on the shrunk case
-    std::string report;   // failure_report of the shrunk case
+    std::string summary; // the gate's verdict on the shrunk case
+    std::string report;  // failure_report of the shrunk case
     std::uint64_t seed = 0;
-    int shrink_steps = 0;  // candidates that still failed while shrinking
+    int shrink_steps = 0; // candidates that still failed while shrinking
 };
 
 // The counterexample of a failed check of case c on target t, with its full
@@ -38,17 +38,17 @@ Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& fa
 
 struct CampaignOptions {
     std::uint64_t seed = 1;
-    long long cases = 100;  // stop after this many passing cases...
-    double seconds = 0;     // ... or after this long (0: no time limit)
-    std::vector<const Gate*> gates;  // empty: all
+    long long cases = 100;          // stop after this many passing cases...
+    double seconds = 0;             // ... or after this long (0: no time limit)
+    std::vector<const Gate*> gates; // empty: all
     GenLimits limits;
     bool shrink = true;
-    std::function<void(long long cases, double seconds)> progress;  // after each case
+    std::function<void(long long cases, double seconds)> progress; // after each case
 };
 
 struct CampaignResult {
-    long long cases = 0;        // cases checked before any failure
-    long long unsupported = 0;  // drawn but rejected by the target (discarded)
+    long long cases = 0;       // cases checked before any failure
+    long long unsupported = 0; // drawn but rejected by the target (discarded)
     std::map<std::string, GateTally> tallies;
     std::optional<Counterexample> failure;
     double seconds = 0, seconds_to_failure = 0;
@@ -56,4 +56,4 @@ struct CampaignResult {
 
 CampaignResult run_campaign(Target& target, const CampaignOptions& opt);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -19,7 +19,7 @@ std::uint64_t fnv1a(const std::string& s) {
     return h;
 }
 
-}  // namespace
+} // namespace
 
 std::string counterexample_json(const Counterexample& ce) {
     json j;
@@ -59,7 +59,7 @@ CounterexampleFile load_counterexample(const std::string& path) {
     }
     CounterexampleFile out;
     if (!j.is_object() || !j.contains("attncheck_counterexample")) {
-        out.kase = parse_case(text);  // a bare Case
+        out.kase = parse_case(text); // a bare Case
         return out;
     }
     auto str = [&](const char* key) -> std::string {
@@ -71,7 +71,8 @@ CounterexampleFile load_counterexample(const std::string& path) {
         if (key != "attncheck_counterexample" && key != "target" && key != "backend" && key != "mutant" &&
             key != "gate" && key != "summary" && key != "seed" && key != "case")
             throw CaseError(fmt::format("{}: unknown field '{}'", path, key));
-    if (j["attncheck_counterexample"] != 1) throw CaseError(fmt::format("{}: unsupported counterexample version", path));
+    if (j["attncheck_counterexample"] != 1)
+        throw CaseError(fmt::format("{}: unsupported counterexample version", path));
     out.target = str("target");
     out.gate = str("gate");
     if (!find_gate(*out.gate)) throw CaseError(fmt::format("{}: unknown gate '{}'", path, *out.gate));
@@ -92,4 +93,4 @@ CounterexampleFile load_counterexample(const std::string& path) {
     return out;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

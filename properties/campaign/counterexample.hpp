@@ -18,7 +18,7 @@ namespace attncheck {
 
 struct CounterexampleFile {
     Case kase;
-    std::optional<std::string> target, gate;  // absent for a bare Case
+    std::optional<std::string> target, gate; // absent for a bare Case
     Backend backend = Backend::cpu;
     Mutant mutant = Mutant::none;
     std::string summary;
@@ -31,4 +31,4 @@ std::string save_counterexample(const Counterexample& ce, const std::string& dir
 // Throws CaseError with a clear message for anything malformed.
 CounterexampleFile load_counterexample(const std::string& path);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -19,7 +19,7 @@ struct HeadPair {
 
 // Simplest first: shrinking walks toward the front.
 const std::vector<HeadPair>& head_pairs() {
-    static const std::vector<HeadPair> v = {{1, 1}, {2, 1}, {2, 2}, {4, 2}, {3, 1}, {4, 1},  {6, 2},  {8, 2},
+    static const std::vector<HeadPair> v = {{1, 1}, {2, 1}, {2, 2}, {4, 2},  {3, 1},  {4, 1},  {6, 2},  {8, 2},
                                             {4, 4}, {6, 3}, {8, 1}, {12, 2}, {14, 2}, {16, 2}, {28, 4}, {32, 4}};
     return v;
 }
@@ -36,9 +36,12 @@ int gen_len(Chooser& ch, int max_len) {
     // Small lengths first (shrinking target), then the tile edges, then any.
     static const std::vector<int> edges = {15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129};
     switch (range(ch, 0, 3)) {
-        case 0: return range(ch, 0, 9);
-        case 1: return pick(ch, edges);
-        default: return range(ch, 0, max_len + 1);
+        case 0:
+            return range(ch, 0, 9);
+        case 1:
+            return pick(ch, edges);
+        default:
+            return range(ch, 0, max_len + 1);
     }
 }
 
@@ -57,7 +60,7 @@ long long work_of(const Case& c) {
     return w;
 }
 
-}  // namespace
+} // namespace
 
 void showValue(const Case& c, std::ostream& os) { os << case_to_json(c); }
 
@@ -110,7 +113,7 @@ Case build_case(const Capabilities& caps, const GenLimits& lim, Chooser& ch) {
     // Target size of the largest logits: about 3 sigma of scale * q.k for
     // normal data with q_scale * k_scale = level / 3.
     const double level = pick(ch, std::vector<double>{1.0, 1e-3, 11.0, 88.7, 1000.0, 65504.0});
-    const double k_skew = pick(ch, std::vector<double>{1.0, 30.0, 1.0 / 30.0});  // K magnitude sweep
+    const double k_skew = pick(ch, std::vector<double>{1.0, 30.0, 1.0 / 30.0}); // K magnitude sweep
     const double qk = std::sqrt(level / 3.0);
     d.q_scale = qk / std::sqrt(k_skew);
     d.k_scale = qk * std::sqrt(k_skew);
@@ -123,7 +126,7 @@ Case build_case(const Capabilities& caps, const GenLimits& lim, Chooser& ch) {
     if (d.sink_tokens > 0) d.sink_factor = one_in(ch, 2) ? 20.0 : 4.0;
     d.k_bias = (one_in(ch, 4) ? (one_in(ch, 2) ? 50.0 : 2.0) : 0.0) * d.k_scale;
     d.q_bias = (one_in(ch, 5) ? 0.5 : 0.0) * d.q_scale;
-    d.constant_k = one_in(ch, 12);  // ties
+    d.constant_k = one_in(ch, 12); // ties
     d.constant_v = one_in(ch, 12);
     // Special values where they are meaningful: a NaN or an inf in one
     // query element. That row's output is undefined and not judged, but
@@ -141,7 +144,8 @@ Case build_case(const Capabilities& caps, const GenLimits& lim, Chooser& ch) {
             sv.token = range(ch, 0, c.q_lens[sv.seq]);
             sv.head = range(ch, 0, c.n_q_heads);
             sv.dim = range(ch, 0, c.head_dim);
-            sv.value = one_in(ch, 2) ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+            sv.value =
+                one_in(ch, 2) ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
             d.specials.push_back(sv);
         }
     }
@@ -157,4 +161,4 @@ rc::Gen<Case> gen_case(const Capabilities& caps, const GenLimits& lim) {
     });
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -28,9 +28,9 @@ namespace attncheck {
 
 struct GenLimits {
     int max_batch = 3;
-    int max_len = 130;            // prefill lengths (tile edges up to 129)
-    int max_decode_len = 2100;    // decode caches
-    long long max_work = 300000;  // sum over sequences of q_len * kv_len * n_q_heads * head_dim
+    int max_len = 130;           // prefill lengths (tile edges up to 129)
+    int max_decode_len = 2100;   // decode caches
+    long long max_work = 300000; // sum over sequences of q_len * kv_len * n_q_heads * head_dim
 };
 
 // Where the choices come from: RapidCheck (gen_case; draws that shrink) or
@@ -53,4 +53,4 @@ void showValue(const Case& c, std::ostream& os);
 // A one-line size summary of a case ("batch 1, heads 4/2, d 2, q [1], kv [3], fp16, causal").
 std::string case_shape_summary(const Case& c);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -1,5 +1,5 @@
-#include "kernels/registry.hpp"
 #include "properties/campaign/mutation_score.hpp"
+#include "kernels/registry.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,7 +14,8 @@ std::vector<MutantRow> run_mutation_score(const MutationOptions& opt) {
             if (!(mi.cuda_only() && opt.backend == Backend::cpu)) mutants.push_back(mi.id);
     for (Mutant m : mutants) {
         for (auto& t : make_targets(opt.backend, m)) {
-            if (!opt.targets.empty() && std::find(opt.targets.begin(), opt.targets.end(), t->name()) == opt.targets.end())
+            if (!opt.targets.empty() &&
+                std::find(opt.targets.begin(), opt.targets.end(), t->name()) == opt.targets.end())
                 continue;
             // A target that does not carry this mutant rejects every shape.
             if (probe_capabilities(*t).empty()) continue;
@@ -80,4 +81,4 @@ std::string mutation_json(const std::vector<MutantRow>& rows) {
     return arr.dump(2) + "\n";
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -15,22 +15,22 @@ namespace attncheck {
 
 struct MutantRow {
     Mutant mutant = Mutant::none;
-    std::string target;  // family
+    std::string target; // family
     Backend backend = Backend::cpu;
     bool killed = false;
     std::string gate;
-    double seconds = 0;   // to the first failure (or the whole budget)
-    long long cases = 0;  // cases checked before the first failure
+    double seconds = 0;  // to the first failure (or the whole budget)
+    long long cases = 0; // cases checked before the first failure
     std::optional<Counterexample> shrunk;
-    std::string note;     // e.g. why the target was skipped
+    std::string note; // e.g. why the target was skipped
 };
 
 struct MutationOptions {
     Backend backend = Backend::cpu;
-    std::vector<Mutant> mutants;       // empty: all that apply to the backend
-    std::vector<std::string> targets;  // empty: all families
-    long long cases = 300;             // per (mutant, target)
-    double seconds = 60;               // per (mutant, target)
+    std::vector<Mutant> mutants;      // empty: all that apply to the backend
+    std::vector<std::string> targets; // empty: all families
+    long long cases = 300;            // per (mutant, target)
+    double seconds = 60;              // per (mutant, target)
     std::uint64_t seed = 1;
     std::function<void(const MutantRow&)> on_row;
 };
@@ -39,4 +39,4 @@ std::vector<MutantRow> run_mutation_score(const MutationOptions& opt);
 std::string mutation_table(const std::vector<MutantRow>& rows);
 std::string mutation_json(const std::vector<MutantRow>& rows);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -3,8 +3,8 @@
 namespace attncheck {
 
 const std::vector<int>& candidate_head_dims() {
-    static const std::vector<int> v = {1, 2, 3, 4, 5, 7, 8, 12, 16, 24, 31, 32, 33, 48, 63, 64,
-                                       65, 72, 80, 96, 100, 112, 127, 128, 129, 160, 192, 255, 256};
+    static const std::vector<int> v = {1,  2,  3,  4,  5,  7,   8,   12,  16,  24,  31,  32,  33,  48, 63,
+                                       64, 65, 72, 80, 96, 100, 112, 127, 128, 129, 160, 192, 255, 256};
     return v;
 }
 
@@ -36,4 +36,4 @@ Capabilities probe_capabilities(const Target& t) {
     return caps;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

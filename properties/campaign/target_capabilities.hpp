@@ -14,9 +14,9 @@
 namespace attncheck {
 
 struct Capabilities {
-    bool decode_only = false;                      // at most one query per sequence
-    std::map<DType, std::vector<int>> head_dims;   // per supported dtype, ascending
-    std::vector<DType> dtypes;                     // f32, f16, bf16 order, supported only
+    bool decode_only = false;                    // at most one query per sequence
+    std::map<DType, std::vector<int>> head_dims; // per supported dtype, ascending
+    std::vector<DType> dtypes;                   // f32, f16, bf16 order, supported only
     bool empty() const { return dtypes.empty(); }
 };
 
@@ -26,4 +26,4 @@ const std::vector<int>& candidate_head_dims();
 
 Capabilities probe_capabilities(const Target& t);
 
-}  // namespace attncheck
+} // namespace attncheck

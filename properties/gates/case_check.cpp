@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "properties/gates/gate_util.hpp"
 #include "properties/campaign/generators.hpp"
+#include "properties/gates/gate_util.hpp"
 
 namespace attncheck {
 
@@ -44,7 +44,8 @@ CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate
         } catch (const std::exception& e) {
             v = GateVerdict::fail(std::string("the target threw: ") + e.what());
         }
-        out.outcomes.push_back({g, std::move(v), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+        out.outcomes.push_back(
+            {g, std::move(v), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
         if (stop_at_first && out.outcomes.back().verdict.status == GateStatus::fail) break;
     }
     return out;
@@ -55,7 +56,7 @@ namespace {
 struct StageLine {
     explicit StageLine(const char* n) : name(n) {}
     const char* name;
-    double err = 0, bound = 0;  // largest err/bound element
+    double err = 0, bound = 0; // largest err/bound element
     bool recorded = true, ok = true;
     std::string note;
     void add(double e, double b) {
@@ -68,7 +69,7 @@ struct StageLine {
     }
 };
 
-}  // namespace
+} // namespace
 
 std::string stage_report(Target& target, const AttentionProblem& p, const PrecisionProfile& prof, ProbeRequest row) {
     if (row.seq < 0 || row.seq >= p.batch() || row.token < 0 || row.token >= p.q_lens[row.seq] || row.head < 0 ||
@@ -91,7 +92,9 @@ std::string stage_report(Target& target, const AttentionProblem& p, const Precis
     std::string out = fmt::format("  probed {} ({} keys, {} visible)\n", row_name(row), n, ref.n_visible);
     if (rb.masked) return out + "  (row fully masked: O = 0, LSE = -inf expected)\n";
     if (!rb.meaningful || !rb.finite_input)
-        out += "  note: the row's bound is outside its meaningful range or its inputs are not finite; stage bounds are indicative\n";
+        out +=
+            "  note: the row's bound is outside its meaningful range or its inputs are not finite; stage bounds are "
+            "indicative\n";
     const double scale = std::fabs(p.scale) > 0 ? std::fabs(p.scale) : 1.0;
     std::vector<StageLine> st;
     for (const char* name : {"raw scores q.k", "scaled", "masked", "row max", "exponentials", "row sum", "P", "O"})
@@ -100,22 +103,27 @@ std::string stage_report(Target& target, const AttentionProblem& p, const Precis
     for (int j = 0; j < n; ++j) {
         const double sb = j < static_cast<int>(rb.s.size()) ? rb.s[j] : 0.0;
         smax = std::max(smax, sb);
-        if (std::isnan(t.raw[j])) st[0].recorded = false;
-        else st[0].add(std::fabs(t.raw[j] - ref.raw[j]), sb / scale);
-        if (std::isnan(t.scaled[j])) st[1].recorded = false;
-        else st[1].add(std::fabs(t.scaled[j] - ref.scaled[j]), sb);
+        if (std::isnan(t.raw[j]))
+            st[0].recorded = false;
+        else
+            st[0].add(std::fabs(t.raw[j] - ref.raw[j]), sb / scale);
+        if (std::isnan(t.scaled[j]))
+            st[1].recorded = false;
+        else
+            st[1].add(std::fabs(t.scaled[j] - ref.scaled[j]), sb);
         const bool tv = std::isfinite(t.masked[j]);
         if (tv != static_cast<bool>(ref.visible[j])) {
             st[2].ok = false;
             if (st[2].note.empty())
-                st[2].note = fmt::format("key {}: {} by the target, {} by the oracle (value {:.6g})", j, tv ? "visible" : "masked",
-                                         ref.visible[j] ? "visible" : "masked", t.masked[j]);
+                st[2].note = fmt::format("key {}: {} by the target, {} by the oracle (value {:.6g})", j,
+                                         tv ? "visible" : "masked", ref.visible[j] ? "visible" : "masked", t.masked[j]);
         } else if (tv) {
             st[2].add(std::fabs(t.masked[j] - ref.masked[j]), sb);
         }
         if (ref.visible[j]) {
             st[4].add(std::fabs(t.exps[j] - ref.exps[j]), rb.rho_p * ref.exps[j] + 4 * prof.u_acc * ref.exps[j]);
-            st[6].add(std::fabs(t.p[j] - ref.p[j]), (j < static_cast<int>(rb.p.size()) ? rb.p[j] : 0.0) + 4 * prof.u_acc * ref.p[j]);
+            st[6].add(std::fabs(t.p[j] - ref.p[j]),
+                      (j < static_cast<int>(rb.p.size()) ? rb.p[j] : 0.0) + 4 * prof.u_acc * ref.p[j]);
         } else if (t.p[j] != 0.0f) {
             st[6].add(std::fabs(t.p[j]), 0.0);
         }
@@ -138,8 +146,9 @@ std::string stage_report(Target& target, const AttentionProblem& p, const Precis
         if (!s.ok && !first) first = &s;
     }
     if (!t.tile_max.empty()) out += fmt::format("  per-tile running max: {:.6g}\n", fmt::join(t.tile_max, ", "));
-    if (!t.split_max.empty()) out += fmt::format("  per-split max: {:.6g}; sums {:.6g}\n", fmt::join(t.split_max, ", "),
-                                                 fmt::join(t.split_sum, ", "));
+    if (!t.split_max.empty())
+        out += fmt::format("  per-split max: {:.6g}; sums {:.6g}\n", fmt::join(t.split_max, ", "),
+                           fmt::join(t.split_sum, ", "));
     out += first ? fmt::format("  first stage outside the error model: {}\n", first->name)
                  : "  every probed stage of this row is inside the error model\n";
     return out;
@@ -155,4 +164,4 @@ std::string failure_report(Target& target, const Case& c, const GateOutcome& fai
     return out;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -17,7 +17,7 @@ struct GateOutcome {
 };
 
 struct CaseCheck {
-    std::vector<GateOutcome> outcomes;  // in gate order, up to the first failure
+    std::vector<GateOutcome> outcomes; // in gate order, up to the first failure
     const GateOutcome* failure() const;
 };
 
@@ -35,6 +35,6 @@ std::string stage_report(Target& target, const AttentionProblem& p, const Precis
 // The full text report of a failed check: gate, numbers, stage report.
 std::string failure_report(Target& target, const Case& c, const GateOutcome& failed);
 
-std::vector<const Gate*> gate_pointers(const std::vector<std::string>& names);  // empty: all
+std::vector<const Gate*> gate_pointers(const std::vector<std::string>& names); // empty: all
 
-}  // namespace attncheck
+} // namespace attncheck

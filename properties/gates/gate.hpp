@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "engine/case/case.hpp"
-#include "engine/targets/observation.hpp"
 #include "engine/case/problem.hpp"
+#include "engine/targets/observation.hpp"
 #include "engine/targets/target.hpp"
 #include "oracle/error_model.hpp"
 #include "oracle/reference_attention.hpp"
@@ -29,9 +29,9 @@ const char* gate_status_name(GateStatus s);
 
 struct GateVerdict {
     GateStatus status = GateStatus::pass;
-    std::string summary;               // one line: the numbers that decided it
-    std::vector<std::string> details;  // further lines for the report
-    std::optional<ProbeRequest> row;   // on fail: the row to diagnose stage by stage
+    std::string summary;              // one line: the numbers that decided it
+    std::vector<std::string> details; // further lines for the report
+    std::optional<ProbeRequest> row;  // on fail: the row to diagnose stage by stage
 
     static GateVerdict pass(std::string s) { return {GateStatus::pass, std::move(s), {}, {}}; }
     static GateVerdict skip(std::string s) { return {GateStatus::skip, std::move(s), {}, {}}; }
@@ -72,9 +72,9 @@ private:
 };
 
 struct Gate {
-    const char* name;       // e.g. "causal"
-    const char* invariant;  // what must hold, one line
-    const char* catches;    // the bug classes it exists for
+    const char* name;      // e.g. "causal"
+    const char* invariant; // what must hold, one line
+    const char* catches;   // the bug classes it exists for
     GateVerdict (*check)(GateContext&);
 };
 
@@ -82,4 +82,4 @@ struct Gate {
 const std::vector<Gate>& all_gates();
 const Gate* find_gate(std::string_view name);
 
-}  // namespace attncheck
+} // namespace attncheck

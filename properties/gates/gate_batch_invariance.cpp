@@ -26,7 +26,7 @@ GateVerdict batch_invariance(GateContext& ctx) {
     GateVerdict v = agreement_verdict(fmt::format("batch reordered {{{}}}", fmt::join(order, ", ")), p, ctx.base(),
                                       ctx.profile(), q, obs, ctx.profile_of(q), to_case);
     if (v.status == GateStatus::fail) return v;
-    const int a = p.batch() - 1, b = p.batch();  // positions of sequence 0 in q
+    const int a = p.batch() - 1, b = p.batch(); // positions of sequence 0 in q
     for (int t = 0; t < q.q_lens[a]; ++t)
         for (int h = 0; h < q.n_q_heads; ++h)
             if (!rows_bitwise_equal(q, obs, {a, h, t}, q, obs, {b, h, t}))
@@ -38,4 +38,4 @@ GateVerdict batch_invariance(GateContext& ctx) {
     return GateVerdict::pass(v.summary + "; both copies of sequence 0 bitwise equal");
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

@@ -42,7 +42,7 @@ GateVerdict causal(GateContext& ctx) {
         for (int s = 0; s < p.batch(); ++s)
             for (int t = 0; t < p.q_lens[s]; ++t) {
                 const long long pos = static_cast<long long>(p.kv_lens[s]) - p.q_lens[s] + t;
-                if (p.kv_lens[s] > 0 && pos >= p.kv_lens[s] - 1) continue;  // sees the perturbed key
+                if (p.kv_lens[s] > 0 && pos >= p.kv_lens[s] - 1) continue; // sees the perturbed key
                 for (int h = 0; h < p.n_q_heads; ++h) {
                     const ProbeRequest r{s, h, t};
                     ++compared;
@@ -59,7 +59,9 @@ GateVerdict causal(GateContext& ctx) {
 
     // (b), (c) on one probed row.
     const auto row = default_probe_row(p, p.n_q_heads - 1);
-    if (!row) return GateVerdict::pass(fmt::format("future perturbation: {} rows bitwise unchanged; no row to probe", compared));
+    if (!row)
+        return GateVerdict::pass(
+            fmt::format("future perturbation: {} rows bitwise unchanged; no row to probe", compared));
     const Observation pr = ctx.run(p, *row);
     if (!pr.probe) return GateVerdict::fail("target returned no probe trace", row);
     const ProbeTrace& t = *pr.probe;
@@ -71,24 +73,27 @@ GateVerdict causal(GateContext& ctx) {
         if (!ref.visible[j]) {
             ++masked;
             if (t.p[j] != 0.0f)
-                return GateVerdict::fail(fmt::format("{} (position {}): masked key {} has probability {:.6g}, not exactly 0",
-                                                     row_name(*row), pos, j, t.p[j]),
-                                         row);
+                return GateVerdict::fail(
+                    fmt::format("{} (position {}): masked key {} has probability {:.6g}, not exactly 0", row_name(*row),
+                                pos, j, t.p[j]),
+                    row);
             continue;
         }
         if (rb.meaningful && rb.finite_input && ref.p[j] - rb.p[j] > 0) {
             ++mattering;
             if (!(t.p[j] > 0.0f))
                 return GateVerdict::fail(
-                    fmt::format("{} (position {}): past key {} got probability {:.6g}; the oracle gives {:.6g} (bound {:.3g}): "
-                                "a key the row must see was masked",
-                                row_name(*row), pos, j, t.p[j], ref.p[j], rb.p[j]),
+                    fmt::format(
+                        "{} (position {}): past key {} got probability {:.6g}; the oracle gives {:.6g} (bound {:.3g}): "
+                        "a key the row must see was masked",
+                        row_name(*row), pos, j, t.p[j], ref.p[j], rb.p[j]),
                     row);
         }
     }
-    return GateVerdict::pass(fmt::format("future perturbation: {} rows bitwise unchanged; probed {}: {} masked keys at 0, "
-                                         "{} past keys all weighted",
-                                         compared, row_name(*row), masked, mattering));
+    return GateVerdict::pass(
+        fmt::format("future perturbation: {} rows bitwise unchanged; probed {}: {} masked keys at 0, "
+                    "{} past keys all weighted",
+                    compared, row_name(*row), masked, mattering));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

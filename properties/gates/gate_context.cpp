@@ -6,9 +6,12 @@ namespace attncheck {
 
 const char* gate_status_name(GateStatus s) {
     switch (s) {
-        case GateStatus::pass: return "pass";
-        case GateStatus::fail: return "FAIL";
-        case GateStatus::skip: return "skip";
+        case GateStatus::pass:
+            return "pass";
+        case GateStatus::fail:
+            return "FAIL";
+        case GateStatus::skip:
+            return "skip";
     }
     return "?";
 }
@@ -37,4 +40,4 @@ Observation GateContext::run(const AttentionProblem& p, const std::optional<Prob
     return target_.run(p, probe);
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -34,7 +34,7 @@ AttentionProblem query_suffix(const AttentionProblem& p, Keep keep) {
     return out;
 }
 
-}  // namespace
+} // namespace
 
 GateVerdict decode_prefill(GateContext& ctx) {
     const AttentionProblem& p = ctx.problem();
@@ -52,7 +52,8 @@ GateVerdict decode_prefill(GateContext& ctx) {
         }
         const Observation obs = ctx.run(q);
         const RowMap to_case = [&](const ProbeRequest& r) {
-            return std::optional<ProbeRequest>(ProbeRequest{r.seq, r.head, r.token + p.q_lens[r.seq] - q.q_lens[r.seq]});
+            return std::optional<ProbeRequest>(
+                ProbeRequest{r.seq, r.head, r.token + p.q_lens[r.seq] - q.q_lens[r.seq]});
         };
         GateVerdict v = agreement_verdict(names[k], p, ctx.base(), ctx.profile(), q, obs, ctx.profile_of(q), to_case);
         if (v.status == GateStatus::fail) {
@@ -64,4 +65,4 @@ GateVerdict decode_prefill(GateContext& ctx) {
     return GateVerdict::pass(notes.substr(2));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

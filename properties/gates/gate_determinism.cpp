@@ -32,7 +32,8 @@ GateVerdict determinism(GateContext& ctx) {
                                          row);
             }
     }
-    return GateVerdict::pass(fmt::format("{} reruns bitwise equal ({} O elements), guard bands intact", kReruns, a.o.size()));
+    return GateVerdict::pass(
+        fmt::format("{} reruns bitwise equal ({} O elements), guard bands intact", kReruns, a.o.size()));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

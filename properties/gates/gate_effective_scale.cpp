@@ -27,7 +27,8 @@ GateVerdict effective_scale(GateContext& ctx) {
     if (!any_visible_row(base)) return GateVerdict::skip("no row of the case sees a key");
     const double b = std::exp2(std::round(std::log2(0.75 / base.scale)));
     if (b > max_finite(base.dtype) / 2 || b < min_normal(base.dtype))
-        return GateVerdict::skip(fmt::format("scale {:.3g}: the probe's key magnitude {:.3g} is not representable", base.scale, b));
+        return GateVerdict::skip(
+            fmt::format("scale {:.3g}: the probe's key magnitude {:.3g} is not representable", base.scale, b));
     AttentionProblem p = select_sequences(base, {});
     p.q_lens = {1};
     p.kv_lens = {2};
@@ -48,7 +49,7 @@ GateVerdict effective_scale(GateContext& ctx) {
     if (!ctx.supports(p)) return GateVerdict::skip("two-key probe not supported: " + ctx.unsupported(p));
     const Observation obs = ctx.run(p);
     const PrecisionProfile prof = ctx.profile_of(p);
-    const double want = 2 * b * base.scale;  // ln(p1 / p2)
+    const double want = 2 * b * base.scale; // ln(p1 / p2)
     double worst_rel = 0;
     for (int h = 0; h < hq; ++h) {
         const RowBound rb = bound_row(p, 0, h, 0, prof);
@@ -56,26 +57,31 @@ GateVerdict effective_scale(GateContext& ctx) {
         // p1 + p2 = 1 is the normalization gate's to judge; a probe whose
         // weights do not sum to 1 measures nothing about the scale.
         if (!(std::fabs(o0 + o1 - 1) <= rb.o[0] + rb.o[1]))
-            return GateVerdict::skip(fmt::format("the probe's weights sum to {:.9g}, not 1: normalization, not scale", o0 + o1));
+            return GateVerdict::skip(
+                fmt::format("the probe's weights sum to {:.9g}, not 1: normalization, not scale", o0 + o1));
         const double lo = std::log((o0 - rb.o[0]) / (o1 + rb.o[1])), hi = std::log((o0 + rb.o[0]) / (o1 - rb.o[1]));
         const double applied = std::log(o0 / o1) / (2 * b);
         worst_rel = std::max(worst_rel, std::fabs(applied / base.scale - 1));
         if (!(lo <= want && want <= hi)) {
             const double ratio = applied / base.scale;
             std::string hint;
-            if (std::fabs(ratio - base.scale) < 0.02 * base.scale) hint = " -- the scale applied twice";
-            else if (std::fabs(ratio * base.scale - 1) < 0.02) hint = " -- the scale not applied";
-            else if (std::fabs(ratio * std::sqrt(d) - 1) < 0.02) hint = " -- 1/head_dim instead of 1/sqrt(head_dim)";
+            if (std::fabs(ratio - base.scale) < 0.02 * base.scale)
+                hint = " -- the scale applied twice";
+            else if (std::fabs(ratio * base.scale - 1) < 0.02)
+                hint = " -- the scale not applied";
+            else if (std::fabs(ratio * std::sqrt(d) - 1) < 0.02)
+                hint = " -- 1/head_dim instead of 1/sqrt(head_dim)";
             return GateVerdict::fail(
-                fmt::format("q head {}: two keys at scaled logits +-{:.4g} gave P = {:.6g} / {:.6g}: effective scale {:.6g}, "
-                            "expected {:.6g} (ratio {:.4g}; the outputs' bounds allow ln(p1/p2) in [{:.6g}, {:.6g}], "
-                            "expected {:.6g}){}",
-                            h, want / 2, o0, o1, applied, base.scale, ratio, lo, hi, want, hint),
+                fmt::format(
+                    "q head {}: two keys at scaled logits +-{:.4g} gave P = {:.6g} / {:.6g}: effective scale {:.6g}, "
+                    "expected {:.6g} (ratio {:.4g}; the outputs' bounds allow ln(p1/p2) in [{:.6g}, {:.6g}], "
+                    "expected {:.6g}){}",
+                    h, want / 2, o0, o1, applied, base.scale, ratio, lo, hi, want, hint),
                 ProbeRequest{0, h, 0});
         }
     }
-    return GateVerdict::pass(
-        fmt::format("scale {:.6g} recovered in all {} heads (largest relative deviation {:.3g})", base.scale, hq, worst_rel));
+    return GateVerdict::pass(fmt::format("scale {:.6g} recovered in all {} heads (largest relative deviation {:.3g})",
+                                         base.scale, hq, worst_rel));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

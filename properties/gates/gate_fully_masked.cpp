@@ -32,7 +32,7 @@ AttentionProblem append_sequence(const AttentionProblem& p, int q_len, int kv_le
     return out;
 }
 
-}  // namespace
+} // namespace
 
 GateVerdict fully_masked(GateContext& ctx) {
     const AttentionProblem& p = ctx.problem();
@@ -43,8 +43,8 @@ GateVerdict fully_masked(GateContext& ctx) {
     for (size_t k = 0; k < probs.size(); ++k) {
         const AttentionProblem& q = probs[k];
         if (k > 0 && !ctx.supports(q)) {
-            skipped += fmt::format("; appended sequence (q {}, kv {}) not supported: {}", q.q_lens.back(), q.kv_lens.back(),
-                                   ctx.unsupported(q));
+            skipped += fmt::format("; appended sequence (q {}, kv {}) not supported: {}", q.q_lens.back(),
+                                   q.kv_lens.back(), ctx.unsupported(q));
             continue;
         }
         const Observation obs = k == 0 ? ctx.base() : ctx.run(q);
@@ -59,12 +59,13 @@ GateVerdict fully_masked(GateContext& ctx) {
                     for (int c = 0; c < q.head_dim && bad < 0; ++c)
                         if (obs.o[oi + c] != 0.0f) bad = c;
                     if (lse != -INFINITY || bad >= 0) {
-                        const std::string where = k == 0 ? row_name({s, h, t})
-                                                         : fmt::format("appended sequence (q_len {}, kv_len {}), q head {}, query {}",
-                                                                       q.q_lens[s], q.kv_lens[s], h, t);
+                        const std::string where =
+                            k == 0 ? row_name({s, h, t})
+                                   : fmt::format("appended sequence (q_len {}, kv_len {}), q head {}, query {}",
+                                                 q.q_lens[s], q.kv_lens[s], h, t);
                         return GateVerdict::fail(
-                            fmt::format("{} sees no key but gave LSE {:.6g} and O[{}] = {:.6g} (must be -inf and 0)", where,
-                                        lse, bad < 0 ? 0 : bad, bad < 0 ? 0.0f : obs.o[oi + bad]),
+                            fmt::format("{} sees no key but gave LSE {:.6g} and O[{}] = {:.6g} (must be -inf and 0)",
+                                        where, lse, bad < 0 ? 0 : bad, bad < 0 ? 0.0f : obs.o[oi + bad]),
                             k == 0 ? std::optional<ProbeRequest>(ProbeRequest{s, h, t}) : std::nullopt);
                     }
                 }
@@ -73,4 +74,4 @@ GateVerdict fully_masked(GateContext& ctx) {
     return GateVerdict::pass(fmt::format("{} fully masked rows gave O = 0, LSE = -inf{}", checked, skipped));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

@@ -18,12 +18,14 @@ namespace attncheck::gates {
 
 GateVerdict gqa(GateContext& ctx) {
     const AttentionProblem& p = ctx.problem();
-    if (p.head_dim < 2 && p.group() == 1) return GateVerdict::skip("MHA with head_dim 1: nothing to map, no ratio to read");
+    if (p.head_dim < 2 && p.group() == 1)
+        return GateVerdict::skip("MHA with head_dim 1: nothing to map, no ratio to read");
     AttentionProblem hv = p;
     for (int s = 0; s < p.batch(); ++s)
         for (int j = 0; j < p.kv_lens[s]; ++j)
             for (int g = 0; g < p.n_kv_heads; ++g)
-                for (int c = 0; c < p.head_dim; ++c) hv.v[p.kv_index(s, j, g) + c] = c == 0 ? static_cast<float>(g + 1) : 1.0f;
+                for (int c = 0; c < p.head_dim; ++c)
+                    hv.v[p.kv_index(s, j, g) + c] = c == 0 ? static_cast<float>(g + 1) : 1.0f;
     if (p.n_kv_heads + 1 > 256 && p.dtype == DType::bf16) return GateVerdict::skip("kv head indices not exact in bf16");
     const Observation ho = p.head_dim >= 2 ? ctx.run(hv) : Observation{};
     const PrecisionProfile prof = ctx.profile_of(hv);
@@ -45,9 +47,10 @@ GateVerdict gqa(GateContext& ctx) {
                 if (!(std::fabs(got - (want + 1)) <= tol)) {
                     const long read = std::lround(got) - 1;
                     return GateVerdict::fail(
-                        fmt::format("q head {} read V of kv head {} (O_0/O_1 = {:.9g}), expected kv head {} = {} / ({} / {}) "
-                                    "({})",
-                                    h, read, got, want, h, p.n_q_heads, p.n_kv_heads, row_name({s, h, t})),
+                        fmt::format(
+                            "q head {} read V of kv head {} (O_0/O_1 = {:.9g}), expected kv head {} = {} / ({} / {}) "
+                            "({})",
+                            h, read, got, want, h, p.n_q_heads, p.n_kv_heads, row_name({s, h, t})),
                         ProbeRequest{s, h, t});
                 }
             }
@@ -77,4 +80,4 @@ GateVerdict gqa(GateContext& ctx) {
     return GateVerdict::pass(fmt::format("head map recovered in {} rows; {}", rows, v.summary));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

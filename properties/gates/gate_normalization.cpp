@@ -37,9 +37,8 @@ GateVerdict normalization(GateContext& ctx) {
             for (float x : pr.probe->p) sum += x;
             const double tol = rb.rho_p + 4 * ctx.profile().u_acc;
             if (!(std::fabs(sum - 1) <= tol))
-                return GateVerdict::fail(fmt::format("{}: probabilities sum to {:.9g}, not 1 within {:.3g}", row_name(*row),
-                                                     sum, tol),
-                                         row);
+                return GateVerdict::fail(
+                    fmt::format("{}: probabilities sum to {:.9g}, not 1 within {:.3g}", row_name(*row), sum, tol), row);
             sum_note = fmt::format("probed {} sums to 1{:+.3g}", row_name(*row), sum - 1);
             trace = pr.probe;
             row_bound = rb;
@@ -65,16 +64,17 @@ GateVerdict normalization(GateContext& ctx) {
                 if (!rb.finite_input) continue;
                 for (int c = 0; c < p.head_dim; ++c) {
                     const double want = const_value(s, h / p.group(), c);
-                    const double tol = std::max(rb.meaningful ? rb.o[c] : 0.0,
-                                                normalization_tolerance(cv, prof, n, std::fabs(want)));
+                    const double tol =
+                        std::max(rb.meaningful ? rb.o[c] : 0.0, normalization_tolerance(cv, prof, n, std::fabs(want)));
                     const double got = co.o[cv.o_index(s, t, h) + c];
                     const double err = std::fabs(got - want);
                     if (tol > 0) worst = std::max(worst, err / tol);
                     if (!(err <= tol))
                         return GateVerdict::fail(
-                            fmt::format("constant V: {} gave O[{}] = {:.9g} instead of {} (error {:.3g}, tolerance {:.3g}): "
-                                        "the weights do not sum to 1",
-                                        row_name({s, h, t}), c, got, want, err, tol),
+                            fmt::format(
+                                "constant V: {} gave O[{}] = {:.9g} instead of {} (error {:.3g}, tolerance {:.3g}): "
+                                "the weights do not sum to 1",
+                                row_name({s, h, t}), c, got, want, err, tol),
                             ProbeRequest{s, h, t});
                 }
             }
@@ -97,8 +97,9 @@ GateVerdict normalization(GateContext& ctx) {
                         lo = std::min(lo, v);
                         hi = std::max(hi, v);
                     }
-                    const double tol = std::max(rb.meaningful ? rb.o[c] : 0.0,
-                                                normalization_tolerance(p, ctx.profile(), n, std::max(std::fabs(lo), std::fabs(hi))));
+                    const double tol =
+                        std::max(rb.meaningful ? rb.o[c] : 0.0,
+                                 normalization_tolerance(p, ctx.profile(), n, std::max(std::fabs(lo), std::fabs(hi))));
                     const float o = base.o[p.o_index(s, t, h) + c];
                     if (!(o >= lo - tol && o <= hi + tol))
                         return GateVerdict::fail(
@@ -117,7 +118,8 @@ GateVerdict normalization(GateContext& ctx) {
         for (int s = 0; s < p.batch(); ++s)
             for (int j = 0; j < p.kv_lens[s]; ++j)
                 for (int h = 0; h < p.n_kv_heads; ++h)
-                    for (int c = 0; c < p.head_dim; ++c) oh.v[p.kv_index(s, j, h) + c] = (j % p.head_dim == c) ? 1.0f : 0.0f;
+                    for (int c = 0; c < p.head_dim; ++c)
+                        oh.v[p.kv_index(s, j, h) + c] = (j % p.head_dim == c) ? 1.0f : 0.0f;
         const Observation oo = ctx.run(oh);
         const RowBound ob = bound_row(oh, row->seq, row->head, row->token, ctx.profile_of(oh));
         const auto ref = reference_row<double>(p, row->seq, row->head, row->token);
@@ -133,16 +135,18 @@ GateVerdict normalization(GateContext& ctx) {
                 worst_oh = std::max(worst_oh, std::fabs(got - want) / tol);
                 if (!(std::fabs(got - want) <= tol))
                     return GateVerdict::fail(
-                        fmt::format("one-hot V: {} gave O[{}] = {:.9g}, but its probed P puts {:.9g} on the keys j = {} "
-                                    "(mod {}) (tolerance {:.3g}): the output is not P.V",
-                                    row_name(*row), c, got, want, c, p.head_dim, tol),
+                        fmt::format(
+                            "one-hot V: {} gave O[{}] = {:.9g}, but its probed P puts {:.9g} on the keys j = {} "
+                            "(mod {}) (tolerance {:.3g}): the output is not P.V",
+                            row_name(*row), c, got, want, c, p.head_dim, tol),
                         row);
             }
-            onehot_note = fmt::format("one-hot V reads back the probed P (worst difference/tolerance {:.3g})", worst_oh);
+            onehot_note =
+                fmt::format("one-hot V reads back the probed P (worst difference/tolerance {:.3g})", worst_oh);
         }
     }
-    return GateVerdict::pass(fmt::format("{}; constant V returned in every row (worst err/tolerance {:.3g}); {}", sum_note,
-                                         worst, onehot_note));
+    return GateVerdict::pass(fmt::format("{}; constant V returned in every row (worst err/tolerance {:.3g}); {}",
+                                         sum_note, worst, onehot_note));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

@@ -42,7 +42,7 @@ GateVerdict padding_nan(GateContext& ctx) {
     }
     if (!ctx.supports(q)) return GateVerdict::skip("padded batch not supported: " + ctx.unsupported(q));
     const Observation obs = ctx.run(q);
-    const RowMap to_case = [](const ProbeRequest& r) {  // case sequence s sits at position 2s
+    const RowMap to_case = [](const ProbeRequest& r) { // case sequence s sits at position 2s
         return r.seq % 2 == 0 ? std::optional<ProbeRequest>(ProbeRequest{r.seq / 2, r.head, r.token}) : std::nullopt;
     };
     GateVerdict v = agreement_verdict("NaN-filled slots between sequences", p, ctx.base(), ctx.profile(), q, obs,
@@ -51,4 +51,4 @@ GateVerdict padding_nan(GateContext& ctx) {
     return v;
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

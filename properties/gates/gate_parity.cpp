@@ -4,8 +4,8 @@
 // precision, online-softmax rescale, split merge). Rows whose bound is not
 // meaningful, or whose inputs are non-finite, are counted, never passed
 // silently (see oracle/parity.hpp).
-#include "properties/gates/gates.hpp"
 #include "properties/gates/gate_util.hpp"
+#include "properties/gates/gates.hpp"
 
 namespace attncheck::gates {
 
@@ -13,4 +13,4 @@ GateVerdict parity(GateContext& ctx) {
     return parity_verdict("oracle parity", ctx.problem(), ctx.reference(), ctx.base(), ctx.profile());
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

@@ -39,10 +39,11 @@ GateVerdict q_completeness(GateContext& ctx) {
                 const double tol = rb.s[j] / std::fabs(p.scale);
                 const double err = std::fabs(pr.probe->raw[j] - ref.raw[j]);
                 if (!(err <= tol))
-                    return GateVerdict::fail(fmt::format("{}: raw score q.k of key {} is {:.9g}, the full dot product is "
-                                                         "{:.9g} (error {:.3g}, bound {:.3g}): not every q channel reached it",
-                                                         row_name(r), j, pr.probe->raw[j], ref.raw[j], err, tol),
-                                             r);
+                    return GateVerdict::fail(
+                        fmt::format("{}: raw score q.k of key {} is {:.9g}, the full dot product is "
+                                    "{:.9g} (error {:.3g}, bound {:.3g}): not every q channel reached it",
+                                    row_name(r), j, pr.probe->raw[j], ref.raw[j], err, tol),
+                        r);
             }
         }
         notes = fmt::format("raw scores of {} probed rows match the full dot products", probed);
@@ -68,4 +69,4 @@ GateVerdict q_completeness(GateContext& ctx) {
     return GateVerdict::pass(notes);
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

@@ -19,4 +19,4 @@ const Gate* find_gate(std::string_view name) {
     return nullptr;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -50,17 +50,18 @@ std::optional<GateVerdict> first_nonfinite(const std::string& what, const Attent
                 for (int c = 0; c < p.head_dim && bad == -1; ++c)
                     if (!std::isfinite(obs.o[oi + c])) bad = c;
                 if (bad != -1)
-                    return GateVerdict::fail(fmt::format("{}: {} has LSE {} and O[{}] = {} with finite inputs and {} visible "
-                                                         "keys",
-                                                         what, row_name(r), lse, std::max(bad, 0),
-                                                         obs.o[oi + std::max(bad, 0)], visible_keys(p, s, t)),
-                                             r);
+                    return GateVerdict::fail(
+                        fmt::format("{}: {} has LSE {} and O[{}] = {} with finite inputs and {} visible "
+                                    "keys",
+                                    what, row_name(r), lse, std::max(bad, 0), obs.o[oi + std::max(bad, 0)],
+                                    visible_keys(p, s, t)),
+                        r);
             }
         }
     return std::nullopt;
 }
 
-}  // namespace
+} // namespace
 
 GateVerdict row_max(GateContext& ctx) {
     const AttentionProblem& p = ctx.problem();
@@ -69,8 +70,9 @@ GateVerdict row_max(GateContext& ctx) {
     std::string shifted = "no representable upward shift";
     if (const auto sp = shifted_pair(p, +1)) {
         long long srows = 0;
-        if (auto f = first_nonfinite(fmt::format("every logit raised by {:.6g}", sp->shift), sp->p1, ctx.run(sp->p1), srows)) {
-            f->row.reset();  // a row of the shifted problem
+        if (auto f = first_nonfinite(fmt::format("every logit raised by {:.6g}", sp->shift), sp->p1, ctx.run(sp->p1),
+                                     srows)) {
+            f->row.reset(); // a row of the shifted problem
             return *f;
         }
         shifted = fmt::format("{} rows finite with every logit raised by {:.6g}", srows, sp->shift);
@@ -81,11 +83,13 @@ GateVerdict row_max(GateContext& ctx) {
     if (!pr.probe) return GateVerdict::fail("target returned no probe trace", row);
     const float mx = pr.probe->max_exp;
     if (!(mx <= 1.0f))
-        return GateVerdict::fail(fmt::format("{}: largest exponential {:.9g} > 1: the row max was not subtracted (row max "
-                                             "recorded {:.6g})",
-                                             row_name(*row), mx, pr.probe->row_max),
-                                 row);
-    return GateVerdict::pass(fmt::format("{} rows finite; {}; probed {}: max exp {:.9g}", rows, shifted, row_name(*row), mx));
+        return GateVerdict::fail(
+            fmt::format("{}: largest exponential {:.9g} > 1: the row max was not subtracted (row max "
+                        "recorded {:.6g})",
+                        row_name(*row), mx, pr.probe->row_max),
+            row);
+    return GateVerdict::pass(
+        fmt::format("{} rows finite; {}; probed {}: max exp {:.9g}", rows, shifted, row_name(*row), mx));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

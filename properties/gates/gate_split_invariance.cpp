@@ -27,13 +27,13 @@ GateVerdict split_invariance(GateContext& ctx) {
             continue;
         }
         const Observation obs = ctx.run(q);
-        GateVerdict v = agreement_verdict(fmt::format("{} vs {} splits{}", p.num_splits, splits,
-                                                      splits > longest ? " (some empty)" : ""),
-                                          p, ctx.base(), ctx.profile(), q, obs, ctx.profile_of(q), same_rows());
+        GateVerdict v = agreement_verdict(
+            fmt::format("{} vs {} splits{}", p.num_splits, splits, splits > longest ? " (some empty)" : ""), p,
+            ctx.base(), ctx.profile(), q, obs, ctx.profile_of(q), same_rows());
         if (v.status == GateStatus::fail) return v;
         notes += "; " + v.summary;
     }
     return GateVerdict::pass(fmt::format("case has {} splits{}", p.num_splits, notes));
 }
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates

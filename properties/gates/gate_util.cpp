@@ -19,7 +19,7 @@ int seq_of_token(const AttentionProblem& p, long long tok) {
     return s;
 }
 
-}  // namespace
+} // namespace
 
 ProbeRequest row_of_lse_index(const AttentionProblem& p, long long flat) {
     const long long tok = flat / p.n_q_heads;
@@ -42,11 +42,13 @@ GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, c
                            const Observation& obs, const PrecisionProfile& prof) {
     const ParityReport rep = check_parity(p, ref, obs, prof);
     if (rep.pass()) {
-        GateVerdict v = GateVerdict::pass(fmt::format("{}: O worst err/bound {:.3g}, LSE worst err/bound {:.3g} over {} rows",
-                                                      what, rep.o.worst_ratio, rep.lse.worst_ratio, rep.rows));
+        GateVerdict v =
+            GateVerdict::pass(fmt::format("{}: O worst err/bound {:.3g}, LSE worst err/bound {:.3g} over {} rows", what,
+                                          rep.o.worst_ratio, rep.lse.worst_ratio, rep.rows));
         if (!rep.fully_judged())
-            v.details.push_back(fmt::format("{} rows outside the bound's meaningful range, {} with non-finite inputs: not judged",
-                                            rep.out_of_range_rows, rep.nonfinite_input_rows));
+            v.details.push_back(
+                fmt::format("{} rows outside the bound's meaningful range, {} with non-finite inputs: not judged",
+                            rep.out_of_range_rows, rep.nonfinite_input_rows));
         return v;
     }
     if (rep.masked_violations > 0 && rep.o.violations == 0 && rep.lse.violations == 0) {
@@ -58,12 +60,16 @@ GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, c
             const long long oi = p.o_index(r.seq, r.token, r.head);
             float bad = 0;
             for (int c = 0; c < p.head_dim; ++c)
-                if (obs.o[oi + c] != 0.0f) { ok = false; bad = obs.o[oi + c]; }
+                if (obs.o[oi + c] != 0.0f) {
+                    ok = false;
+                    bad = obs.o[oi + c];
+                }
             if (!ok)
-                return GateVerdict::fail(fmt::format("{}: fully masked row ({}) gave LSE {} and O element {} instead of "
-                                                     "LSE -inf, O 0 ({} such rows)",
-                                                     what, row_name(r), obs.lse[li], bad, rep.masked_violations),
-                                         r);
+                return GateVerdict::fail(
+                    fmt::format("{}: fully masked row ({}) gave LSE {} and O element {} instead of "
+                                "LSE -inf, O 0 ({} such rows)",
+                                what, row_name(r), obs.lse[li], bad, rep.masked_violations),
+                    r);
         }
     }
     const bool o_worse = rep.o.worst_ratio >= rep.lse.worst_ratio;
@@ -72,9 +78,10 @@ GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, c
     std::string where = row_name(r);
     if (o_worse) where += fmt::format(", channel {}", q.worst % p.head_dim);
     GateVerdict v = GateVerdict::fail(
-        fmt::format("{}: {} = {:.9g}, oracle {:.9g}: error {:.3g} is {:.3g} x its bound {:.3g} ({}; {} elements out of bound)",
-                    what, o_worse ? "O" : "LSE", q.worst_target, q.worst_oracle, q.worst_err, q.worst_ratio,
-                    q.worst_bound, where, rep.o.violations + rep.lse.violations),
+        fmt::format(
+            "{}: {} = {:.9g}, oracle {:.9g}: error {:.3g} is {:.3g} x its bound {:.3g} ({}; {} elements out of bound)",
+            what, o_worse ? "O" : "LSE", q.worst_target, q.worst_oracle, q.worst_err, q.worst_ratio, q.worst_bound,
+            where, rep.o.violations + rep.lse.violations),
         r);
     v.details.push_back(rep.summary());
     return v;
@@ -109,8 +116,10 @@ AttentionProblem select_sequences(const AttentionProblem& p, const std::vector<i
         qs += p.q_lens[s];
         ks += p.kv_lens[s];
         out.q.insert(out.q.end(), p.q.begin() + p.q_start[s] * qrow, p.q.begin() + (p.q_start[s] + p.q_lens[s]) * qrow);
-        out.k.insert(out.k.end(), p.k.begin() + p.kv_start[s] * krow, p.k.begin() + (p.kv_start[s] + p.kv_lens[s]) * krow);
-        out.v.insert(out.v.end(), p.v.begin() + p.kv_start[s] * krow, p.v.begin() + (p.kv_start[s] + p.kv_lens[s]) * krow);
+        out.k.insert(out.k.end(), p.k.begin() + p.kv_start[s] * krow,
+                     p.k.begin() + (p.kv_start[s] + p.kv_lens[s]) * krow);
+        out.v.insert(out.v.end(), p.v.begin() + p.kv_start[s] * krow,
+                     p.v.begin() + (p.kv_start[s] + p.kv_lens[s]) * krow);
     }
     return out;
 }
@@ -138,7 +147,7 @@ std::optional<ProbeRequest> default_probe_row(const AttentionProblem& p, int hea
     return best;
 }
 
-}  // namespace attncheck
+} // namespace attncheck
 
 namespace attncheck {
 
@@ -148,7 +157,7 @@ double normalization_tolerance(const AttentionProblem& p, const PrecisionProfile
     return (2 * gamma_n(n_terms, prof.u_acc) + 2 * unit_roundoff(prof.output)) * vmax;
 }
 
-}  // namespace attncheck
+} // namespace attncheck
 
 namespace attncheck {
 
@@ -176,11 +185,11 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
                 // is the row_max gate's to judge, not a metamorphic relation's.
                 if (rows_bitwise_equal(pa, oa, *ra, pb, ob, rb)) continue;
                 if (ba.masked || bb.masked) {
-                    bool same = la == lb;  // both -inf
+                    bool same = la == lb; // both -inf
                     for (int c = 0; c < pb.head_dim; ++c) same = same && oa.o[ia + c] == ob.o[ib + c];
                     if (!same)
-                        return GateVerdict::fail(fmt::format("{}: fully masked row ({}) differs: LSE {:.6g} vs {:.6g}", what,
-                                                             row_name(*ra), la, lb),
+                        return GateVerdict::fail(fmt::format("{}: fully masked row ({}) differs: LSE {:.6g} vs {:.6g}",
+                                                             what, row_name(*ra), la, lb),
                                                  ra);
                     continue;
                 }
@@ -194,9 +203,10 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
                     worst = std::max(worst, err / tol);
                     if (!(err <= tol))
                         return GateVerdict::fail(
-                            fmt::format("{}: O[{}] of {} is {:.9g} in one run and {:.9g} in the other: difference {:.3g} "
-                                        "exceeds the two runs' bounds {:.3g}",
-                                        what, c, row_name(*ra), oa.o[ia + c], ob.o[ib + c], err, tol),
+                            fmt::format(
+                                "{}: O[{}] of {} is {:.9g} in one run and {:.9g} in the other: difference {:.3g} "
+                                "exceeds the two runs' bounds {:.3g}",
+                                what, c, row_name(*ra), oa.o[ia + c], ob.o[ib + c], err, tol),
                             ra);
                 }
                 const double lerr = std::fabs(static_cast<double>(la) - (lb + lse_shift)), ltol = ba.lse + bb.lse;
@@ -207,12 +217,14 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
                                                          what, row_name(*ra), la, lb, lerr, ltol),
                                              ra);
             }
-    GateVerdict v = GateVerdict::pass(fmt::format("{}: {} rows agree (worst difference/bounds {:.3g})", what, rows, worst));
-    if (unjudged) v.details.push_back(fmt::format("{} rows outside the bounds' meaningful range: not judged", unjudged));
+    GateVerdict v =
+        GateVerdict::pass(fmt::format("{}: {} rows agree (worst difference/bounds {:.3g})", what, rows, worst));
+    if (unjudged)
+        v.details.push_back(fmt::format("{} rows outside the bounds' meaningful range: not judged", unjudged));
     return v;
 }
 
-}  // namespace attncheck
+} // namespace attncheck
 
 namespace attncheck {
 
@@ -239,4 +251,4 @@ bool any_visible_row(const AttentionProblem& p) {
     return false;
 }
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -39,7 +39,7 @@ std::optional<ProbeRequest> default_probe_row(const AttentionProblem& p, int hea
 // Number of keys query `tok` of sequence `seq` sees.
 int visible_keys(const AttentionProblem& p, int seq, int tok);
 
-}  // namespace attncheck
+} // namespace attncheck
 
 namespace attncheck {
 
@@ -51,7 +51,7 @@ namespace attncheck {
 // It holds where the conditioning-aware bound is too loose to mean anything.
 double normalization_tolerance(const AttentionProblem& p, const PrecisionProfile& prof, int n_visible, double vmax);
 
-}  // namespace attncheck
+} // namespace attncheck
 
 namespace attncheck {
 
@@ -70,7 +70,7 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
 // The identity map, for two problems with the same rows.
 RowMap same_rows();
 
-}  // namespace attncheck
+} // namespace attncheck
 
 namespace attncheck {
 
@@ -83,11 +83,11 @@ namespace attncheck {
 // Empty when alpha or beta is not representable in the dtype.
 struct ShiftedPair {
     AttentionProblem p0, p1;
-    double shift = 0;  // logits of p1 minus logits of p0
+    double shift = 0; // logits of p1 minus logits of p0
 };
 std::optional<ShiftedPair> shifted_pair(const AttentionProblem& p, int sign);
 
 // True when some query row of p sees at least one key.
 bool any_visible_row(const AttentionProblem& p);
 
-}  // namespace attncheck
+} // namespace attncheck

@@ -17,26 +17,26 @@
 
 #include "properties/gates/gate.hpp"
 
-#define ATTNCHECK_GATES(G)                                                                                          \
-    G(determinism, "reruns give the same bits; guard bands intact", "races, missing barriers, overruns")            \
-    G(causal, "future keys change nothing (bitwise); masked P exactly 0; every past key weighted",                   \
-      "mask off by one, causal alignment, window off by one")                                                       \
-    G(fully_masked, "a row with no visible key gives O = 0, LSE = -inf", "NaN on empty rows, finite sentinels")     \
-    G(gqa, "q head h reads kv head h / group; GQA equals repeated-KV MHA", "GQA map, V from the wrong head")        \
-    G(row_max, "max exp <= 1; finite outputs; O inside the hull of attended V", "missing row max, overflow")        \
-    G(q_completeness, "every q channel reaches the dot product", "partial Q load")                                  \
-    G(normalization, "P sums to 1; constant V returns V; one-hot V returns P",                                      \
-      "wrong normalizer, missing rescale, fp16 row sum")                                                            \
-    G(effective_scale, "the softmax sees scale * q.k, the scale applied once", "scale missing / twice / 1/d")       \
-    G(shift_invariance, "a constant added to a row's logits changes nothing", "finite mask sentinel")               \
-    G(split_invariance, "any split count, empty splits included, gives the same result",                            \
-      "split merge without LSE, NaN on an empty split")                                                             \
-    G(decode_prefill, "decode equals the last prefill row; a query suffix equals the suffix rows",                  \
-      "causal alignment, position offsets")                                                                         \
-    G(batch_invariance, "a sequence's result does not depend on its neighbours or its batch position",              \
-      "per-sequence strides and offsets")                                                                           \
-    G(padding_nan, "NaN in unused cache slots between sequences changes nothing",                                   \
-      "padding read as data, out-of-bounds reads")                                                                  \
+#define ATTNCHECK_GATES(G)                                                                                      \
+    G(determinism, "reruns give the same bits; guard bands intact", "races, missing barriers, overruns")        \
+    G(causal, "future keys change nothing (bitwise); masked P exactly 0; every past key weighted",              \
+      "mask off by one, causal alignment, window off by one")                                                   \
+    G(fully_masked, "a row with no visible key gives O = 0, LSE = -inf", "NaN on empty rows, finite sentinels") \
+    G(gqa, "q head h reads kv head h / group; GQA equals repeated-KV MHA", "GQA map, V from the wrong head")    \
+    G(row_max, "max exp <= 1; finite outputs; O inside the hull of attended V", "missing row max, overflow")    \
+    G(q_completeness, "every q channel reaches the dot product", "partial Q load")                              \
+    G(normalization, "P sums to 1; constant V returns V; one-hot V returns P",                                  \
+      "wrong normalizer, missing rescale, fp16 row sum")                                                        \
+    G(effective_scale, "the softmax sees scale * q.k, the scale applied once", "scale missing / twice / 1/d")   \
+    G(shift_invariance, "a constant added to a row's logits changes nothing", "finite mask sentinel")           \
+    G(split_invariance, "any split count, empty splits included, gives the same result",                        \
+      "split merge without LSE, NaN on an empty split")                                                         \
+    G(decode_prefill, "decode equals the last prefill row; a query suffix equals the suffix rows",              \
+      "causal alignment, position offsets")                                                                     \
+    G(batch_invariance, "a sequence's result does not depend on its neighbours or its batch position",          \
+      "per-sequence strides and offsets")                                                                       \
+    G(padding_nan, "NaN in unused cache slots between sequences changes nothing",                               \
+      "padding read as data, out-of-bounds reads")                                                              \
     G(parity, "O and LSE match the fp64 oracle under the error model", "anything that changes the numbers")
 
 namespace attncheck::gates {
@@ -45,4 +45,4 @@ namespace attncheck::gates {
 ATTNCHECK_GATES(ATTNCHECK_DECLARE_GATE)
 #undef ATTNCHECK_DECLARE_GATE
 
-}  // namespace attncheck::gates
+} // namespace attncheck::gates
