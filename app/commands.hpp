@@ -14,9 +14,17 @@ namespace attncheck {
 void register_oracle_commands(CLI::App& app, int& rc);   // selfcheck, validate, info
 void register_property_commands(CLI::App& app, int& rc); // list, run, repro, mutants
 void register_model_commands(CLI::App& app);             // model-* (app/model_commands.cpp)
+void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _worker (app/bench_commands.cpp)
+
+// This program's own path (workers are started from it), and the default
+// number of workers (one per core).
+std::string self_exe();
+int default_workers();
 
 // "CUDA device: NAME", or why there is none.
 std::string device_line();
+// Visible CUDA devices (0 without the CUDA backend or a device).
+int visible_cuda_devices();
 // True when the CUDA backend is built and a device is visible.
 bool cuda_usable(std::string* why = nullptr);
 // "cpu" / "cuda" / "" (auto: cuda when usable); throws std::invalid_argument

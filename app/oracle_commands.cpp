@@ -119,6 +119,14 @@ std::string device_line() {
 #endif
 }
 
+int visible_cuda_devices() {
+#ifdef ATTNCHECK_HAVE_CUDA
+    return cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
 bool cuda_usable(std::string* why) {
 #ifdef ATTNCHECK_HAVE_CUDA
     std::string w;

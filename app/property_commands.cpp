@@ -13,6 +13,7 @@
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/mutation_score.hpp"
+#include "properties/campaign/parallel_run.hpp"
 
 namespace attncheck {
 
@@ -28,19 +29,30 @@ struct RunArgs {
     std::string out_dir = "attncheck-counterexamples";
     int max_len = 0;        // 0: the backend's default
     long long max_work = 0; // 0: the backend's default
+    int workers = 0;        // 0: one per core
+    std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
 };
 
-// The oracle (fp64, on the CPU) bounds how large a case can be; a CUDA
-// target is fast enough that longer prefills are worth their oracle time.
-GenLimits limits_for(Backend b, int max_len, long long max_work) {
-    GenLimits lim;
-    if (b == Backend::cuda) {
-        lim.max_len = 520;
-        lim.max_work = 4000000;
+// "all" -> every visible device; "0,2" -> those.
+std::vector<int> parse_devices(const std::string& s) {
+    std::vector<int> out;
+    if (s.empty()) return out;
+    if (s == "all") {
+        const int n = visible_cuda_devices();
+        if (n < 1) throw std::invalid_argument("--devices all: no CUDA device is visible");
+        for (int d = 0; d < n; ++d) out.push_back(d);
+        return out;
     }
-    if (max_len > 0) lim.max_len = max_len;
-    if (max_work > 0) lim.max_work = max_work;
-    return lim;
+    size_t pos = 0;
+    while (pos <= s.size()) {
+        const size_t end = std::min(s.find(',', pos), s.size());
+        const std::string tok = s.substr(pos, end - pos);
+        if (tok.empty() || tok.find_first_not_of("0123456789") != std::string::npos)
+            throw std::invalid_argument(fmt::format("--devices: '{}' is not 'all' or a list like 0,1", s));
+        out.push_back(std::stoi(tok));
+        pos = end + 1;
+    }
+    return out;
 }
 
 Mutant mutant_arg(const std::string& name) {
@@ -73,6 +85,47 @@ std::string capabilities_line(const Target& t) {
     return s;
 }
 
+// The gates with the bug classes they exist for and the mutants they kill
+// first, as the markdown table docs/gates.md carries between its catalogue
+// markers; a ctest (tests/check_catalogue_doc.sh) keeps the two equal.
+std::string catalogue_markdown() {
+    auto cell = [](std::vector<std::string> items) {
+        if (items.empty()) return std::string("-");
+        std::string s = fmt::format("{}", fmt::join(items, ", "));
+        for (std::size_t i = s.find('|'); i != std::string::npos; i = s.find('|', i + 2)) s.replace(i, 1, "\\|");
+        return s;
+    };
+    // A misspelt gate in the catalogue would otherwise vanish from the table.
+    for (const auto& m : all_mutants()) {
+        std::vector<std::string_view> named = also_gates(m);
+        named.push_back(m.expected_gate);
+        for (std::string_view g : named)
+            if (!find_gate(g)) throw std::logic_error(fmt::format("mutant {} names unknown gate '{}'", m.name, g));
+    }
+    std::string out =
+        "| gate | invariant | bug classes it exists for | mutants it kills first | also first on some cases |\n"
+        "|---|---|---|---|---|\n";
+    for (const Gate& g : all_gates()) {
+        std::vector<std::string> bugs, first, some;
+        for (const auto& b : all_bug_classes())
+            if (std::string_view(b.gate) == g.name) bugs.push_back(b.name);
+        for (const auto& m : all_mutants()) {
+            const std::string name = m.cuda_only() ? fmt::format("{} (CUDA only)", m.name) : std::string(m.name);
+            if (std::string_view(m.expected_gate) == g.name) first.push_back(name);
+            for (std::string_view a : also_gates(m))
+                if (a == g.name) some.push_back(name);
+        }
+        out += fmt::format("| {} | {} | {} | {} | {} |\n", g.name, cell({g.invariant}), cell(bugs), cell(first),
+                           cell(some));
+    }
+    std::vector<std::string> outside;
+    for (const auto& b : all_bug_classes())
+        if (!find_gate(b.gate)) outside.push_back(fmt::format("{} ({})", b.name, b.gate));
+    if (!outside.empty())
+        out += fmt::format("\nBug classes with no gate of their own: {}.\n", fmt::join(outside, ", "));
+    return out;
+}
+
 int cmd_list() {
     fmt::print("Targets\n");
     std::vector<Backend> backends{Backend::cpu};
@@ -93,70 +146,77 @@ int cmd_list() {
     for (const auto& m : all_mutants())
         fmt::print("  {:24} {}\n  {:24} bug class: {}; expected gate: {}{}{}; in: {}\n", m.name, m.models, "",
                    bug_class_name(m.bug_class), m.expected_gate, *m.also_gate ? " (or " : "",
-                   *m.also_gate ? std::string(m.also_gate) + ")" : std::string(), scope_name(m.scope));
+                   *m.also_gate ? fmt::format("{})", fmt::join(also_gates(m), ", ")) : std::string(),
+                   scope_name(m.scope));
     return 0;
 }
 
 int cmd_run(const RunArgs& a) {
-    const Backend b = resolve_backend(a.backend);
-    const Mutant m = mutant_arg(a.mutant);
+    RunSpec spec;
+    spec.backend = resolve_backend(a.backend);
+    spec.mutant = mutant_arg(a.mutant);
+    spec.targets = a.targets;
+    spec.gates = a.gates;
+    spec.cases = a.cases;
+    spec.seconds = a.seconds;
+    spec.seed = a.seed;
+    spec.out_dir = a.out_dir;
+    spec.limits = default_limits(spec.backend);
+    if (a.max_len > 0) spec.limits.max_len = a.max_len;
+    if (a.max_work > 0) spec.limits.max_work = a.max_work;
+    spec.devices = parse_devices(a.devices);
+    spec.workers = a.workers > 0 ? a.workers : default_workers();
+    if (spec.backend == Backend::cuda && !spec.devices.empty())
+        spec.workers = std::max(spec.workers, static_cast<int>(spec.devices.size()));
     const auto gates = gate_pointers(a.gates);
-    auto targets = selected_targets(b, m, a.targets);
-    const bool tty = isatty(fileno(stderr));
-    fmt::print("attncheck run: backend {}, {} target(s), {} gate(s), seed {}, {}\n", backend_name(b), targets.size(),
-               gates.size(), a.seed,
-               a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases));
+    const auto targets = selected_targets(spec.backend, spec.mutant, a.targets); // validates the names
+    fmt::print("attncheck run: backend {}, {} target(s), {} gate(s), seed {}, {}, {} worker(s)\n",
+               backend_name(spec.backend), targets.size(), gates.size(), a.seed,
+               a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases),
+               spec.workers);
     fmt::print("{}\n\n", device_line());
-    std::map<std::string, GateTally> total;
+    std::fflush(stdout);
+    const RunReport r = run_parallel(spec, self_exe());
     int failures = 0;
-    long long cases = 0;
-    for (auto& t : targets) {
-        CampaignOptions co;
-        co.seed = a.seed;
-        co.gates = gates;
-        co.limits = limits_for(b, a.max_len, a.max_work);
-        if (a.seconds > 0) {
-            co.seconds = a.seconds / targets.size();
-            co.cases = 1LL << 40;
-        } else {
-            co.cases = a.cases;
-        }
-        const std::string name = t->full_name();
-        co.progress = [&](long long n, double s) {
-            if (tty) fmt::print(stderr, "\r  {:28} {:6} cases  {:6.1f} s", name, n, s);
-        };
-        const CampaignResult r = run_campaign(*t, co);
-        if (tty) fmt::print(stderr, "\r{:60}\r", "");
-        cases += r.cases;
-        for (const auto& [g, tl] : r.tallies) {
-            total[g].pass += tl.pass;
-            total[g].fail += tl.fail;
-            total[g].skip += tl.skip;
-        }
-        if (!r.failure) {
-            fmt::print("  {:28} ok      {:6} cases  {:6.1f} s{}\n", name, r.cases, r.seconds,
-                       r.cases == 0 ? "  (no case it supports was drawn)" : "");
+    for (const TargetRun& t : r.targets) {
+        if (!t.failure) {
+            fmt::print("  {:28} ok      {:6} cases  {:6.1f} s{}\n", t.target, t.cases, t.seconds,
+                       t.cases == 0 ? "  (no case it supports was drawn)" : "");
             continue;
         }
         ++failures;
-        const Counterexample& ce = *r.failure;
-        const std::string path = save_counterexample(ce, a.out_dir);
-        fmt::print("  {:28} FAILED  after {} cases, {:.1f} s; shrunk in {} steps\n\n{}\n", name, r.cases,
-                   r.seconds_to_failure, ce.shrink_steps, ce.report);
-        fmt::print("counterexample: {}\nreplay:         attncheck repro {}\n\n", path, path);
+        const FailureRecord& f = *t.failure;
+        fmt::print("  {:28} FAILED  after {} cases, {:.1f} s (worker {}{}); shrunk in {} steps\n\n{}\n", t.target,
+                   f.cases_before, f.seconds_to_failure, f.worker,
+                   t.also_failed_in ? fmt::format("; {} other worker(s) failed too", t.also_failed_in) : "",
+                   f.shrink_steps, f.report);
+        fmt::print("counterexample: {}\nreplay:         attncheck repro {}\n\n", f.path, f.path);
     }
+    for (const auto& e : r.worker_errors) fmt::print("  {}\n", e);
     fmt::print("\n{:18} {:>8} {:>8} {:>8}\n", "gate", "held", "FAILED", "skipped");
     for (const Gate* g : gates) {
-        const GateTally tl = total.count(g->name) ? total[g->name] : GateTally{};
+        const GateTally tl = r.tallies.count(g->name) ? r.tallies.at(g->name) : GateTally{};
         fmt::print("{:18} {:>8} {:>8} {:>8}\n", g->name, tl.pass, tl.fail, tl.skip);
     }
-    fmt::print("\n{} cases; {}\n", cases,
-               failures == 0 ? "every gate held" : fmt::format("{} target(s) FAILED", failures));
-    return failures == 0 ? 0 : 1;
+    fmt::print("\nwhere the time goes (seconds summed over workers):\n{}", phase_table(r.phases));
+    const bool ok = failures == 0 && r.worker_errors.empty();
+    fmt::print("\n{} cases in {:.1f} s ({:.1f} cases/s, {} worker(s)); {}\n", r.cases, r.wall_seconds,
+               r.cases_per_second(), r.workers,
+               ok         ? "every gate held"
+               : failures ? fmt::format("{} target(s) FAILED", failures)
+                          : fmt::format("{} worker(s) FAILED", r.worker_errors.size()));
+    return ok ? 0 : 1;
 }
 
-int cmd_repro(const std::string& file, const std::string& backend_override, const std::string& mutant_override) {
+// Exit codes: 0 every gate held, 1 a gate failed, and with expect_gate 3
+// when the first gate to fail is not the one the file records (the bug is
+// still caught, but no longer by the gate that names it).
+int cmd_repro(const std::string& file, const std::string& backend_override, const std::string& mutant_override,
+              bool expect_gate) {
     const CounterexampleFile f = load_counterexample(file);
+    if (expect_gate && !f.gate)
+        throw std::invalid_argument(
+            fmt::format("{}: --expect-gate needs a counterexample file that records a gate, not a bare case", file));
     const Backend b =
         backend_override.empty() ? (f.target ? f.backend : resolve_backend("")) : resolve_backend(backend_override);
     const Mutant m = mutant_override.empty() ? f.mutant : mutant_arg(mutant_override);
@@ -171,6 +231,7 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
     fmt::print("attncheck repro {}\n", file);
     if (f.gate) fmt::print("recorded: {} failed gate {}: {}\n", f.target.value_or("?"), *f.gate, f.summary);
     int failed = 0, ran = 0;
+    std::string first_failed; // the first failing gate (a counterexample file has one target)
     for (auto& t : targets) {
         const std::string why = t->unsupported(f.kase);
         if (!why.empty()) {
@@ -184,6 +245,7 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
             fmt::print("  {:18} {:4}  {}\n", o.gate->name, gate_status_name(o.verdict.status), o.verdict.summary);
         if (const GateOutcome* fo = chk.failure()) {
             ++failed;
+            if (first_failed.empty()) first_failed = fo->gate->name;
             fmt::print("\n{}", failure_report(*t, f.kase, *fo));
         }
     }
@@ -191,6 +253,15 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
         throw std::invalid_argument(
             fmt::format("{}: no target of backend {} supports this case", file, backend_name(b)));
     fmt::print("\n{}\n", failed ? fmt::format("{} target(s) FAILED", failed) : "every gate held");
+    if (expect_gate && failed) {
+        if (first_failed != *f.gate) {
+            fmt::print("UNEXPECTED GATE: {} failed first, not the recorded gate {}\n", first_failed, *f.gate);
+            fmt::print(stderr, "error: {}: gate {} failed first, not the recorded gate {}\n", file, first_failed,
+                       *f.gate);
+            return 3;
+        }
+        fmt::print("the recorded gate {} is the first that fails\n", *f.gate);
+    }
     return failed ? 1 : 0;
 }
 
@@ -206,9 +277,14 @@ int cmd_mutants(const std::string& backend, bool json, long long cases, double s
     mo.seed = seed;
     const bool tty = isatty(fileno(stderr));
     mo.on_row = [&](const MutantRow& r) {
-        if (tty || !json)
-            fmt::print(stderr, "  {:24} {:14} {}\n", mutant_name(r.mutant), r.target,
-                       r.killed ? fmt::format("killed by {} in {:.2f} s", r.gate, r.seconds) : "SURVIVED");
+        if (!tty && json) return;
+        std::string what = "SURVIVED";
+        if (r.killed) {
+            what = fmt::format("killed by {} in {:.2f} s", r.gate, r.seconds);
+            if (!r.killed_as_expected())
+                what += fmt::format(" (UNEXPECTED GATE: expected {})", mutant_info(r.mutant)->expected_gate);
+        }
+        fmt::print(stderr, "  {:24} {:14} {}\n", mutant_name(r.mutant), r.target, what);
     };
     const auto rows = run_mutation_score(mo);
     if (!save.empty())
@@ -218,16 +294,32 @@ int cmd_mutants(const std::string& backend, bool json, long long cases, double s
         fmt::print("{}", mutation_json(rows));
     else
         fmt::print("\n{}", mutation_table(rows));
-    bool all = !rows.empty();
-    for (const auto& r : rows) all = all && r.killed;
-    return all ? 0 : 1;
+    return mutation_score_holds(rows) ? 0 : 1;
 }
 
 } // namespace
 
 void register_property_commands(CLI::App& app, int& rc) {
-    auto* list = app.add_subcommand("list", "Targets (with backend), gates and mutants");
-    list->callback([&rc] { rc = cmd_list(); });
+    auto* list = app.add_subcommand("list", "Targets (with backend), gates, bug classes and mutants");
+    static bool catalogue = false;
+    list->add_flag("--catalogue-markdown", catalogue,
+                   "print only the markdown table of gates, bug classes and mutants (docs/gates.md carries it)");
+    static bool distribution = false;
+    list->add_flag("--distribution", distribution,
+                   "print only the case distribution: axis, alternative, weight, share of the axis");
+    list->callback([&rc] {
+        if (distribution) {
+            fmt::print("{}", case_distribution_table());
+            rc = 0;
+            return;
+        }
+        if (catalogue) {
+            fmt::print("{}", catalogue_markdown());
+            rc = 0;
+            return;
+        }
+        rc = cmd_list();
+    });
 
     static RunArgs ra;
     auto* run = app.add_subcommand("run", "Property campaign against the engine's targets");
@@ -245,14 +337,21 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->check(CLI::Range(1, 1 << 16));
     run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
         ->check(CLI::Range(1LL, 1LL << 40));
+    run->add_option("--workers", ra.workers, "worker processes (default: one per core)")->check(CLI::Range(1, 4096));
+    run->add_option("--devices", ra.devices,
+                    "CUDA devices for the workers: all, or a list like 0,1 (one per worker, "
+                    "round robin; default: the current device)");
     run->callback([&rc] { rc = cmd_run(ra); });
 
     static std::string file, rb, rm;
+    static bool rexpect = false;
     auto* repro = app.add_subcommand("repro", "Replay a counterexample (or case) file with the full gate report");
     repro->add_option("file", file, "counterexample or case JSON")->required();
     repro->add_option("--backend", rb, "override the recorded backend");
     repro->add_option("--mutant", rm, "override the recorded mutant (e.g. none: does the production build pass?)");
-    repro->callback([&rc] { rc = cmd_repro(file, rb, rm); });
+    repro->add_flag("--expect-gate", rexpect,
+                    "exit 1 only if the file's recorded gate is the first to fail; 3 if another gate fails first");
+    repro->callback([&rc] { rc = cmd_repro(file, rb, rm, rexpect); });
 
     static std::string mb;
     static bool mj = false;
@@ -263,7 +362,9 @@ void register_property_commands(CLI::App& app, int& rc) {
     static std::string msave;
     auto* mut = app.add_subcommand("mutants", "Run the suite against every mutant: the mutation score");
     mut->add_option("--backend", mb, "cpu or cuda (default: cuda when a device is visible)");
-    mut->add_flag("--json", mj, "a JSON array of {mutant, backend, killed, gate, seconds, shrunk_case}");
+    mut->add_flag("--json", mj,
+                  "a JSON array of {mutant, bug_class, target, backend, killed, gate, expected_gate, also_gate, "
+                  "gate_as_expected, seconds, cases, shrunk_case}");
     mut->add_option("--cases", mc, "case budget per (mutant, target)")->check(CLI::Range(1LL, 1LL << 40));
     mut->add_option("--seconds", ms, "time budget per (mutant, target)")->check(CLI::PositiveNumber);
     mut->add_option("--seed", mseed, "first RapidCheck seed");

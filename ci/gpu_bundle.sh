@@ -5,12 +5,12 @@
 # the device tool carries. Then, on the GPU machine: ci/gpu_lane.sh [mode].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ci/build.sh default
+ci/build.sh werror
 rm -rf gpu_bundle && mkdir -p gpu_bundle/stage
 bins=(tests/test_gpu_smoke tests/test_kernels_gpu tests/test_properties_gpu tests/test_mutation_score_gpu
       tests/test_case tests/test_dtype attncheck)
-for m in tests/test_model_gpu tests/test_model_session_gpu; do [[ -x build/default/$m ]] && bins+=("$m"); done
-for b in "${bins[@]}"; do cp "build/default/$b" gpu_bundle/stage/; done
+for m in tests/test_model_gpu tests/test_model_session_gpu; do [[ -x build/werror/$m ]] && bins+=("$m"); done
+for b in "${bins[@]}"; do cp "build/werror/$b" gpu_bundle/stage/; done
 strip gpu_bundle/stage/*
 tar -C gpu_bundle/stage -cJf gpu_bundle/bin.tar.xz .
 rm -rf gpu_bundle/stage

@@ -2,7 +2,10 @@
 # The GPU lane, run on a machine with a CUDA device from the repository root,
 # with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
 # of every log to $OUT (or ./gpu_results).
-# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|all]...
+# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|all]... | long
+#   long: one `attncheck run --backend cuda` of LONG_SECONDS (default 540) with
+#   seed LONG_SEED (default 7), every target and gate, one worker per core;
+#   not part of `all` (it takes a device call of its own).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Logs go to a work folder; $OUT (the device tool brings back at most 8
@@ -66,7 +69,7 @@ if want model && [[ -x "$bin"/test_model_gpu ]]; then
   [[ $mrc -eq 1 ]] || rc=1
 fi
 if want crosscheck; then
-  run transformers_crosscheck ci/transformers_crosscheck.sh "$bin"/attncheck "$final"
+  run transformers_crosscheck ci/transformers_crosscheck.sh "$bin"/attncheck "$out"
 fi
 if want sanitize; then
   # Production kernels only (the mutant test deliberately races). The whole
@@ -77,6 +80,22 @@ if want sanitize; then
     ATTNCHECK_GRID_EVERY="${SANITIZE_EVERY:-1}" run "sanitize_$tool" compute-sanitizer --tool "$tool" --error-exitcode 99 \
       "$bin"/test_kernels_gpu --gtest_filter="$filter"
   done
+fi
+if want throughput; then
+  # Verified cases/s of the default campaign, and the PyTorch test loop
+  # (bench/pytorch_test_loop.py) on the same GPU in the same run.
+  echo "=== throughput"
+  "$bin"/attncheck bench throughput --backend cuda --seconds "${THROUGHPUT_SECONDS:-60}" --json \
+    --out "$out/throughput_counterexamples" > "$final/throughput_cuda.json" 2> "$out/throughput_cuda.log" || rc=1
+  cat "$final/throughput_cuda.json"
+  python3 bench/pytorch_test_loop.py --seconds "${THROUGHPUT_SECONDS:-30}" > "$final/pytorch_test_loop.json" \
+    2> "$out/pytorch_test_loop.log" || rc=1
+  cat "$final/pytorch_test_loop.json"
+fi
+if [[ "$modes" == *" long "* ]]; then
+  STEP_TIMEOUT=$(( ${LONG_SECONDS:-540} + 50 )) run long_run_cuda "$bin"/attncheck run --backend cuda \
+    --seconds "${LONG_SECONDS:-540}" --seed "${LONG_SEED:-7}" --out "$final/long_run_counterexamples"
+  cp "$out/long_run_cuda.log" "$final/"
 fi
 cp "$out/environment.txt" "$final/"
 grep -H -E "^(cuda/|=+ (ERROR|RACECHECK) SUMMARY|\[  (PASSED|FAILED) )" "$out"/*.log > "$final/summary.txt" 2>/dev/null

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
-ci/build.sh default
-cd build/default
+ci/build.sh werror
+cd build/werror
 ctest -j "$(nproc)" --output-on-failure --timeout 1500 --output-junit ctest-junit.xml "$@"

@@ -1,5 +1,7 @@
 #include "oracle/error_model.hpp"
 
+#include "engine/timing/phase_timer.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,6 +16,7 @@ double gamma_n(double n, double u) {
 }
 
 RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const PrecisionProfile& prof) {
+    ScopedPhase phase(Phase::oracle);
     const int d = pb.head_dim, n_all = pb.kv_lens[seq];
     const int kvh = head / pb.group();
     const double uA = prof.u_acc;

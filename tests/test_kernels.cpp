@@ -1,18 +1,22 @@
 // Every kernel family against the oracle on the grid of kernel_grid.hpp,
-// the probes against the oracle's stages, and every mutant against the
-// cases that must expose it. Compiled twice: for the CPU twins (label cpu)
-// and for CUDA (label gpu; skipped, with the reason, without a device).
+// the probes against the oracle's stages, every mutant against the cases
+// that must expose it, and a sequence's bits against its batch position.
+// Compiled twice: for the CPU twins (label cpu) and for CUDA (label gpu;
+// skipped, with the reason, without a device).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "engine/targets/target.hpp"
 #include "kernels/registry.hpp"
 #include "oracle/parity.hpp"
 #include "oracle/reference_attention.hpp"
+#include "properties/gates/gate_util.hpp"
 #include "tests/backend_under_test.hpp"
 #include "tests/kernel_grid.hpp"
 
@@ -234,5 +238,103 @@ TEST_P(KernelGrid, EveryMutantChangesSomeResult) {
         if (supported == 0) continue; // the mutant does not apply to this family
         std::printf("%s: changes %d of %d cases\n", target->full_name().c_str(), caught, supported);
         EXPECT_GE(caught, 1) << target->full_name() << " changed no result: the mutant is invisible";
+    }
+}
+
+namespace {
+
+// Empty when x[i] and y[off + i] have the same bits for every i of x; else
+// the first pair that does not.
+std::string first_bit_difference(const char* what, const std::vector<float>& x, const std::vector<float>& y,
+                                 long long off) {
+    for (size_t i = 0; i < x.size(); ++i) {
+        const float yi = y[static_cast<size_t>(off) + i];
+        if (std::memcmp(&x[i], &yi, sizeof(float)) != 0) {
+            char buf[160];
+            std::snprintf(buf, sizeof buf, "%s[%zu] %.9g alone vs %.9g in the batch", what, i, x[i], yi);
+            return buf;
+        }
+    }
+    return {};
+}
+
+} // namespace
+
+// A sequence gives the same bits wherever it sits in a batch: every family
+// promises it (Target::promises_batch_invariance; deterministic serving).
+// Each sequence runs alone, then after a neighbour that moves its Q/O and
+// K/V blocks to other element offsets: odd ones (odd head counts, odd
+// head_dim, odd neighbour lengths), even ones and none. A kernel, or a
+// library such as cuBLAS, that picks its code path from pointer alignment
+// rounds differently there (standard_path on an H200: fp32, q_len 17,
+// head_dim 7 and 33, the copy at an odd offset).
+TEST_P(KernelGrid, SequenceBitsIndependentOfBatchPosition) {
+    ATTNCHECK_REQUIRE_BACKEND();
+    auto target = make_target(GetParam(), kBackend);
+    ASSERT_TRUE(target);
+    ASSERT_TRUE(target->promises_batch_invariance());
+    struct Lens {
+        int q, kv;
+    };
+    // Decode families take q_len 1 (neighbours 0 or 1); the others q_len 17.
+    const Lens shapes[] = {{1, 3}, {1, 40}, {17, 2}, {17, 3}, {17, 40}};
+    const Lens neighbours[] = {{1, 1}, {1, 2}, {0, 3}, {2, 5}, {1, 8}};
+    const int dims[] = {7, 33, 64, 80, 128};
+    // One q head: standard_path's only S GEMM is then 16-byte aligned at
+    // position 0 (cublasGemmBatchedEx) and may not be after a neighbour
+    // (cublasGemmEx), which is how the H200 failure came about. Three q
+    // heads: head offsets of odd multiples of head_dim inside a sequence.
+    const int heads[][2] = {{1, 1}, {3, 1}};
+    int ran = 0, odd_offset = 0, unaligned = 0, failed = 0, idx = 0;
+    bool odd_dim_ran = false;
+    for (DType t : {DType::f32, DType::f16, DType::bf16})
+        for (const auto& hh : heads)
+            for (int d : dims)
+                for (const Lens& sh : shapes)
+                    for (const Lens& nb : neighbours) {
+                        Case c;
+                        c.n_q_heads = hh[0];
+                        c.n_kv_heads = hh[1];
+                        c.head_dim = d;
+                        c.q_lens = {sh.q, nb.q};
+                        c.kv_lens = {sh.kv, nb.kv};
+                        c.dtype = t;
+                        c.causal = idx % 2 == 0;
+                        c.num_splits = 1 + idx % 4;
+                        c.data.seed = 7000 + static_cast<std::uint64_t>(idx++);
+                        if (!target->unsupported(c).empty()) continue;
+                        const AttentionProblem p = materialize(c);
+                        const AttentionProblem alone = select_sequences(p, {0});
+                        const AttentionProblem placed = select_sequences(p, {1, 0});
+                        if (!target->unsupported(shape_of(alone)).empty() ||
+                            !target->unsupported(shape_of(placed)).empty())
+                            continue;
+                        const Observation a = target->run(alone), b = target->run(placed);
+                        ++ran;
+                        const long long o0 = placed.o_index(1, 0, 0), l0 = placed.lse_index(1, 0, 0);
+                        const long long k0 = placed.kv_index(1, 0, 0);
+                        if (o0 % 2 != 0 || k0 % 2 != 0) ++odd_offset;
+                        const long long bytes = t == DType::f32 ? 4 : 2;
+                        odd_dim_ran = odd_dim_ran || d % 2 != 0;
+                        if ((o0 * bytes) % 256 != 0 || (k0 * bytes) % 256 != 0) ++unaligned;
+                        ASSERT_EQ(a.o.size() + static_cast<size_t>(o0), b.o.size());
+                        ASSERT_EQ(a.lse.size() + static_cast<size_t>(l0), b.lse.size());
+                        std::string diff = first_bit_difference("O", a.o, b.o, o0);
+                        if (diff.empty()) diff = first_bit_difference("LSE", a.lse, b.lse, l0);
+                        if (!diff.empty() && ++failed <= 5)
+                            ADD_FAILURE()
+                                << target->full_name() << ": the case's sequence 0 placed after its sequence 1"
+                                << " (q_len " << nb.q << ", kv_len " << nb.kv << "; Q/O offset " << o0
+                                << ", K/V offset " << k0 << " elements) differs from its run alone: " << diff
+                                << "\n  case: " << repro(c);
+                    }
+    std::printf("%s: %d placements run (%d at an odd element offset, %d off 256-byte alignment), %d differ\n",
+                target->full_name().c_str(), ran, odd_offset, unaligned, failed);
+    EXPECT_EQ(failed, 0);
+    EXPECT_GE(ran, 20) << "too few supported shapes to exercise the family";
+    EXPECT_GE(unaligned, 1) << "no placement off 256-byte alignment";
+    // Odd offsets need an odd head_dim, which flash_prefill does not take.
+    if (odd_dim_ran) {
+        EXPECT_GE(odd_offset, 1) << "no placement at an odd element offset";
     }
 }

@@ -67,7 +67,9 @@ TEST_P(GateProperty, HoldsOnTheEngine) {
     const std::string g = gate->name;
     const bool can_apply = !(g == "split_invariance" && !target->profile(Case{}).uses_splits) &&
                            !(g == "decode_prefill" && caps.decode_only);
-    if (can_apply) EXPECT_GT(judged, 0) << id << ": the gate judged no case";
+    if (can_apply) {
+        EXPECT_GT(judged, 0) << id << ": the gate judged no case";
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, GateProperty, ::testing::ValuesIn(params()),

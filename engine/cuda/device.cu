@@ -44,6 +44,15 @@ bool cuda_device_available(std::string* why) {
     return true;
 }
 
+int cuda_device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); // clear the non-sticky error
+        return 0;
+    }
+    return n;
+}
+
 std::string cuda_device_name() {
     cudaDeviceProp p{};
     int dev = 0;

@@ -13,6 +13,8 @@ namespace attncheck {
 // driver, no device, ...), for GTEST_SKIP messages and `attncheck` output.
 bool cuda_device_available(std::string* why);
 std::string cuda_device_name();
+// How many CUDA devices are visible (0 when none or no driver).
+int cuda_device_count();
 
 // Round floats to fp16 / bf16 on the device with __float2half_rn /
 // __float2bfloat16_rn and return the bits.

@@ -1,5 +1,7 @@
 #include "engine/targets/mutant.hpp"
 
+#include <algorithm>
+
 namespace attncheck {
 
 const std::vector<BugClassInfo>& all_bug_classes() {
@@ -60,9 +62,24 @@ std::optional<Mutant> parse_mutant(std::string_view name) {
     return std::nullopt;
 }
 
+std::vector<std::string_view> also_gates(const MutantInfo& m) {
+    std::vector<std::string_view> out;
+    const std::string_view s = m.also_gate;
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t j = std::min(s.find(' ', i), s.size());
+        if (j > i) out.push_back(s.substr(i, j - i));
+        i = j + 1;
+    }
+    return out;
+}
+
 bool gate_expected_for(Mutant m, std::string_view gate) {
     const MutantInfo* i = mutant_info(m);
-    return i && (gate == i->expected_gate || (*i->also_gate && gate == i->also_gate));
+    if (!i) return false;
+    if (gate == i->expected_gate) return true;
+    for (std::string_view g : also_gates(*i))
+        if (gate == g) return true;
+    return false;
 }
 
 } // namespace attncheck

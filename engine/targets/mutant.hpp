@@ -67,9 +67,9 @@ enum class MutantScope {
     cuda_tile_reuse, // CUDA kernels that reuse shared-memory tiles behind a barrier
 };
 
-// X(name, bug class, gate expected to kill it first, second gate that may kill it
-//   first ("" if none), scope, what it models)
-// The second gate is for mutants whose first visible symptom depends on the
+// X(name, bug class, gate expected to kill it first, other gates that may kill
+//   it first (space-separated, "" if none), scope, what it models)
+// The other gates are for mutants whose first visible symptom depends on the
 // case drawn; the reason is in the comment above the line.
 #define ATTNCHECK_MUTANTS(X)                                                                                           \
     X(scale_missing, scale, "effective_scale", "", every_family, "softmax scale never applied")                        \
@@ -95,8 +95,9 @@ enum class MutantScope {
     X(top_left_causal, causal_alignment, "causal", "", every_family,                                                   \
       "causal mask aligned top-left when q_len != kv_len (cutlass #2336)")                                             \
     /* the fp16 row sum breaks normalization first where the family sums P in fp16; where only P.V is fp16 */          \
-    /* (flash prefill's mma, the standard path's GEMM) parity is the gate that sees it */                              \
-    X(fp16_accumulation, low_precision_accumulation, "normalization", "parity", every_family,                          \
+    /* (flash prefill's mma, the standard path's GEMM) parity is the gate that sees it; on an fp32 case whose */       \
+    /* rows see at most one key (nothing to sum), effective_scale's two-key probe is the first fp16-rounded P */       \
+    X(fp16_accumulation, low_precision_accumulation, "normalization", "parity effective_scale", every_family,          \
       "accumulator kept in fp16 (llama.cpp PR #17558)")                                                                \
     X(missing_barrier, race, "determinism", "", cuda_tile_reuse,                                                       \
       "a __syncthreads before shared-memory tile reuse removed")
@@ -122,7 +123,7 @@ struct MutantInfo {
     const char* name;
     BugClass bug_class;
     const char* expected_gate; // the gate expected to kill it first
-    const char* also_gate;     // a second gate that may be first on some cases ("" if none)
+    const char* also_gate;     // other gates that may be first on some cases, space-separated ("" if none)
     MutantScope scope;
     const char* models; // the real bug it stands for
     bool cuda_only() const { return scope == MutantScope::cuda_tile_reuse; }
@@ -135,7 +136,10 @@ const char* mutant_name(Mutant m);
 const char* bug_class_name(BugClass b);
 const char* scope_name(MutantScope s);
 std::optional<Mutant> parse_mutant(std::string_view name);
-// True when `gate` is a gate the catalogue expects to kill m first.
+// The gates of a MutantInfo's also_gate, one by one.
+std::vector<std::string_view> also_gates(const MutantInfo& m);
+// True when `gate` is a gate the catalogue expects to kill m first: its
+// expected_gate or one of its also_gates.
 bool gate_expected_for(Mutant m, std::string_view gate);
 
 // What a kernel family is made of, for deciding which mutants it can carry.

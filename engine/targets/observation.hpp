@@ -3,7 +3,11 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <vector>
+
+#include "engine/case/problem.hpp"
 
 namespace attncheck {
 
@@ -11,6 +15,23 @@ namespace attncheck {
 struct ProbeRequest {
     int seq = 0, head = 0, token = 0;
 };
+
+// Is r a row of p: one of its sequences, q heads, and a query token of that
+// sequence?
+inline bool probe_row_in_problem(const AttentionProblem& p, const ProbeRequest& r) {
+    return r.seq >= 0 && r.seq < p.batch() && r.head >= 0 && r.head < p.n_q_heads && r.token >= 0 &&
+           r.token < p.q_lens[r.seq];
+}
+
+// Every target's first step when asked for a probe: a row the problem does
+// not have is the caller's error (std::invalid_argument, naming `who`), not
+// something to clamp or ignore.
+inline void check_probe_request(const AttentionProblem& p, const std::optional<ProbeRequest>& r, const char* who) {
+    if (r && !probe_row_in_problem(p, *r))
+        throw std::invalid_argument(std::string(who) + ": probe (seq " + std::to_string(r->seq) + ", head " +
+                                    std::to_string(r->head) + ", token " + std::to_string(r->token) +
+                                    ") outside the problem");
+}
 
 // Stage values of one row, as the target computed them. Vectors are indexed
 // by key position within the sequence (0 .. kv_len-1); masked keys hold -inf

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "engine/case/dtype.hpp"
+#include "engine/case/problem.hpp"
 #include "engine/targets/mutant.hpp"
 
 #if defined(__CUDACC__)
@@ -28,6 +29,11 @@ struct AttnShape {
     int causal, window;
     float scale;
 };
+
+// The launch shape of a problem (host only; kernels take it by value).
+inline AttnShape attn_shape_of(const AttentionProblem& p) {
+    return {p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+}
 
 // Absolute position of query i of a sequence: bottom-right alignment puts
 // the last query at the last key (FlashAttention >= 2.1).
@@ -69,6 +75,22 @@ AC_HD void key_range(const AttnShape& s, int kv_len, int pos, int& lo, int& hi) 
     lo = s.window > 0 ? pos + 1 - s.window : 0;
     if (lo < 0) lo = 0;
     if (lo > hi) lo = hi;
+}
+
+// First key of [lo, hi) the query at pos sees, or -1: the key the
+// normalizer_drops_key mutant leaves out of the row sum.
+template <Mutant M>
+AC_HD int first_visible_key(const AttnShape& s, int pos, int lo, int hi) {
+    for (int j = lo; j < hi; ++j)
+        if (key_visible<M>(s, pos, j)) return j;
+    return -1;
+}
+
+// Tiles of `tile` keys, aligned to key 0, that cover the key range [lo, hi):
+// [t_begin, t_end), none for an empty range.
+AC_HD void covering_tiles(int lo, int hi, int tile, int& t_begin, int& t_end) {
+    t_begin = lo / tile;
+    t_end = hi > lo ? (hi + tile - 1) / tile : t_begin;
 }
 
 template <Mutant M>
@@ -139,6 +161,10 @@ AC_HD float accumulate(float acc, float x) {
     }
 }
 
+// max that keeps a NaN from either side (fmaxf would drop it and hide a NaN
+// score behind the other keys).
+AC_HD float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
+
 // Does key j (the first visible key of the row) count in the row sum?
 template <Mutant M>
 AC_HD bool counts_in_normalizer(int j, int first_visible) {
@@ -146,6 +172,23 @@ AC_HD bool counts_in_normalizer(int j, int first_visible) {
         return j != first_visible;
     else
         return true;
+}
+
+// The keys of a decode row (one query, the last position of its cache): its
+// absolute position, the key range [lo, hi) its loops walk, the first
+// visible key (for counts_in_normalizer) and the score scale it applies.
+struct DecodeRowKeys {
+    int pos, lo, hi, first_visible;
+    float scale;
+};
+template <Mutant M>
+AC_HD DecodeRowKeys decode_row_keys(const AttnShape& s, int kv_len) {
+    DecodeRowKeys k{};
+    k.pos = query_position<M>(1, kv_len, 0);
+    key_range<M>(s, kv_len, k.pos, k.lo, k.hi);
+    k.first_visible = first_visible_key<M>(s, k.pos, k.lo, k.hi);
+    k.scale = score_scale<M>(s.scale);
+    return k;
 }
 
 } // namespace attncheck::kernels

@@ -1,7 +1,7 @@
 // What the two decode families (decode, decode_gqa) accept: one rule, read by
 // each family's CPU twin (its <family>_unsupported) and by its CUDA host code
-// (before launching). Header-only, so the CUDA library needs nothing from the
-// engine library that holds the CPU twins.
+// (before launching); and the one precision profile both declare. Header-only, so the CUDA library needs nothing from
+// the engine library that holds the CPU twins.
 #pragma once
 
 #include <string>
@@ -32,6 +32,25 @@ inline std::string decode_family_unsupported(Family fam, const char* family, con
     if (b == Backend::cuda && m != Mutant::none && dtype != DType::f16)
         return fmt::format("{}: mutant builds are fp16 only (case is {})", family, dtype_name(dtype));
     return {};
+}
+
+// How both decode families round, on both backends: fp32 everywhere (dot
+// products, sums, P.V; decode_gqa holds its K/V tiles as fp32 in shared
+// memory), S and P never stored in T, O stored in T, std::exp on the CPU and
+// expf (not __expf) on CUDA, both within 2 ulps; one online-softmax step per
+// kv_tile keys, no splits.
+inline PrecisionProfile decode_family_profile(const Case& c, int kv_tile) {
+    PrecisionProfile p;
+    p.input = c.dtype;
+    p.u_acc = 0x1p-24;
+    p.scores_stored = false;
+    p.probs_stored = false;
+    p.store = DType::f32;
+    p.output = c.dtype;
+    p.exp_ulps = 2.0;
+    p.kv_tile = kv_tile;
+    p.uses_splits = false;
+    return p;
 }
 
 } // namespace attncheck::kernels

@@ -31,7 +31,7 @@ DeviceProblem<T>::DeviceProblem(const AttentionProblem& p)
       kv_start(p.kv_start.size(), "kv_start"),
       q_lens(p.q_lens.size(), "q_lens"),
       kv_lens(p.kv_lens.size(), "kv_lens") {
-    shape = {p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+    shape = kernels::attn_shape_of(p);
     q.upload(convert<T>(p.q));
     k.upload(convert<T>(p.k));
     v.upload(convert<T>(p.v));

@@ -29,16 +29,15 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
-
-#include <fmt/format.h>
 
 #include "engine/cuda/check.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
+#include "kernels/common/decode_probe.cuh"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/decode/decode.hpp"
 
@@ -63,39 +62,6 @@ static_assert(kChannelsPerThread * kThreads >= kMaxHeadDim, "P.V needs an owner 
 static_assert(kTile <= kThreads, "step 3 computes one exp per thread, one thread per key of the tile");
 static_assert(kMaxHeadDim % 2 == 0, "q is read from shared memory as float2 pairs");
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-    return x;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-    return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
-
-// Two consecutive elements as floats. The caller guarantees an even element
-// offset (head_dim even, so every row starts on a pair; device buffers are at
-// least 256-byte aligned), hence 4- or 8-byte alignment.
-__device__ __forceinline__ float2 load_pair(const float* p) { return *reinterpret_cast<const float2*>(p); }
-__device__ __forceinline__ float2 load_pair(const __half* p) {
-    return __half22float2(*reinterpret_cast<const __half2*>(p));
-}
-__device__ __forceinline__ float2 load_pair(const __nv_bfloat16* p) {
-    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-}
-
-// max that keeps a NaN from either side (fmaxf would drop it).
-__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
-
 template <class T, Mutant M>
 __global__ void __launch_bounds__(kThreads)
     decode_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
@@ -108,16 +74,7 @@ __global__ void __launch_bounds__(kThreads)
     const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
     const int d = s.head_dim, kv_len = kv_lens[seq];
     const int kvh = kv_head_of<M>(s, head), vh = v_head_of<M>(s, kvh);
-    const int pos = query_position<M>(1, kv_len, 0);
-    int lo, hi;
-    key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1; // for counts_in_normalizer; lo itself in production
-    for (int j = lo; j < hi; ++j)
-        if (key_visible<M>(s, pos, j)) {
-            first_visible = j;
-            break;
-        }
-    const float scale = score_scale<M>(s.scale);
+    const auto [pos, lo, hi, first_visible, scale] = decode_row_keys<M>(s, kv_len);
     const bool probing = probe.active && probe.seq == seq && probe.head == head && probe.token == 0;
     // Row of Q, O and LSE; K/V element (token j, head h) of this sequence is
     // at ((kv_start + j) * n_kv_heads + h) * d.
@@ -135,8 +92,8 @@ __global__ void __launch_bounds__(kThreads)
     const int c0 = kChannelsPerThread * tid; // this thread's P.V channels: c0, c0 + 1
     float m = -INFINITY, l = 0.0f;
     float acc[kChannelsPerThread] = {0.0f, 0.0f};
-    // The kTile-aligned tiles that cover [lo, hi); none for an empty range.
-    const int t_begin = lo / kTile, t_end = hi > lo ? (hi + kTile - 1) / kTile : t_begin;
+    int t_begin, t_end;
+    covering_tiles(lo, hi, kTile, t_begin, t_end);
     for (int t = t_begin; t < t_end; ++t) {
         const int j0 = t * kTile, n = min(kTile, kv_len - j0);
         // 1. Scores. The jj loop is uniform across a warp, so every lane
@@ -247,44 +204,16 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// The kernel never forms exp(s_j - final max) nor P (it rescales running
-// sums and normalizes O once at the end): both are reconstructed on the
-// host from the recorded masked scores, the final shift and the final row
-// sum, the same way as in the CPU twin's probe.
-void reconstruct_probabilities(ProbeTrace& t, float shift) {
-    t.max_exp = 0.0f;
-    if (t.row_max == -INFINITY) return; // empty row: exps and p stay 0
-    for (size_t j = 0; j < t.masked.size(); ++j) {
-        if (t.masked[j] == -INFINITY) continue;
-        t.exps[j] = std::exp(t.masked[j] - shift);
-        if (t.exps[j] > t.max_exp || t.exps[j] != t.exps[j]) t.max_exp = t.exps[j];
-        t.p[j] = t.exps[j] / t.row_sum;
-    }
-}
-
 template <class T, Mutant M>
 Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    std::optional<DeviceProbe> dprobe;
-    DeviceProbeView view; // inactive unless a probe is requested
-    int used_tiles = 0;
-    if (probe) {
-        const int kv_len = p.kv_lens[probe->seq];
-        int lo, hi;
-        key_range<M>(dp.shape, kv_len, query_position<M>(1, kv_len, 0), lo, hi);
-        used_tiles = hi > lo ? (hi + kTile - 1) / kTile - lo / kTile : 0;
-        dprobe.emplace(p, *probe, std::max(used_tiles, 1), 0);
-        view = dprobe->view();
-    }
+    const DecodeProbe<M> dprobe(p, dp.shape, probe, kTile);
     const dim3 grid(static_cast<unsigned>(p.n_q_heads), static_cast<unsigned>(p.batch()));
     decode_kernel<T, M><<<grid, kThreads>>>(dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(),
                                             dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(),
-                                            dp.shape, view);
+                                            dp.shape, dprobe.view());
     CUDA_CHECK_LAUNCH();
     Observation obs = dp.download(); // synchronizes, checks every guard band
-    if (dprobe) {
-        obs.probe = dprobe->download(used_tiles, 0);
-        reconstruct_probabilities(*obs.probe, softmax_shift<M>(obs.probe->row_max));
-    }
+    dprobe.finish(obs);
     return obs;
 }
 
@@ -305,10 +234,7 @@ std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
 
 Observation decode_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
-    if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-                  probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
-        throw std::invalid_argument(fmt::format("decode: probe (seq {}, head {}, token {}) outside the problem",
-                                                probe->seq, probe->head, probe->token));
+    check_probe_request(p, probe, "decode");
     return with_device_problem(p, [&](auto& dp) { return run_on(dp, p, m, probe); });
 }
 

@@ -17,16 +17,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <type_traits>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/common/host_observation.hpp"
+#include "kernels/common/probe_trace.hpp"
 #include "kernels/decode/decode.hpp"
 
 namespace attncheck::kernels {
@@ -42,56 +41,13 @@ constexpr int kMaxHeadDim = kDecodeMaxHeadDim;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// max that propagates NaN from either side (fmax would drop it and hide a
-// NaN score behind the other keys).
-inline float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
-
-ProbeTrace empty_trace(const AttentionProblem& p, const ProbeRequest& req) {
-    const int n = p.kv_lens[req.seq];
-    ProbeTrace t;
-    t.where = req;
-    // As on the device: stages not computed for a key stay NaN (raw, scaled)
-    // or -inf (masked); exps and p are 0 unless reconstructed below.
-    t.raw.assign(n, std::numeric_limits<float>::quiet_NaN());
-    t.scaled.assign(n, std::numeric_limits<float>::quiet_NaN());
-    t.masked.assign(n, kNegInf);
-    t.exps.assign(n, 0.0f);
-    t.p.assign(n, 0.0f);
-    t.o.assign(p.head_dim, 0.0f);
-    return t;
-}
-
-// The kernel never forms exp(s_j - final max) nor P (it rescales running
-// sums and normalizes O once at the end): both are reconstructed here from
-// the masked scores, the final shift and the final row sum, the same way as
-// for the CUDA probe.
-void reconstruct_probabilities(ProbeTrace& t, float shift) {
-    t.max_exp = 0.0f;
-    if (t.row_max == kNegInf) return; // empty row: exps and p stay 0
-    for (size_t j = 0; j < t.masked.size(); ++j) {
-        if (t.masked[j] == kNegInf) continue;
-        t.exps[j] = std::exp(t.masked[j] - shift);
-        t.max_exp = nan_max(t.max_exp, t.exps[j]);
-        t.p[j] = t.exps[j] / t.row_sum;
-    }
-}
-
 template <Mutant M>
 void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head, float* o, float* lse,
                 ProbeTrace* tr) {
     const int d = p.head_dim, kv_len = p.kv_lens[seq];
     const int kvh = kv_head_of<M>(s, head);
     const int vh = v_head_of<M>(s, kvh);
-    const int pos = query_position<M>(1, kv_len, 0);
-    int lo, hi;
-    key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1; // for counts_in_normalizer
-    for (int j = lo; j < hi; ++j)
-        if (key_visible<M>(s, pos, j)) {
-            first_visible = j;
-            break;
-        }
-    const float scale = score_scale<M>(s.scale);
+    const auto [pos, lo, hi, first_visible, scale] = decode_row_keys<M>(s, kv_len);
 
     std::vector<float> q(d), acc(d, 0.0f);
     const float* qrow = &p.q[p.q_index(seq, 0, head)];
@@ -99,8 +55,8 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
 
     float m = kNegInf, l = 0.0f;
     float sc[kTile], pt[kTile];
-    // The kTile-aligned tiles that cover [lo, hi); none for an empty range.
-    const int t_begin = lo / kTile, t_end = hi > lo ? (hi + kTile - 1) / kTile : t_begin;
+    int t_begin, t_end;
+    covering_tiles(lo, hi, kTile, t_begin, t_end);
     for (int t = t_begin; t < t_end; ++t) {
         const int j0 = t * kTile, n = std::min(kTile, kv_len - j0);
         // Scores of every key of the tile; hidden keys take the masked value.
@@ -156,17 +112,16 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
         tr->row_max = m;
         tr->row_sum = m == kNegInf ? 0.0f : l;
         for (int c = 0; c < d; ++c) tr->o[c] = o[c];
-        reconstruct_probabilities(*tr, softmax_shift<M>(m));
+        reconstruct_probabilities(*tr, softmax_shift<M>(m)); // the kernel never forms exps nor P
     }
 }
 
 template <Mutant M>
 Observation run_decode(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const AttnShape s{
-        p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+    const AttnShape s = attn_shape_of(p);
     GuardedHostBuffer o(p.q.size(), "O"), lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE");
     std::optional<ProbeTrace> trace;
-    if (probe) trace = empty_trace(p, *probe);
+    if (probe) trace = empty_probe_trace(p, *probe);
     for (int b = 0; b < p.batch(); ++b) {
         if (p.q_lens[b] == 0) continue;
         for (int h = 0; h < p.n_q_heads; ++h) {
@@ -175,13 +130,7 @@ Observation run_decode(const AttentionProblem& p, const std::optional<ProbeReque
                           probed ? &*trace : nullptr);
         }
     }
-    o.check_guards();
-    lse.check_guards();
-    Observation obs;
-    obs.o = o.payload();
-    obs.lse = lse.payload();
-    obs.probe = std::move(trace);
-    return obs;
+    return guarded_observation(o, lse, std::move(trace));
 }
 
 } // namespace
@@ -190,26 +139,11 @@ std::string decode_unsupported(const Case& c, Backend b, Mutant m) {
     return decode_family_unsupported(Family::decode, "decode", c.q_lens, c.head_dim, c.dtype, b, m);
 }
 
-PrecisionProfile decode_profile(const Case& c, Backend) {
-    PrecisionProfile p;
-    p.input = c.dtype;
-    p.u_acc = 0x1p-24;       // fp32 everywhere (dot products, sums, P.V)
-    p.scores_stored = false; // S and P live in fp32 registers / shared memory
-    p.probs_stored = false;
-    p.store = DType::f32;
-    p.output = c.dtype; // O stored in T
-    p.exp_ulps = 2.0;   // std::exp on the CPU, expf (not __expf) on CUDA: both within 2 ulps
-    p.kv_tile = kTile;
-    p.uses_splits = false;
-    return p;
-}
+PrecisionProfile decode_profile(const Case& c, Backend) { return decode_family_profile(c, kTile); }
 
 Observation decode_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (std::string why = decode_unsupported(shape_of(p), Backend::cpu, m); !why.empty()) throw UnsupportedCase(why);
-    if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-                  probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
-        throw std::invalid_argument(fmt::format("decode: probe (seq {}, head {}, token {}) outside the problem",
-                                                probe->seq, probe->head, probe->token));
+    check_probe_request(p, probe, "decode");
     return dispatch_mutant<&carries_cpu<Family::decode>>(
         m, "decode", [&](auto mc) { return run_decode<decltype(mc)::value>(p, probe); });
 }

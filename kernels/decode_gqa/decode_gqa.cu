@@ -27,19 +27,19 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "engine/cuda/check.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
+#include "kernels/common/decode_probe.cuh"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/decode_gqa/decode_gqa.hpp"
+#include "kernels/decode_gqa/decode_gqa_groups.hpp"
 
 namespace attncheck::kernels {
 
@@ -63,38 +63,6 @@ constexpr size_t kDefaultSmemLimit = 48 * 1024;
 
 static_assert(kTile == kWarpSize, "lane jj owns key jj of the tile");
 static_assert(kChannelsPerLane * kWarpSize == kMaxHeadDim, "every channel has an owner lane");
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-    return x;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-    return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
-
-// Two consecutive elements as floats; the caller guarantees an even element
-// offset (head_dim even; device buffers are at least 256-byte aligned).
-__device__ __forceinline__ float2 load_pair(const float* p) { return *reinterpret_cast<const float2*>(p); }
-__device__ __forceinline__ float2 load_pair(const __half* p) {
-    return __half22float2(*reinterpret_cast<const __half2*>(p));
-}
-__device__ __forceinline__ float2 load_pair(const __nv_bfloat16* p) {
-    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-}
-
-// max that keeps a NaN from either side (fmaxf would drop it).
-__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
 
 // Shared-memory row stride of the K and V tiles: odd, so that lane jj
 // reading element c of row jj hits bank (jj * stride + c) % 32, distinct
@@ -126,16 +94,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     const int head = active ? group_heads[kvh * g + member] : -1;
     const int d = s.head_dim, ld = tile_stride(d), kv_len = kv_lens[seq];
     const int vh = v_head_of<M>(s, kvh);
-    const int pos = query_position<M>(1, kv_len, 0);
-    int lo, hi;
-    key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1; // for counts_in_normalizer; lo itself in production
-    for (int j = lo; j < hi; ++j)
-        if (key_visible<M>(s, pos, j)) {
-            first_visible = j;
-            break;
-        }
-    const float scale = score_scale<M>(s.scale);
+    const auto [pos, lo, hi, first_visible, scale] = decode_row_keys<M>(s, kv_len);
     const bool probing = active && probe.active && probe.seq == seq && probe.head == head && probe.token == 0;
     const long long row = static_cast<long long>(q_start[seq]) * s.n_q_heads + head; // Q/O/LSE row (if active)
     const long long kv_base = kv_start[seq];
@@ -154,8 +113,8 @@ __global__ void __launch_bounds__(kMaxThreads)
     float acc[kChannelsPerLane];
 #pragma unroll
     for (int i = 0; i < kChannelsPerLane; ++i) acc[i] = 0.0f;
-    // The kTile-aligned tiles that cover [lo, hi); none for an empty range.
-    const int t_begin = lo / kTile, t_end = hi > lo ? (hi + kTile - 1) / kTile : t_begin;
+    int t_begin, t_end;
+    covering_tiles(lo, hi, kTile, t_begin, t_end);
     for (int t = t_begin; t < t_end; ++t) {
         const int j0 = t * kTile, n = min(kTile, kv_len - j0);
         // Load the tile once for the whole group: K rows of kvh, V rows of
@@ -265,37 +224,6 @@ __global__ void __launch_bounds__(kMaxThreads)
     }
 }
 
-// The q heads each kv head serves, from kv_head_of<M> (the shared GQA map,
-// and its mutation point): table[kv * G + i] is the i-th q head, in
-// increasing order, whose kv head is kv. Same as the CPU twin's table.
-template <Mutant M>
-std::vector<int> group_table(const AttnShape& s) {
-    const int g = s.n_q_heads / s.n_kv_heads;
-    std::vector<int> table(static_cast<size_t>(s.n_q_heads), -1), filled(static_cast<size_t>(s.n_kv_heads), 0);
-    for (int h = 0; h < s.n_q_heads; ++h) {
-        const int kv = kv_head_of<M>(s, h);
-        if (kv < 0 || kv >= s.n_kv_heads || filled[kv] >= g)
-            throw std::logic_error("decode_gqa: the GQA map does not split the q heads into equal groups");
-        table[static_cast<size_t>(kv) * g + filled[kv]++] = h;
-    }
-    return table;
-}
-
-// exp(s_j - final max) and P are never formed (running sums are rescaled,
-// O normalized once at the end): reconstructed on the host from the
-// recorded masked scores, the final shift and the final row sum, as in the
-// CPU twin's probe.
-void reconstruct_probabilities(ProbeTrace& t, float shift) {
-    t.max_exp = 0.0f;
-    if (t.row_max == -INFINITY) return; // empty row: exps and p stay 0
-    for (size_t j = 0; j < t.masked.size(); ++j) {
-        if (t.masked[j] == -INFINITY) continue;
-        t.exps[j] = std::exp(t.masked[j] - shift);
-        if (t.exps[j] > t.max_exp || t.exps[j] != t.exps[j]) t.max_exp = t.exps[j];
-        t.p[j] = t.exps[j] / t.row_sum;
-    }
-}
-
 template <class T, Mutant M>
 Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     const int g = p.group();
@@ -309,29 +237,16 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     DeviceBuffer<int> heads(static_cast<size_t>(p.n_q_heads), "group_heads");
     heads.upload(group_table<M>(dp.shape));
 
-    std::optional<DeviceProbe> dprobe;
-    DeviceProbeView view; // inactive unless a probe is requested
-    int used_tiles = 0;
-    if (probe) {
-        const int kv_len = p.kv_lens[probe->seq];
-        int lo, hi;
-        key_range<M>(dp.shape, kv_len, query_position<M>(1, kv_len, 0), lo, hi);
-        used_tiles = hi > lo ? (hi + kTile - 1) / kTile - lo / kTile : 0;
-        dprobe.emplace(p, *probe, std::max(used_tiles, 1), 0);
-        view = dprobe->view();
-    }
+    const DecodeProbe<M> dprobe(p, dp.shape, probe, kTile);
     const dim3 grid(static_cast<unsigned>(p.n_kv_heads), static_cast<unsigned>(p.batch()),
                     static_cast<unsigned>(parts));
     decode_gqa_kernel<T, M><<<grid, warps * kWarpSize, smem>>>(
         dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(), dp.q_start.get(), dp.kv_start.get(),
-        dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, view);
+        dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, dprobe.view());
     CUDA_CHECK_LAUNCH();
     Observation obs = dp.download(); // synchronizes, checks every guard band
     heads.check_guards();
-    if (dprobe) {
-        obs.probe = dprobe->download(used_tiles, 0);
-        reconstruct_probabilities(*obs.probe, softmax_shift<M>(obs.probe->row_max));
-    }
+    dprobe.finish(obs);
     return obs;
 }
 
@@ -351,10 +266,7 @@ std::string cuda_unsupported(const AttentionProblem& p, Mutant m) {
 
 Observation decode_gqa_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
-    if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-                  probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
-        throw std::invalid_argument(fmt::format("decode_gqa: probe (seq {}, head {}, token {}) outside the problem",
-                                                probe->seq, probe->head, probe->token));
+    check_probe_request(p, probe, "decode_gqa");
     return with_device_problem(p, [&](auto& dp) { return run_on(dp, p, m, probe); });
 }
 

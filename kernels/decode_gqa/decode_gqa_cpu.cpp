@@ -17,17 +17,17 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <type_traits>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/decode_rules.hpp"
+#include "kernels/common/host_observation.hpp"
+#include "kernels/common/probe_trace.hpp"
 #include "kernels/decode_gqa/decode_gqa.hpp"
+#include "kernels/decode_gqa/decode_gqa_groups.hpp"
 
 namespace attncheck::kernels {
 
@@ -41,8 +41,6 @@ constexpr int kTile = 32;
 constexpr int kMaxHeadDim = kDecodeMaxHeadDim;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-inline float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
 
 // The device's __shfl_xor_sync butterflies: after the steps 16, 8, 4, 2, 1
 // every lane holds the same result; lane 0's is returned.
@@ -64,51 +62,6 @@ float butterfly_sum(float (&x)[kTile]) {
     return x[0];
 }
 
-// The q heads each kv head serves, from kv_head_of<M> (the shared GQA map,
-// and its mutation point): table[kv * G + i] is the i-th q head, in
-// increasing order, whose kv head is kv. The CUDA host builds the same table.
-template <Mutant M>
-std::vector<int> group_table(const AttnShape& s) {
-    const int g = s.n_q_heads / s.n_kv_heads;
-    std::vector<int> table(static_cast<size_t>(s.n_q_heads), -1), filled(static_cast<size_t>(s.n_kv_heads), 0);
-    for (int h = 0; h < s.n_q_heads; ++h) {
-        const int kv = kv_head_of<M>(s, h);
-        if (kv < 0 || kv >= s.n_kv_heads || filled[kv] >= g)
-            throw std::logic_error("decode_gqa: the GQA map does not split the q heads into equal groups");
-        table[static_cast<size_t>(kv) * g + filled[kv]++] = h;
-    }
-    return table;
-}
-
-ProbeTrace empty_trace(const AttentionProblem& p, const ProbeRequest& req) {
-    const int n = p.kv_lens[req.seq];
-    ProbeTrace t;
-    t.where = req;
-    // As on the device: stages not computed for a key stay NaN (raw, scaled)
-    // or -inf (masked); exps and p are 0 unless reconstructed below.
-    t.raw.assign(n, std::numeric_limits<float>::quiet_NaN());
-    t.scaled.assign(n, std::numeric_limits<float>::quiet_NaN());
-    t.masked.assign(n, kNegInf);
-    t.exps.assign(n, 0.0f);
-    t.p.assign(n, 0.0f);
-    t.o.assign(p.head_dim, 0.0f);
-    return t;
-}
-
-// exp(s_j - final max) and P are never formed (running sums are rescaled,
-// O normalized once at the end): reconstructed from the masked scores, the
-// final shift and the final row sum, as for the CUDA probe.
-void reconstruct_probabilities(ProbeTrace& t, float shift) {
-    t.max_exp = 0.0f;
-    if (t.row_max == kNegInf) return; // empty row: exps and p stay 0
-    for (size_t j = 0; j < t.masked.size(); ++j) {
-        if (t.masked[j] == kNegInf) continue;
-        t.exps[j] = std::exp(t.masked[j] - shift);
-        t.max_exp = nan_max(t.max_exp, t.exps[j]);
-        t.p[j] = t.exps[j] / t.row_sum;
-    }
-}
-
 // Online-softmax state of one q head.
 struct HeadState {
     int head = 0;
@@ -122,18 +75,9 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
                          float* o, float* lse, const std::optional<ProbeRequest>& probe,
                          std::optional<ProbeTrace>& trace) {
     const int d = p.head_dim, kv_len = p.kv_lens[seq], g = p.group();
-    const int pos = query_position<M>(1, kv_len, 0);
-    int lo, hi;
-    key_range<M>(s, kv_len, pos, lo, hi);
-    int first_visible = -1;
-    for (int j = lo; j < hi; ++j)
-        if (key_visible<M>(s, pos, j)) {
-            first_visible = j;
-            break;
-        }
-    const float scale = score_scale<M>(s.scale);
-    // The kTile-aligned tiles that cover [lo, hi); none for an empty range.
-    const int t_begin = lo / kTile, t_end = hi > lo ? (hi + kTile - 1) / kTile : t_begin;
+    const auto [pos, lo, hi, first_visible, scale] = decode_row_keys<M>(s, kv_len);
+    int t_begin, t_end;
+    covering_tiles(lo, hi, kTile, t_begin, t_end);
 
     std::vector<float> k_tile(static_cast<size_t>(kTile) * d), v_tile(static_cast<size_t>(kTile) * d);
     std::vector<HeadState> st(static_cast<size_t>(g));
@@ -218,7 +162,7 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
                 h.tr->row_max = h.m;
                 h.tr->row_sum = h.m == kNegInf ? 0.0f : h.l;
                 for (int c = 0; c < d; ++c) h.tr->o[c] = orow[c];
-                reconstruct_probabilities(*h.tr, softmax_shift<M>(h.m));
+                reconstruct_probabilities(*h.tr, softmax_shift<M>(h.m)); // the kernel never forms exps nor P
             }
         }
     }
@@ -226,21 +170,14 @@ void decode_gqa_sequence(const AttentionProblem& p, const AttnShape& s, const st
 
 template <Mutant M>
 Observation run_decode_gqa(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const AttnShape s{
-        p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+    const AttnShape s = attn_shape_of(p);
     const std::vector<int> table = group_table<M>(s);
     GuardedHostBuffer o(p.q.size(), "O"), lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE");
     std::optional<ProbeTrace> trace;
-    if (probe) trace = empty_trace(p, *probe);
+    if (probe) trace = empty_probe_trace(p, *probe);
     for (int b = 0; b < p.batch(); ++b)
         if (p.q_lens[b] == 1) decode_gqa_sequence<M>(p, s, table, b, o.data(), lse.data(), probe, trace);
-    o.check_guards();
-    lse.check_guards();
-    Observation obs;
-    obs.o = o.payload();
-    obs.lse = lse.payload();
-    obs.probe = std::move(trace);
-    return obs;
+    return guarded_observation(o, lse, std::move(trace));
 }
 
 } // namespace
@@ -249,27 +186,12 @@ std::string decode_gqa_unsupported(const Case& c, Backend b, Mutant m) {
     return decode_family_unsupported(Family::decode_gqa, "decode_gqa", c.q_lens, c.head_dim, c.dtype, b, m);
 }
 
-PrecisionProfile decode_gqa_profile(const Case& c, Backend) {
-    PrecisionProfile p;
-    p.input = c.dtype;
-    p.u_acc = 0x1p-24;       // fp32 everywhere (K/V tiles are held as fp32 in shared memory)
-    p.scores_stored = false; // S and P stay in fp32 registers
-    p.probs_stored = false;
-    p.store = DType::f32;
-    p.output = c.dtype; // O stored in T
-    p.exp_ulps = 2.0;   // std::exp on the CPU, expf (not __expf) on CUDA
-    p.kv_tile = kTile;
-    p.uses_splits = false;
-    return p;
-}
+PrecisionProfile decode_gqa_profile(const Case& c, Backend) { return decode_family_profile(c, kTile); }
 
 Observation decode_gqa_cpu(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     if (std::string why = decode_gqa_unsupported(shape_of(p), Backend::cpu, m); !why.empty())
         throw UnsupportedCase(why);
-    if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-                  probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
-        throw std::invalid_argument(fmt::format("decode_gqa: probe (seq {}, head {}, token {}) outside the problem",
-                                                probe->seq, probe->head, probe->token));
+    check_probe_request(p, probe, "decode_gqa");
     return dispatch_mutant<&carries_cpu<Family::decode_gqa>>(
         m, "decode_gqa", [&](auto mc) { return run_decode_gqa<decltype(mc)::value>(p, probe); });
 }

@@ -36,12 +36,12 @@
 #include <cuda_fp16.h>
 
 #include <optional>
-#include <stdexcept>
 #include <type_traits>
 
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
+#include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/decode_split/decode_split.hpp"
 
@@ -65,25 +65,6 @@ static_assert(kThreads >= kTile, "a tile's exps are formed with one thread per k
 static_assert(kTile % kWarps == 0, "every warp scores the same number of keys of a full tile");
 static_assert(kMaxHeadDim % kWarp == 0 && kMaxHeadDim <= 1024,
               "merge block = head_dim rounded up to whole warps, at most kMaxHeadDim threads");
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T>
-__device__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-    return x;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-    return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
 
 // Sequence holding packed query token t: the last b with q_start[b] <= t.
 // (A q_len = 0 sequence shares its start with the next one, so the last
@@ -227,12 +208,8 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     const long long row = blockIdx.x;
     const int c = threadIdx.x;
 
-    float m = -INFINITY;
-    for (int split = 0; split < S; ++split) m = ds_max(m, part_ml[ml_index(row, S, split)]);
-    float L = 0.0f;
-    for (int split = 0; split < S; ++split)
-        L = accumulate<M>(L,
-                          merge_weight<M>(part_ml[ml_index(row, S, split)], m) * part_ml[ml_index(row, S, split) + 1]);
+    float m, L;
+    merge_row_stats<M>(part_ml, row, S, m, L);
 
     bool probed = false;
     if (probe.active) {
@@ -242,56 +219,21 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     }
 
     if (c < d) {
-        float oc;
-        if constexpr (M == Mutant::split_merge_no_lse) {
-            // The bug: average the normalized partials, no LSE weights (an
-            // empty split contributes 0/0 = NaN).
-            float sum = 0.0f;
-            for (int split = 0; split < S; ++split)
-                sum = accumulate<M>(sum,
-                                    part_acc[acc_index(row, S, split, d) + c] / part_ml[ml_index(row, S, split) + 1]);
-            oc = sum / static_cast<float>(S);
-        } else if (m == -INFINITY) {
-            oc = 0.0f; // every split empty: no visible key
-        } else {
-            float num = 0.0f;
-            for (int split = 0; split < S; ++split)
-                num = accumulate<M>(num, merge_weight<M>(part_ml[ml_index(row, S, split)], m) *
-                                             part_acc[acc_index(row, S, split, d) + c]);
-            oc = num / L;
-        }
-        const T stored = from_f<T>(oc);
+        const T stored = from_f<T>(merge_channel<M>(part_ml, part_acc, row, S, d, c, m, L));
         O[row * d + c] = stored;
         if (probed) probe.o[c] = to_f(stored);
     }
     if (c == 0) {
         LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
         if (probed) {
-            // This variant never forms normalized probabilities: exps and p
-            // are reconstructed here from the masked scores phase 1 recorded
-            // and the merged (row_max, row_sum), as the CPU twin does.
             const int t = static_cast<int>(row / s.n_q_heads);
             const int kv_len = seqs.kv_lens[seq_of_token(seqs.q_start, s.batch, t)];
-            float max_exp = 0.0f;
-            for (int j = 0; j < kv_len; ++j) {
-                const float e = m == -INFINITY ? 0.0f : online_exp<M>(probe.masked[j], m);
-                probe.exps[j] = e;
-                probe.p[j] = e == 0.0f ? 0.0f : e / L;
-                max_exp = ds_max(max_exp, e);
-            }
+            const float max_exp = reconstruct_merged_probabilities<M>(probe.masked, kv_len, m, L, probe.exps, probe.p);
             probe.scalars[0] = m;
             probe.scalars[1] = max_exp;
             probe.scalars[2] = L;
         }
     }
-}
-
-void check_probe(const AttentionProblem& p, const ProbeRequest& r) {
-    if (r.seq < 0 || r.seq >= p.batch() || r.head < 0 || r.head >= p.n_q_heads || r.token < 0 ||
-        r.token >= p.q_lens[r.seq])
-        throw std::invalid_argument("decode_split: probe (seq " + std::to_string(r.seq) + ", head " +
-                                    std::to_string(r.head) + ", token " + std::to_string(r.token) +
-                                    ") is not a row of this problem");
 }
 
 template <class T, Mutant M>
@@ -306,7 +248,6 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     std::optional<DeviceProbe> probe;
     DeviceProbeView view; // inactive unless a probe is requested
     if (req) {
-        check_probe(p, *req);
         probe.emplace(p, *req, 0, S); // no per-tile stats; one (max, sum) per split
         view = probe->view();
     }
@@ -342,6 +283,7 @@ Observation decode_split_cuda(const AttentionProblem& p, Mutant m, const std::op
     const std::string why =
         unsupported_reason(p.head_dim, p.dtype, p.total_q() * p.n_q_heads, p.num_splits, Backend::cuda, m);
     if (!why.empty()) throw UnsupportedCase(why);
+    check_probe_request(p, probe, "decode_split");
     return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });
 }
 

@@ -8,7 +8,8 @@
 //     the key range each split processes (split_keys);
 //   - one online-softmax step's rescale factor and probabilities
 //     (online_alpha, online_exp);
-//   - the LSE merge weight of a split (merge_weight);
+//   - the LSE merge weight of a split (merge_weight), the merge of a row
+//     (merge_row_stats, merge_channel) and its probe's reconstructed stages;
 //   - the support check (unsupported_reason) and the scratch layout sizes.
 //
 // The mutation points stay in attention_common.hpp (mask, scale, fill,
@@ -150,6 +151,57 @@ template <Mutant M>
 AC_HD float merge_weight(float m_i, float m) {
     if (m_i == -INFINITY) return 0.0f;
     return ds_exp(softmax_shift<M>(m_i) - softmax_shift<M>(m));
+}
+
+// Phase 2 for one row, both backends: the merged max m over the splits and
+// the merged row sum L = sum_i w_i l_i, in split order.
+template <Mutant M>
+AC_HD void merge_row_stats(const float* __restrict__ ml, long long row, int num_splits, float& m, float& L) {
+    m = -INFINITY;
+    for (int split = 0; split < num_splits; ++split) m = ds_max(m, ml[ml_index(row, num_splits, split)]);
+    L = 0.0f;
+    for (int split = 0; split < num_splits; ++split)
+        L = accumulate<M>(
+            L, merge_weight<M>(ml[ml_index(row, num_splits, split)], m) * ml[ml_index(row, num_splits, split) + 1]);
+}
+
+// Channel c of the merged output row, in fp32 (the caller rounds it to T).
+template <Mutant M>
+AC_HD float merge_channel(const float* __restrict__ ml, const float* __restrict__ acc, long long row, int num_splits,
+                          int head_dim, int c, float m, float L) {
+    const int S = num_splits, d = head_dim;
+    if constexpr (M == Mutant::split_merge_no_lse) {
+        // The bug: average the normalized partials, no LSE weights (an empty
+        // split contributes 0/0 = NaN).
+        float sum = 0.0f;
+        for (int split = 0; split < S; ++split)
+            sum = accumulate<M>(sum, acc[acc_index(row, S, split, d) + c] / ml[ml_index(row, S, split) + 1]);
+        return sum / static_cast<float>(S);
+    } else if (m == -INFINITY) {
+        return 0.0f; // every split empty: no visible key
+    } else {
+        float num = 0.0f;
+        for (int split = 0; split < S; ++split)
+            num = accumulate<M>(num,
+                                merge_weight<M>(ml[ml_index(row, S, split)], m) * acc[acc_index(row, S, split, d) + c]);
+        return num / L;
+    }
+}
+
+// This variant never forms normalized probabilities: the probed row's exps
+// and p are reconstructed from the n masked scores phase 1 recorded and the
+// merged (m, L), by the CUDA merge kernel and the CPU twin alike. Returns
+// the largest exp.
+template <Mutant M>
+AC_HD float reconstruct_merged_probabilities(const float* masked, int n, float m, float L, float* exps, float* p) {
+    float max_exp = 0.0f;
+    for (int j = 0; j < n; ++j) {
+        const float e = m == -INFINITY ? 0.0f : online_exp<M>(masked[j], m);
+        exps[j] = e;
+        p[j] = e == 0.0f ? 0.0f : e / L;
+        max_exp = ds_max(max_exp, e);
+    }
+    return max_exp;
 }
 
 } // namespace attncheck::kernels::decode_split_detail

@@ -23,6 +23,8 @@
 
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
+#include "kernels/common/host_observation.hpp"
+#include "kernels/common/probe_trace.hpp"
 #include "kernels/decode_split/decode_split.hpp"
 
 namespace attncheck::kernels {
@@ -39,18 +41,9 @@ long long rows_of(const std::vector<int>& q_lens, int n_q_heads) {
     return t * n_q_heads;
 }
 
-void check_probe(const AttentionProblem& p, const ProbeRequest& r) {
-    if (r.seq < 0 || r.seq >= p.batch() || r.head < 0 || r.head >= p.n_q_heads || r.token < 0 ||
-        r.token >= p.q_lens[r.seq])
-        throw std::invalid_argument("decode_split: probe (seq " + std::to_string(r.seq) + ", head " +
-                                    std::to_string(r.head) + ", token " + std::to_string(r.token) +
-                                    ") is not a row of this problem");
-}
-
 template <Mutant M>
 Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const AttnShape shape{
-        p.batch(), p.n_q_heads, p.n_kv_heads, p.head_dim, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+    const AttnShape shape = attn_shape_of(p);
     const int H = p.n_q_heads, d = p.head_dim, S = p.num_splits;
     const long long rows = p.total_q() * H;
     const float scale = score_scale<M>(shape.scale);
@@ -65,17 +58,9 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
 
     std::optional<ProbeTrace> trace;
     if (probe) {
-        check_probe(p, *probe);
-        const int n = p.kv_lens[probe->seq];
-        ProbeTrace t;
-        t.where = *probe;
         // Keys this variant never scores (outside every processed tile) keep
         // NaN raw/scaled and -inf masked, as on the device.
-        t.raw.assign(n, kNaN);
-        t.scaled.assign(n, kNaN);
-        t.masked.assign(n, -INFINITY);
-        t.exps.assign(n, 0.0f);
-        t.p.assign(n, 0.0f);
+        ProbeTrace t = empty_probe_trace(p, *probe);
         t.o.assign(d, kNaN);
         t.split_max.assign(S, kNaN);
         t.split_sum.assign(S, kNaN);
@@ -154,58 +139,24 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
             for (int h = 0; h < H; ++h) {
                 const long long row = p.lse_index(b, i, h);
                 float* o = O + p.o_index(b, i, h);
-                float m = -INFINITY;
-                for (int split = 0; split < S; ++split) m = ds_max(m, ML[ml_index(row, S, split)]);
-                float L = 0.0f;
-                for (int split = 0; split < S; ++split)
-                    L = accumulate<M>(
-                        L, merge_weight<M>(ML[ml_index(row, S, split)], m) * ML[ml_index(row, S, split) + 1]);
-                for (int c = 0; c < d; ++c) {
-                    float oc;
-                    if constexpr (M == Mutant::split_merge_no_lse) {
-                        // The bug: average the normalized partials, no LSE weights
-                        // (an empty split contributes 0/0 = NaN).
-                        float sum = 0.0f;
-                        for (int split = 0; split < S; ++split)
-                            sum = accumulate<M>(sum,
-                                                ACC[acc_index(row, S, split, d) + c] / ML[ml_index(row, S, split) + 1]);
-                        oc = sum / static_cast<float>(S);
-                    } else if (m == -INFINITY) {
-                        oc = 0.0f; // every split empty: no visible key
-                    } else {
-                        float num = 0.0f;
-                        for (int split = 0; split < S; ++split)
-                            num = accumulate<M>(num, merge_weight<M>(ML[ml_index(row, S, split)], m) *
-                                                         ACC[acc_index(row, S, split, d) + c]);
-                        oc = num / L;
-                    }
-                    o[c] = round_to(p.dtype, oc); // CUDA stores O in T
-                }
+                float m, L;
+                merge_row_stats<M>(ML, row, S, m, L);
+                for (int c = 0; c < d; ++c)
+                    o[c] = round_to(p.dtype, merge_channel<M>(ML, ACC, row, S, d, c, m, L)); // CUDA stores O in T
                 LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
                 if (trace && trace->where.seq == b && trace->where.head == h && trace->where.token == i) {
                     ProbeTrace& t = *trace;
                     t.row_max = m;
                     t.row_sum = L;
-                    // This variant never forms normalized probabilities: exps and
-                    // p are reconstructed from the recorded masked scores and the
-                    // merged (row_max, row_sum), exactly as the CUDA merge kernel does.
-                    float max_exp = 0.0f;
-                    for (std::size_t j = 0; j < t.masked.size(); ++j) {
-                        const float e = m == -INFINITY ? 0.0f : online_exp<M>(t.masked[j], m);
-                        t.exps[j] = e;
-                        t.p[j] = e == 0.0f ? 0.0f : e / L;
-                        max_exp = ds_max(max_exp, e);
-                    }
-                    t.max_exp = max_exp;
+                    t.max_exp = reconstruct_merged_probabilities<M>(t.masked.data(), static_cast<int>(t.masked.size()),
+                                                                    m, L, t.exps.data(), t.p.data());
                     t.o.assign(o, o + d);
                 }
             }
 
-    for (const GuardedHostBuffer* g : {&o_buf, &lse_buf, &ml_buf, &acc_buf}) g->check_guards();
-    Observation obs;
-    obs.o = o_buf.payload();
-    obs.lse = lse_buf.payload();
-    obs.probe = std::move(trace);
+    Observation obs = guarded_observation(o_buf, lse_buf, std::move(trace));
+    ml_buf.check_guards();
+    acc_buf.check_guards();
     return obs;
 }
 
@@ -231,6 +182,7 @@ Observation decode_split_cpu(const AttentionProblem& p, Mutant m, const std::opt
     const std::string why =
         unsupported_reason(p.head_dim, p.dtype, p.total_q() * p.n_q_heads, p.num_splits, Backend::cpu, m);
     if (!why.empty()) throw UnsupportedCase(why);
+    check_probe_request(p, probe, "decode_split");
     return dispatch_mutant<&carries_cpu<Family::decode_split>>(
         m, "decode_split", [&](auto mc) { return run<decltype(mc)::value>(p, probe); });
 }

@@ -25,6 +25,8 @@
 
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
+#include "kernels/common/host_observation.hpp"
+#include "kernels/common/probe_trace.hpp"
 #include "kernels/flash_prefill/flash_prefill.hpp"
 
 namespace attncheck::kernels {
@@ -41,8 +43,7 @@ template <Mutant M>
 Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     const int D = p.head_dim;
     const int BN = flash::block_n(D);
-    const AttnShape sh{
-        p.batch(), p.n_q_heads, p.n_kv_heads, D, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+    const AttnShape sh = attn_shape_of(p);
     // P is rounded to T before P.V for fp16/bf16 (the mma's A operand); the
     // fp32 path keeps it in fp32.
     const DType pstore = p.dtype;
@@ -54,24 +55,11 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
     GuardedHostBuffer o(p.q.size(), "O");
     GuardedHostBuffer lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE");
 
+    check_probe_request(p, probe, "flash_prefill_cpu");
+    // Keys in tiles the row's block never visits are never scored: raw and
+    // scaled stay NaN there (as in the CUDA probe), masked -inf.
     std::optional<ProbeTrace> trace;
-    if (probe) {
-        if (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-            probe->token < 0 || probe->token >= p.q_lens[probe->seq])
-            throw std::out_of_range("flash_prefill_cpu: probe request outside the problem");
-        const int n = p.kv_lens[probe->seq];
-        ProbeTrace t;
-        t.where = *probe;
-        // Keys in tiles the row's block never visits are never scored: raw and
-        // scaled stay NaN there (as in the CUDA probe), masked -inf.
-        t.raw.assign(n, std::numeric_limits<float>::quiet_NaN());
-        t.scaled.assign(n, std::numeric_limits<float>::quiet_NaN());
-        t.masked.assign(n, kNegInf);
-        t.exps.assign(n, 0.0f);
-        t.p.assign(n, 0.0f);
-        t.o.assign(D, 0.0f);
-        trace = std::move(t);
-    }
+    if (probe) trace = empty_probe_trace(p, *probe);
 
     std::vector<float> qv(D), acc(D), s2(BN);
     for (int b = 0; b < p.batch(); ++b) {
@@ -180,13 +168,7 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
             }
         }
     }
-    o.check_guards();
-    lse.check_guards();
-    Observation obs;
-    obs.o = o.payload();
-    obs.lse = lse.payload();
-    obs.probe = std::move(trace);
-    return obs;
+    return guarded_observation(o, lse, std::move(trace));
 }
 
 } // namespace

@@ -13,6 +13,26 @@
 //      A row whose max is -inf has no visible key: P = 0 and LSE = -inf.
 //   3. O = P.V, one GEMM per q head (V pointer through v_head_of), output in
 //      T, fp32 compute, reduced-precision split-K reductions disallowed.
+//
+// Batch invariance (Target::promises_batch_invariance): a sequence gives the
+// same bits wherever it sits in the batch. The GEMM configuration depends on
+// where the operands start: gemm_batch takes cublasGemmBatchedEx only when
+// every pointer is 16-byte aligned, and cuBLAS itself picks kernels (vector
+// width, tile shape, split-K) by pointer alignment up to 256 bytes
+// (cuBLASLt's MIN_ALIGNMENT_*_BYTES). On an H200 a one-head fp32 sequence
+// (q_len 17, head_dim 7 / 33 / 65) went batched at position 0 and per head
+// after a neighbour that moved it to an odd element offset, and its last
+// bits changed. Rule: every GEMM of a sequence addresses Q, K, V and O
+// through a 256-byte-aligned base for that sequence's block. Device buffers
+// start 256-byte aligned (cudaMalloc, plus 2048 guard bytes), so a block
+// whose offset is a multiple of 256 bytes is used in place; any other is
+// copied whole into aligned scratch (O computed there and copied back),
+// with the same leading dimensions. Every per-head pointer then has the
+// alignment it has at batch position 0, whatever the neighbours, and both
+// choices above depend on the sequence's shape only (the S and P scratch
+// and the chunk plan already did). Aligned blocks (batch position 0 among
+// them) cost nothing; the others one device copy of each operand.
+//
 // Limits: head_dim <= 256. S and P for a sequence are held at most
 // 2^26 elements at a time (chunks of query rows / heads, see
 // standard_path.hpp). P.V is a dense GEMM over every key, so a
@@ -21,7 +41,9 @@
 // cublasGemmBatchedEx cannot see where the pointers in its device arrays
 // point; with fp16/bf16 it wants them 16-byte aligned, so a chunk whose
 // pointers are not (head_dim * sizeof(T) not a multiple of 16) runs one
-// cublasGemmEx per head instead (same types, same compute type).
+// cublasGemmEx per head instead (same types, same compute type). A
+// misaligned sequence needs scratch for its Q, K, V and O blocks (the
+// largest such block of the batch) besides S and P.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -41,35 +63,16 @@
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
+#include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/standard_path/standard_path.hpp"
+#include "kernels/standard_path/standard_path_gemm.cuh"
 
 namespace attncheck::kernels {
 
 namespace {
 
 using namespace standard_path_detail;
-
-// ---- device helpers
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-    return x;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-    return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
 
 struct MaxOp {
     __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
@@ -124,13 +127,7 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
         if (threadIdx.x == 0) {
             int lo, hi;
             key_range<M>(sh, kv_len, pos, lo, hi);
-            int f = -1;
-            for (int j = lo; j < kv_len; ++j)
-                if (key_visible<M>(sh, pos, j)) {
-                    f = j;
-                    break;
-                }
-            first_visible_sh = f;
+            first_visible_sh = first_visible_key<M>(sh, pos, lo, kv_len);
         }
         __syncthreads();
         first_visible = first_visible_sh;
@@ -224,68 +221,6 @@ int grid_for(long long n, int threads) {
     return static_cast<int>(std::min<long long>(std::max<long long>(g, 1), 4096));
 }
 
-// ---- cuBLAS
-
-template <class T>
-constexpr cudaDataType_t cuda_type();
-template <>
-constexpr cudaDataType_t cuda_type<float>() {
-    return CUDA_R_32F;
-}
-template <>
-constexpr cudaDataType_t cuda_type<__half>() {
-    return CUDA_R_16F;
-}
-template <>
-constexpr cudaDataType_t cuda_type<__nv_bfloat16>() {
-    return CUDA_R_16BF;
-}
-
-// fp32 inputs: pedantic fp32 (never TF32 or BF16x9 emulation, whatever the
-// environment says); fp16/bf16: fp32 accumulation on tensor cores.
-template <class T>
-constexpr cublasComputeType_t compute_32f() {
-    return std::is_same_v<T, float> ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-}
-
-struct GemmCall {
-    cublasOperation_t ta, tb;
-    int m, n, k;
-    const void *alpha, *beta;
-    cudaDataType_t at, bt, ct;
-    int lda, ldb, ldc;
-    cublasComputeType_t compute;
-};
-
-// C_i = op(A_i) op(B_i) for every i: one cublasGemmBatchedEx when every
-// pointer is 16-byte aligned, else one cublasGemmEx per i.
-void gemm_batch(cublasHandle_t handle, const GemmCall& g, const std::vector<const void*>& a,
-                const std::vector<const void*>& b, const std::vector<void*>& c, DeviceBuffer<void*>& ptrs) {
-    const int nb = static_cast<int>(c.size());
-    if (nb == 0) return;
-    bool aligned = true;
-    for (int x = 0; x < nb; ++x)
-        aligned = aligned && reinterpret_cast<std::uintptr_t>(a[x]) % 16 == 0 &&
-                  reinterpret_cast<std::uintptr_t>(b[x]) % 16 == 0 && reinterpret_cast<std::uintptr_t>(c[x]) % 16 == 0;
-    const std::size_t slot = (static_cast<std::size_t>(nb) + 1) / 2 * 2; // each array 16-byte aligned
-    if (aligned && 3 * slot <= ptrs.size()) {
-        std::vector<void*> host(ptrs.size(), nullptr);
-        for (int x = 0; x < nb; ++x) {
-            host[x] = const_cast<void*>(a[x]);
-            host[slot + x] = const_cast<void*>(b[x]);
-            host[2 * slot + x] = c[x];
-        }
-        ptrs.upload(host); // synchronous, ordered after earlier work on the default stream
-        void** d = ptrs.get();
-        CUBLAS_CHECK(cublasGemmBatchedEx(handle, g.ta, g.tb, g.m, g.n, g.k, g.alpha, d, g.at, g.lda, d + slot, g.bt,
-                                         g.ldb, g.beta, d + 2 * slot, g.ct, g.ldc, nb, g.compute, CUBLAS_GEMM_DEFAULT));
-    } else {
-        for (int x = 0; x < nb; ++x)
-            CUBLAS_CHECK(cublasGemmEx(handle, g.ta, g.tb, g.m, g.n, g.k, g.alpha, a[x], g.at, g.lda, b[x], g.bt, g.ldb,
-                                      g.beta, c[x], g.ct, g.ldc, g.compute, CUBLAS_GEMM_DEFAULT));
-    }
-}
-
 // ---- the three stages over a ragged batch
 
 template <class T, Mutant M>
@@ -331,10 +266,23 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
         pv = dprobe->view();
     }
 
+    const long long ldq = static_cast<long long>(Hq) * d, ldkv = static_cast<long long>(Hkv) * d;
+    // Each sequence's blocks at an aligned base (the invariance rule above).
+    AlignedBlocks<T> qa("standard_path.Q_aligned"), ka("standard_path.K_aligned"), va("standard_path.V_aligned"),
+        oa("standard_path.O_aligned");
+    for (int b = 0; b < p.batch(); ++b) {
+        if (p.q_lens[b] == 0 || p.kv_lens[b] == 0) continue; // no GEMM
+        const long long qn = p.q_lens[b] * ldq, kvn = p.kv_lens[b] * ldkv;
+        qa.need(qsrc + p.q_start[b] * ldq, qn);
+        ka.need(dp.k.get() + p.kv_start[b] * ldkv, kvn);
+        va.need(dp.v.get() + p.kv_start[b] * ldkv, kvn);
+        oa.need(dp.o.get() + p.q_start[b] * ldq, qn);
+    }
+    for (AlignedBlocks<T>* x : {&qa, &ka, &va, &oa}) x->allocate();
+
     const float one = 1.0f, zero = 0.0f;
     const __half one_h = __float2half(1.0f), zero_h = __float2half(0.0f);
     const cudaDataType_t tt = cuda_type<T>();
-    const long long ldq = static_cast<long long>(Hq) * d, ldkv = static_cast<long long>(Hkv) * d;
     std::vector<const void*> a, bptr;
     std::vector<void*> c;
 
@@ -349,6 +297,11 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
             CUDA_CHECK_LAUNCH();
             continue;
         }
+        const long long qn = q_len * ldq, kvn = kv_len * ldkv;
+        const T* qb = qa.in(qsrc + q0 * ldq, qn);
+        const T* kb = ka.in(dp.k.get() + k0 * ldkv, kvn);
+        const T* vb = va.in(dp.v.get() + k0 * ldkv, kvn);
+        T* ob = oa.out(dp.o.get() + q0 * ldq, qn);
         const SeqPlan pl = plan_sequence(q_len, kv_len, Hq);
         for (int h0 = 0; h0 < Hq; h0 += pl.heads) {
             const int hc = std::min(pl.heads, Hq - h0);
@@ -367,8 +320,8 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
                 for (int hl = 0; hl < hc; ++hl) {
                     const int h = h0 + hl;
                     const int kvh = kv_head_of<M>(sh, h);
-                    a[hl] = dp.k.get() + (k0 * Hkv + kvh) * d;
-                    bptr[hl] = qsrc + ((q0 + r0) * Hq + h) * d;
+                    a[hl] = kb + static_cast<long long>(kvh) * d;
+                    bptr[hl] = qb + (static_cast<long long>(r0) * Hq + h) * d;
                     c[hl] = S.get() + hl * pl.stride;
                 }
                 gemm_batch(handle,
@@ -385,9 +338,9 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
                 for (int hl = 0; hl < hc; ++hl) {
                     const int h = h0 + hl;
                     const int vh = v_head_of<M>(sh, kv_head_of<M>(sh, h));
-                    a[hl] = dp.v.get() + (k0 * Hkv + vh) * d;
+                    a[hl] = vb + static_cast<long long>(vh) * d;
                     bptr[hl] = P.get() + hl * pl.stride;
-                    c[hl] = dp.o.get() + ((q0 + r0) * Hq + h) * d;
+                    c[hl] = ob + (static_cast<long long>(r0) * Hq + h) * d;
                 }
                 if constexpr (M == Mutant::fp16_accumulation && std::is_same_v<T, __half>) {
                     // The mutant's P.V accumulates in fp16 (CUBLAS_COMPUTE_16F,
@@ -404,12 +357,14 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
                 }
             }
         }
+        oa.finish(dp.o.get() + q0 * ldq, qn);
     }
 
     Observation obs = dp.download(); // synchronizes, checks the problem's guard bands
     S.check_guards();
     P.check_guards();
     ptrs.check_guards();
+    for (const AlignedBlocks<T>* x : {&qa, &ka, &va, &oa}) x->check_guards();
     if constexpr (M == Mutant::partial_q_load) qcopy.check_guards();
     if (dprobe) {
         ProbeTrace t = dprobe->download(0, 0);
@@ -445,9 +400,7 @@ Observation standard_path_cuda(const AttentionProblem& p, Mutant m, const std::o
     const std::string why =
         unsupported_reason(p.head_dim, p.dtype, p.causal, p.causal && problem_v_nonfinite(p), Backend::cuda, m);
     if (!why.empty()) throw UnsupportedCase(why);
-    if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-                  probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
-        throw std::out_of_range("standard_path: probe request outside the problem");
+    check_probe_request(p, probe, "standard_path");
     // The handle (and its workspace) is shared: one run at a time.
     std::lock_guard<std::mutex> lock(cublas_mutex());
     return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });

@@ -18,13 +18,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
+#include "kernels/common/host_observation.hpp"
 #include "kernels/standard_path/standard_path.hpp"
 
 namespace attncheck::kernels {
@@ -147,8 +147,8 @@ void softmax_row(const AttnShape& sh, DType dt, int q_len, int kv_len, int i, co
 
 template <Mutant M>
 Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const int Hq = p.n_q_heads, Hkv = p.n_kv_heads, d = p.head_dim;
-    const AttnShape sh{p.batch(), Hq, Hkv, d, p.causal ? 1 : 0, p.window, static_cast<float>(p.scale)};
+    const int Hq = p.n_q_heads, d = p.head_dim;
+    const AttnShape sh = attn_shape_of(p);
     const DType dt = p.dtype;
     GuardedHostBuffer o(p.q.size(), "standard_path.O");
     GuardedHostBuffer lse(static_cast<size_t>(p.total_q()) * Hq, "standard_path.LSE");
@@ -225,15 +225,10 @@ Observation run_cpu(const AttentionProblem& p, const std::optional<ProbeRequest>
             }
         }
     }
-    o.check_guards();
-    lse.check_guards();
-    Observation obs;
-    obs.o = o.payload();
-    obs.lse = lse.payload();
-    if (trace) {
+    Observation obs = guarded_observation(o, lse, std::move(trace));
+    if (obs.probe) {
         const long long oi = p.o_index(probe->seq, probe->token, probe->head);
-        trace->o.assign(obs.o.begin() + oi, obs.o.begin() + oi + d);
-        obs.probe = std::move(trace);
+        obs.probe->o.assign(obs.o.begin() + oi, obs.o.begin() + oi + d);
     }
     return obs;
 }
@@ -268,9 +263,7 @@ Observation standard_path_cpu(const AttentionProblem& p, Mutant m, const std::op
     const std::string why =
         unsupported_reason(p.head_dim, p.dtype, p.causal, p.causal && problem_v_nonfinite(p), Backend::cpu, m);
     if (!why.empty()) throw UnsupportedCase(why);
-    if (probe && (probe->seq < 0 || probe->seq >= p.batch() || probe->head < 0 || probe->head >= p.n_q_heads ||
-                  probe->token < 0 || probe->token >= p.q_lens[probe->seq]))
-        throw std::out_of_range("standard_path: probe request outside the problem");
+    check_probe_request(p, probe, "standard_path");
     return dispatch_mutant<&carries_cpu<Family::standard_path>>(
         m, "standard_path", [&](auto mc) { return run_cpu<decltype(mc)::value>(p, probe); });
 }

@@ -4,6 +4,8 @@
 
 #include <rapidcheck.h>
 
+#include "engine/timing/phase_timer.hpp"
+
 namespace attncheck {
 
 namespace {
@@ -48,7 +50,13 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     constexpr long long kRound = 50;
 
     auto property = [&] {
-        const Case c = *gen_case(caps, opt.limits);
+        // Everything done to shrink a failure is shrinking's cost.
+        std::optional<ExclusivePhase> shrink_phase;
+        if (shrinking) shrink_phase.emplace(Phase::shrink);
+        const Case c = [&] {
+            ScopedPhase phase(Phase::generate);
+            return *gen_case(caps, opt.limits);
+        }();
         if (!target.unsupported(c).empty()) {
             if (!shrinking) ++res.unsupported;
             RC_DISCARD("unsupported by the target");

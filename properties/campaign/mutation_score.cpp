@@ -45,29 +45,68 @@ std::vector<MutantRow> run_mutation_score(const MutationOptions& opt) {
     return rows;
 }
 
+bool mutation_score_holds(const std::vector<MutantRow>& rows) {
+    if (rows.empty()) return false;
+    for (const auto& r : rows)
+        if (!r.killed_as_expected()) return false;
+    return true;
+}
+
+namespace {
+
+std::string expected_gates(Mutant m) {
+    const MutantInfo* i = mutant_info(m);
+    if (!i) return "-";
+    std::string s = i->expected_gate;
+    for (std::string_view g : also_gates(*i)) s += fmt::format("|{}", g);
+    return s;
+}
+
+} // namespace
+
 std::string mutation_table(const std::vector<MutantRow>& rows) {
-    std::string out = fmt::format("{:24} {:14} {:8} {:18} {:>8} {:>6}  {}\n", "mutant", "target", "result", "gate",
-                                  "seconds", "cases", "shrunk case");
-    int killed = 0;
+    std::string out = fmt::format("{:24} {:14} {:24} {:18} {:31} {:>8} {:>6}  {}\n", "mutant", "target", "result",
+                                  "gate", "expected gate", "seconds", "cases", "shrunk case");
+    int as_expected = 0, unexpected = 0, survived = 0;
     for (const auto& r : rows) {
-        killed += r.killed;
-        out += fmt::format("{:24} {:14} {:8} {:18} {:>8.2f} {:>6}  {}\n", mutant_name(r.mutant), r.target,
-                           r.killed ? "killed" : "SURVIVED", r.killed ? r.gate : "-", r.seconds, r.cases,
+        const char* result = "SURVIVED";
+        if (r.killed_as_expected()) {
+            result = "killed";
+            ++as_expected;
+        } else if (r.killed) {
+            // Still a failure: the gate that fired does not name the bug.
+            result = "KILLED (UNEXPECTED GATE)";
+            ++unexpected;
+        } else {
+            ++survived;
+        }
+        out += fmt::format("{:24} {:14} {:24} {:18} {:31} {:>8.2f} {:>6}  {}\n", mutant_name(r.mutant), r.target,
+                           result, r.killed ? r.gate : "-", expected_gates(r.mutant), r.seconds, r.cases,
                            r.shrunk ? case_shape_summary(r.shrunk->kase) : r.note);
     }
-    out += fmt::format("mutation score: {} of {} killed\n", killed, rows.size());
+    out += fmt::format(
+        "mutation score: {} of {} killed by the expected gate; {} killed by an unexpected gate; {} survived\n",
+        as_expected, rows.size(), unexpected, survived);
     return out;
 }
 
 std::string mutation_json(const std::vector<MutantRow>& rows) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : rows) {
+        const MutantInfo* info = mutant_info(r.mutant);
         nlohmann::json j;
         j["mutant"] = mutant_name(r.mutant);
+        j["bug_class"] = info ? nlohmann::json(bug_class_name(info->bug_class)) : nlohmann::json(nullptr);
         j["target"] = r.target;
         j["backend"] = backend_name(r.backend);
         j["killed"] = r.killed;
         j["gate"] = r.killed ? nlohmann::json(r.gate) : nlohmann::json(nullptr);
+        j["expected_gate"] = info ? nlohmann::json(info->expected_gate) : nlohmann::json(nullptr);
+        if (info && *info->also_gate) {
+            j["also_gate"] = nlohmann::json::array();
+            for (std::string_view g : also_gates(*info)) j["also_gate"].push_back(std::string(g));
+        }
+        j["gate_as_expected"] = r.killed_as_expected();
         j["seconds"] = r.seconds;
         j["cases"] = r.cases;
         if (r.shrunk) {

@@ -1,11 +1,14 @@
 #include "properties/gates/case_check.hpp"
 
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "engine/timing/phase_timer.hpp"
 #include "properties/campaign/generators.hpp"
 #include "properties/gates/gate_util.hpp"
 
@@ -32,6 +35,7 @@ std::vector<const Gate*> gate_pointers(const std::vector<std::string>& names) {
 }
 
 CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate*>& gates, bool stop_at_first) {
+    ScopedPhase phase(Phase::gates);  // what the target and the oracle do inside is charged to them
     CaseCheck out;
     GateContext ctx(target, c);
     for (const Gate* g : gates) {
@@ -53,9 +57,14 @@ CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate
 
 namespace {
 
+// The stages of the probed row, in the order a kernel forms them and the
+// report lists them: the first one outside its bound is the one named.
+enum class RowStage { raw, scaled, masked, row_max, exps, row_sum, p, o, count_ };
+constexpr std::size_t kRowStages = static_cast<std::size_t>(RowStage::count_);
+constexpr const char* kRowStageNames[kRowStages] = {"raw scores q.k", "scaled",  "masked", "row max",
+                                                    "exponentials",   "row sum", "P",      "O"};
+
 struct StageLine {
-    explicit StageLine(const char* n) : name(n) {}
-    const char* name;
     double err = 0, bound = 0; // largest err/bound element
     bool recorded = true, ok = true;
     std::string note;
@@ -69,11 +78,16 @@ struct StageLine {
     }
 };
 
+// One line per stage, looked up by stage.
+struct StageLines {
+    std::array<StageLine, kRowStages> lines;
+    StageLine& operator[](RowStage s) { return lines[static_cast<std::size_t>(s)]; }
+};
+
 } // namespace
 
 std::string stage_report(Target& target, const AttentionProblem& p, const PrecisionProfile& prof, ProbeRequest row) {
-    if (row.seq < 0 || row.seq >= p.batch() || row.token < 0 || row.token >= p.q_lens[row.seq] || row.head < 0 ||
-        row.head >= p.n_q_heads) {
+    if (!probe_row_in_problem(p, row)) {
         const auto r = default_probe_row(p);
         if (!r) return "  (no row with visible keys to probe)\n";
         row = *r;
@@ -96,60 +110,62 @@ std::string stage_report(Target& target, const AttentionProblem& p, const Precis
             "  note: the row's bound is outside its meaningful range or its inputs are not finite; stage bounds are "
             "indicative\n";
     const double scale = std::fabs(p.scale) > 0 ? std::fabs(p.scale) : 1.0;
-    std::vector<StageLine> st;
-    for (const char* name : {"raw scores q.k", "scaled", "masked", "row max", "exponentials", "row sum", "P", "O"})
-        st.emplace_back(name);
+    StageLines st;
     double smax = 0;
     for (int j = 0; j < n; ++j) {
         const double sb = j < static_cast<int>(rb.s.size()) ? rb.s[j] : 0.0;
         smax = std::max(smax, sb);
         if (std::isnan(t.raw[j]))
-            st[0].recorded = false;
+            st[RowStage::raw].recorded = false;
         else
-            st[0].add(std::fabs(t.raw[j] - ref.raw[j]), sb / scale);
+            st[RowStage::raw].add(std::fabs(t.raw[j] - ref.raw[j]), sb / scale);
         if (std::isnan(t.scaled[j]))
-            st[1].recorded = false;
+            st[RowStage::scaled].recorded = false;
         else
-            st[1].add(std::fabs(t.scaled[j] - ref.scaled[j]), sb);
+            st[RowStage::scaled].add(std::fabs(t.scaled[j] - ref.scaled[j]), sb);
         const bool tv = std::isfinite(t.masked[j]);
         if (tv != static_cast<bool>(ref.visible[j])) {
-            st[2].ok = false;
-            if (st[2].note.empty())
-                st[2].note = fmt::format("key {}: {} by the target, {} by the oracle (value {:.6g})", j,
-                                         tv ? "visible" : "masked", ref.visible[j] ? "visible" : "masked", t.masked[j]);
+            st[RowStage::masked].ok = false;
+            if (st[RowStage::masked].note.empty())
+                st[RowStage::masked].note =
+                    fmt::format("key {}: {} by the target, {} by the oracle (value {:.6g})", j,
+                                tv ? "visible" : "masked", ref.visible[j] ? "visible" : "masked", t.masked[j]);
         } else if (tv) {
-            st[2].add(std::fabs(t.masked[j] - ref.masked[j]), sb);
+            st[RowStage::masked].add(std::fabs(t.masked[j] - ref.masked[j]), sb);
         }
         if (ref.visible[j]) {
-            st[4].add(std::fabs(t.exps[j] - ref.exps[j]), rb.rho_p * ref.exps[j] + 4 * prof.u_acc * ref.exps[j]);
-            st[6].add(std::fabs(t.p[j] - ref.p[j]),
-                      (j < static_cast<int>(rb.p.size()) ? rb.p[j] : 0.0) + 4 * prof.u_acc * ref.p[j]);
+            st[RowStage::exps].add(std::fabs(t.exps[j] - ref.exps[j]),
+                                   rb.rho_p * ref.exps[j] + 4 * prof.u_acc * ref.exps[j]);
+            st[RowStage::p].add(std::fabs(t.p[j] - ref.p[j]),
+                                (j < static_cast<int>(rb.p.size()) ? rb.p[j] : 0.0) + 4 * prof.u_acc * ref.p[j]);
         } else if (t.p[j] != 0.0f) {
-            st[6].add(std::fabs(t.p[j]), 0.0);
+            st[RowStage::p].add(std::fabs(t.p[j]), 0.0);
         }
     }
-    st[3].add(std::fabs(t.row_max - ref.row_max), smax);
+    st[RowStage::row_max].add(std::fabs(t.row_max - ref.row_max), smax);
     if (t.max_exp > 1.0f) {
-        st[4].ok = false;
-        st[4].note = fmt::format("largest exponential {:.6g} > 1", t.max_exp);
+        st[RowStage::exps].ok = false;
+        st[RowStage::exps].note = fmt::format("largest exponential {:.6g} > 1", t.max_exp);
     }
-    st[5].add(std::fabs(t.row_sum - ref.row_sum), (rb.rho_p + 4 * prof.u_acc) * ref.row_sum);
-    for (int c = 0; c < p.head_dim; ++c) st[7].add(std::fabs(t.o[c] - ref.o[c]), rb.o[c]);
-    const StageLine* first = nullptr;
-    for (const auto& s : st) {
+    st[RowStage::row_sum].add(std::fabs(t.row_sum - ref.row_sum), (rb.rho_p + 4 * prof.u_acc) * ref.row_sum);
+    for (int c = 0; c < p.head_dim; ++c) st[RowStage::o].add(std::fabs(t.o[c] - ref.o[c]), rb.o[c]);
+    const char* first = nullptr; // name of the first stage outside the error model
+    for (std::size_t i = 0; i < kRowStages; ++i) {
+        const StageLine& s = st.lines[i];
+        const char* name = kRowStageNames[i];
         if (!s.recorded) {
-            out += fmt::format("  {:16} not recorded by this target\n", s.name);
+            out += fmt::format("  {:16} not recorded by this target\n", name);
             continue;
         }
-        out += fmt::format("  {:16} {:4}  worst error {:.3g} (bound {:.3g}){}\n", s.name, s.ok ? "ok" : "LEFT", s.err,
+        out += fmt::format("  {:16} {:4}  worst error {:.3g} (bound {:.3g}){}\n", name, s.ok ? "ok" : "LEFT", s.err,
                            s.bound, s.note.empty() ? "" : "  " + s.note);
-        if (!s.ok && !first) first = &s;
+        if (!s.ok && !first) first = name;
     }
     if (!t.tile_max.empty()) out += fmt::format("  per-tile running max: {:.6g}\n", fmt::join(t.tile_max, ", "));
     if (!t.split_max.empty())
         out += fmt::format("  per-split max: {:.6g}; sums {:.6g}\n", fmt::join(t.split_max, ", "),
                            fmt::join(t.split_sum, ", "));
-    out += first ? fmt::format("  first stage outside the error model: {}\n", first->name)
+    out += first ? fmt::format("  first stage outside the error model: {}\n", first)
                  : "  every probed stage of this row is inside the error model\n";
     return out;
 }

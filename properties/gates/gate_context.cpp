@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "engine/timing/phase_timer.hpp"
 #include "properties/gates/gate.hpp"
 
 namespace attncheck {
@@ -16,8 +17,15 @@ const char* gate_status_name(GateStatus s) {
     return "?";
 }
 
+namespace {
+AttentionProblem timed_materialize(const Case& c) {
+    ScopedPhase phase(Phase::materialize);
+    return materialize(c);
+}
+}  // namespace
+
 GateContext::GateContext(Target& target, const Case& c)
-    : target_(target), case_(c), problem_(materialize(c)), profile_(target.profile(c)) {}
+    : target_(target), case_(c), problem_(timed_materialize(c)), profile_(target.profile(c)) {}
 
 const Observation& GateContext::base() {
     if (!base_) base_ = run(problem_);
@@ -25,7 +33,10 @@ const Observation& GateContext::base() {
 }
 
 const ReferenceOutput& GateContext::reference() {
-    if (!reference_) reference_ = reference_attention<double>(problem_);
+    if (!reference_) {
+        ScopedPhase phase(Phase::oracle);
+        reference_ = reference_attention<double>(problem_);
+    }
     return *reference_;
 }
 
@@ -37,6 +48,7 @@ PrecisionProfile GateContext::profile_of(const AttentionProblem& p) const { retu
 
 Observation GateContext::run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     ++runs_;
+    ScopedPhase phase(Phase::target);
     return target_.run(p, probe);
 }
 

@@ -1,0 +1,104 @@
+// `attncheck bench throughput`: how many verified cases a second the suite
+// checks on this machine (the default campaign: every target, every gate),
+// and where the time goes. `attncheck _worker` is the worker process of
+// parallel runs (properties/campaign/parallel_run.hpp); it is not for people.
+#include <unistd.h>
+
+#include <climits>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.hpp"
+#include "properties/campaign/parallel_run.hpp"
+
+namespace attncheck {
+
+const char* build_commit(); // generated at build time (cmake/commit_info.cmake)
+
+std::string self_exe() {
+    char buf[PATH_MAX];
+    const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) throw std::runtime_error("cannot find this program's own path (/proc/self/exe)");
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+int default_workers() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+namespace {
+
+struct BenchArgs {
+    std::string backend;
+    double seconds = 30;
+    int workers = 0; // 0: one per core
+    std::uint64_t seed = 1;
+    bool json = false;
+    std::string out_dir = "attncheck-counterexamples";
+};
+
+int cmd_bench_throughput(const BenchArgs& a) {
+    RunSpec spec;
+    spec.backend = resolve_backend(a.backend);
+    spec.seconds = a.seconds;
+    spec.seed = a.seed;
+    spec.workers = a.workers > 0 ? a.workers : default_workers();
+    spec.limits = default_limits(spec.backend);
+    spec.out_dir = a.out_dir;
+    const RunReport r = run_parallel(spec, self_exe());
+    int failures = 0;
+    for (const TargetRun& t : r.targets) failures += t.failure.has_value();
+    const bool ok = failures == 0 && r.worker_errors.empty();
+    if (a.json) {
+        nlohmann::json j;
+        j["cases_per_s"] = r.cases_per_second();
+        j["backend"] = backend_name(spec.backend);
+        j["device"] = spec.backend == Backend::cuda ? device_line() : std::string("cpu");
+        j["commit"] = build_commit();
+        j["seconds"] = r.wall_seconds;
+        j["cases"] = r.cases;
+        j["workers"] = r.workers;
+        j["failures"] = failures;
+        j["worker_errors"] = r.worker_errors;
+        nlohmann::json phases = nlohmann::json::object();
+        for (int i = 0; i < kPhaseCount; ++i) phases[phase_name(static_cast<Phase>(i))] = r.phases.seconds[i];
+        j["phase_seconds"] = phases;
+        fmt::print("{}\n", j.dump(2));
+    } else {
+        fmt::print("attncheck bench throughput: backend {}, {} worker(s), {:.0f} s, commit {}\n{}\n\n",
+                   backend_name(spec.backend), r.workers, spec.seconds, build_commit(), device_line());
+        fmt::print("{} cases in {:.1f} s: {:.1f} verified cases/s (every target, every gate)\n\n", r.cases,
+                   r.wall_seconds, r.cases_per_second());
+        fmt::print("where the time goes (seconds summed over workers):\n{}", phase_table(r.phases));
+        for (const TargetRun& t : r.targets)
+            if (t.failure) fmt::print("\n{} FAILED gate {}: {}\n", t.target, t.failure->gate, t.failure->summary);
+        for (const auto& e : r.worker_errors) fmt::print("\n{}\n", e);
+    }
+    return ok ? 0 : 1;
+}
+
+} // namespace
+
+void register_bench_commands(CLI::App& app, int& rc) {
+    auto* bench = app.add_subcommand("bench", "benchmarks: `bench throughput` (verified cases per second)");
+    bench->require_subcommand(1);
+    auto args = std::make_shared<BenchArgs>();
+    auto* tp = bench->add_subcommand("throughput", "verified cases/s of the default campaign, and where the time goes");
+    tp->add_option("--backend", args->backend, "cpu or cuda (default: cuda when a device is visible)");
+    tp->add_option("--seconds", args->seconds, "how long to run")->check(CLI::PositiveNumber);
+    tp->add_option("--workers", args->workers, "worker processes (default: one per core)")
+        ->check(CLI::NonNegativeNumber);
+    tp->add_option("--seed", args->seed, "run seed (worker w derives its own)");
+    tp->add_option("--out", args->out_dir, "where a failure's counterexample is written");
+    tp->add_flag("--json", args->json, "one JSON object on stdout");
+    tp->callback([args, &rc] { rc = cmd_bench_throughput(*args); });
+
+    // The worker process of parallel runs: a RunSpec on stdin, a RunReport on stdout.
+    auto wk = std::make_shared<std::pair<int, int>>(0, 1);
+    auto* worker = app.add_subcommand("_worker", ""); // no description: hidden from --help
+    worker->add_option("worker", wk->first)->required();
+    worker->add_option("workers", wk->second)->required();
+    worker->callback([wk, &rc] { rc = worker_main(wk->first, wk->second); });
+}
+
+} // namespace attncheck

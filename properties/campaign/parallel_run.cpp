@@ -1,0 +1,386 @@
+#include "properties/campaign/parallel_run.hpp"
+
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kernels/registry.hpp"
+#include "properties/campaign/counterexample.hpp"
+
+extern char** environ;
+
+namespace attncheck {
+
+using nlohmann::json;
+
+std::uint64_t worker_seed(std::uint64_t seed, int worker) {
+    if (worker == 0) return seed;
+    std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(worker); // splitmix64
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+GenLimits default_limits(Backend b) {
+    GenLimits lim;
+    if (b == Backend::cuda) {
+        lim.max_len = 520;
+        lim.max_work = 4000000;
+    }
+    return lim;
+}
+
+RunReport run_share(const RunSpec& spec, int worker, int workers) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    reset_phase_totals();
+    RunReport rep;
+    rep.workers = workers;
+    const auto gates = gate_pointers(spec.gates);
+    std::vector<std::unique_ptr<Target>> targets;
+    if (spec.targets.empty()) {
+        targets = make_targets(spec.backend, spec.mutant);
+    } else {
+        for (const auto& n : spec.targets) {
+            auto t = make_target(n, spec.backend, spec.mutant);
+            if (!t) throw std::invalid_argument(fmt::format("unknown target '{}' (attncheck list shows them)", n));
+            targets.push_back(std::move(t));
+        }
+    }
+    for (auto& t : targets) {
+        CampaignOptions co;
+        co.seed = worker_seed(spec.seed, worker);
+        co.gates = gates;
+        co.limits = spec.limits;
+        if (spec.seconds > 0) {
+            co.seconds = spec.seconds / static_cast<double>(targets.size());
+            co.cases = 1LL << 40;
+        } else {
+            co.cases = (spec.cases + workers - 1 - worker) / workers; // the shares add up to spec.cases
+            if (co.cases == 0) continue;
+        }
+        const CampaignResult r = run_campaign(*t, co);
+        TargetRun tr;
+        tr.target = t->full_name();
+        tr.cases = r.cases;
+        tr.unsupported = r.unsupported;
+        tr.seconds = r.seconds;
+        rep.cases += r.cases;
+        for (const auto& [g, tl] : r.tallies) {
+            rep.tallies[g].pass += tl.pass;
+            rep.tallies[g].fail += tl.fail;
+            rep.tallies[g].skip += tl.skip;
+        }
+        if (r.failure) {
+            FailureRecord f;
+            f.path = spec.out_dir.empty() ? std::string() : save_counterexample(*r.failure, spec.out_dir);
+            f.gate = r.failure->gate;
+            f.summary = r.failure->summary;
+            f.report = r.failure->report;
+            f.shrink_steps = r.failure->shrink_steps;
+            f.seconds_to_failure = r.seconds_to_failure;
+            f.cases_before = r.cases;
+            f.worker = worker;
+            tr.failure = std::move(f);
+        }
+        rep.targets.push_back(std::move(tr));
+    }
+    rep.phases = phase_totals();
+    rep.wall_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    return rep;
+}
+
+// ---- JSON codecs (worker <-> parent)
+
+std::string run_spec_json(const RunSpec& s) {
+    json j;
+    j["backend"] = backend_name(s.backend);
+    j["mutant"] = mutant_name(s.mutant);
+    j["targets"] = s.targets;
+    j["gates"] = s.gates;
+    j["cases"] = s.cases;
+    j["seconds"] = s.seconds;
+    j["seed"] = s.seed;
+    j["out_dir"] = s.out_dir;
+    j["limits"] = {{"max_batch", s.limits.max_batch},
+                   {"max_len", s.limits.max_len},
+                   {"max_decode_len", s.limits.max_decode_len},
+                   {"max_work", s.limits.max_work}};
+    j["workers"] = s.workers;
+    j["devices"] = s.devices;
+    return j.dump();
+}
+
+RunSpec run_spec_from_json(const std::string& text) {
+    const json j = json::parse(text);
+    RunSpec s;
+    s.backend = j.at("backend").get<std::string>() == "cuda" ? Backend::cuda : Backend::cpu;
+    const auto m = parse_mutant(j.at("mutant").get<std::string>());
+    if (!m) throw std::invalid_argument("worker: unknown mutant in the run spec");
+    s.mutant = *m;
+    s.targets = j.at("targets").get<std::vector<std::string>>();
+    s.gates = j.at("gates").get<std::vector<std::string>>();
+    s.cases = j.at("cases").get<long long>();
+    s.seconds = j.at("seconds").get<double>();
+    s.seed = j.at("seed").get<std::uint64_t>();
+    s.out_dir = j.at("out_dir").get<std::string>();
+    const json& l = j.at("limits");
+    s.limits.max_batch = l.at("max_batch").get<int>();
+    s.limits.max_len = l.at("max_len").get<int>();
+    s.limits.max_decode_len = l.at("max_decode_len").get<int>();
+    s.limits.max_work = l.at("max_work").get<long long>();
+    s.workers = j.at("workers").get<int>();
+    s.devices = j.at("devices").get<std::vector<int>>();
+    return s;
+}
+
+std::string run_report_json(const RunReport& r) {
+    json j;
+    j["cases"] = r.cases;
+    j["wall_seconds"] = r.wall_seconds;
+    j["workers"] = r.workers;
+    json phases = json::object();
+    for (int i = 0; i < kPhaseCount; ++i) phases[phase_name(static_cast<Phase>(i))] = r.phases.seconds[i];
+    j["phases"] = phases;
+    json tallies = json::object();
+    for (const auto& [g, t] : r.tallies) tallies[g] = {t.pass, t.fail, t.skip};
+    j["tallies"] = tallies;
+    json targets = json::array();
+    for (const TargetRun& t : r.targets) {
+        json tj = {{"target", t.target},
+                   {"cases", t.cases},
+                   {"unsupported", t.unsupported},
+                   {"seconds", t.seconds},
+                   {"also_failed_in", t.also_failed_in}};
+        if (t.failure) {
+            const FailureRecord& f = *t.failure;
+            tj["failure"] = {{"path", f.path},
+                             {"gate", f.gate},
+                             {"summary", f.summary},
+                             {"report", f.report},
+                             {"shrink_steps", f.shrink_steps},
+                             {"seconds_to_failure", f.seconds_to_failure},
+                             {"cases_before", f.cases_before},
+                             {"worker", f.worker}};
+        }
+        targets.push_back(tj);
+    }
+    j["targets"] = targets;
+    j["worker_errors"] = r.worker_errors;
+    return j.dump();
+}
+
+RunReport run_report_from_json(const std::string& text) {
+    const json j = json::parse(text);
+    RunReport r;
+    r.cases = j.at("cases").get<long long>();
+    r.wall_seconds = j.at("wall_seconds").get<double>();
+    r.workers = j.at("workers").get<int>();
+    for (int i = 0; i < kPhaseCount; ++i) {
+        const char* n = phase_name(static_cast<Phase>(i));
+        if (j.at("phases").contains(n)) r.phases.seconds[i] = j.at("phases").at(n).get<double>();
+    }
+    for (const auto& [g, t] : j.at("tallies").items())
+        r.tallies[g] = GateTally{t.at(0).get<long long>(), t.at(1).get<long long>(), t.at(2).get<long long>()};
+    for (const json& tj : j.at("targets")) {
+        TargetRun t;
+        t.target = tj.at("target").get<std::string>();
+        t.cases = tj.at("cases").get<long long>();
+        t.unsupported = tj.at("unsupported").get<long long>();
+        t.seconds = tj.at("seconds").get<double>();
+        t.also_failed_in = tj.at("also_failed_in").get<int>();
+        if (tj.contains("failure")) {
+            const json& fj = tj.at("failure");
+            FailureRecord f;
+            f.path = fj.at("path").get<std::string>();
+            f.gate = fj.at("gate").get<std::string>();
+            f.summary = fj.at("summary").get<std::string>();
+            f.report = fj.at("report").get<std::string>();
+            f.shrink_steps = fj.at("shrink_steps").get<int>();
+            f.seconds_to_failure = fj.at("seconds_to_failure").get<double>();
+            f.cases_before = fj.at("cases_before").get<long long>();
+            f.worker = fj.at("worker").get<int>();
+            t.failure = std::move(f);
+        }
+        r.targets.push_back(std::move(t));
+    }
+    r.worker_errors = j.at("worker_errors").get<std::vector<std::string>>();
+    return r;
+}
+
+namespace {
+
+// Adds one worker's report into the run's: tallies and phases add up, a
+// target's cases add up, and a target keeps the failure found first.
+void merge_into(RunReport& into, RunReport&& w) {
+    into.cases += w.cases;
+    into.phases += w.phases;
+    for (const auto& [g, t] : w.tallies) {
+        into.tallies[g].pass += t.pass;
+        into.tallies[g].fail += t.fail;
+        into.tallies[g].skip += t.skip;
+    }
+    for (TargetRun& t : w.targets) {
+        auto it = std::find_if(into.targets.begin(), into.targets.end(),
+                               [&](const TargetRun& x) { return x.target == t.target; });
+        if (it == into.targets.end()) {
+            into.targets.push_back(std::move(t));
+            continue;
+        }
+        it->cases += t.cases;
+        it->unsupported += t.unsupported;
+        it->seconds += t.seconds;
+        if (t.failure) {
+            if (!it->failure || t.failure->seconds_to_failure < it->failure->seconds_to_failure) {
+                if (it->failure) ++it->also_failed_in;
+                it->failure = std::move(t.failure);
+            } else {
+                ++it->also_failed_in;
+            }
+        }
+    }
+    for (auto& e : w.worker_errors) into.worker_errors.push_back(std::move(e));
+}
+
+struct Child {
+    pid_t pid = -1;
+    int in = -1, out = -1; // parent's ends: the worker's stdin, the worker's stdout
+    std::string output;
+    bool open = true;
+};
+
+Child spawn_worker(const std::string& exe, int w, int workers, const std::vector<int>& devices) {
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0 || pipe(from_child) != 0) throw std::runtime_error("run: pipe() failed");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, to_child[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, from_child[1], STDOUT_FILENO);
+    for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) posix_spawn_file_actions_addclose(&fa, fd);
+    const std::string ws = std::to_string(w), wn = std::to_string(workers);
+    std::vector<char*> argv = {const_cast<char*>(exe.c_str()), const_cast<char*>("_worker"),
+                               const_cast<char*>(ws.c_str()), const_cast<char*>(wn.c_str()), nullptr};
+    // One GPU per worker, round robin, through the runtime's own variable.
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e; ++e)
+        if (devices.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env_store.emplace_back(*e);
+    if (!devices.empty())
+        env_store.push_back("CUDA_VISIBLE_DEVICES=" + std::to_string(devices[static_cast<size_t>(w) % devices.size()]));
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    Child c;
+    const int err = posix_spawn(&c.pid, exe.c_str(), &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    close(to_child[0]);
+    close(from_child[1]);
+    if (err != 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        throw std::runtime_error(fmt::format("run: cannot start worker {} ({}): {}", w, exe, std::strerror(err)));
+    }
+    c.in = to_child[1];
+    c.out = from_child[0];
+    return c;
+}
+
+void write_all(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+        const ssize_t n = write(fd, s.data() + off, s.size() - off);
+        if (n <= 0) throw std::runtime_error("run: cannot send the run spec to a worker");
+        off += static_cast<size_t>(n);
+    }
+}
+
+} // namespace
+
+RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
+    if (spec.workers <= 1 && spec.devices.empty()) return run_share(spec, 0, 1);
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    const int n = std::max(1, spec.workers);
+    std::vector<Child> kids;
+    const std::string spec_text = run_spec_json(spec);
+    for (int w = 0; w < n; ++w) {
+        kids.push_back(spawn_worker(self_exe, w, n, spec.devices));
+        write_all(kids.back().in, spec_text);
+        close(kids.back().in);
+    }
+    // Read every worker's stdout as it comes (a report can exceed a pipe's buffer).
+    for (int open = n; open > 0;) {
+        std::vector<pollfd> fds;
+        for (const Child& c : kids)
+            if (c.open) fds.push_back({c.out, POLLIN, 0});
+        if (poll(fds.data(), fds.size(), -1) < 0) continue;
+        for (const pollfd& p : fds) {
+            if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            Child& c = *std::find_if(kids.begin(), kids.end(), [&](const Child& k) { return k.out == p.fd; });
+            char buf[65536];
+            const ssize_t got = read(c.out, buf, sizeof buf);
+            if (got > 0) {
+                c.output.append(buf, static_cast<size_t>(got));
+            } else {
+                close(c.out);
+                c.open = false;
+                --open;
+            }
+        }
+    }
+    RunReport all;
+    all.workers = n;
+    for (int w = 0; w < n; ++w) {
+        Child& c = kids[static_cast<size_t>(w)];
+        int status = 0;
+        waitpid(c.pid, &status, 0);
+        const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        try {
+            if (!ok)
+                throw std::runtime_error(WIFSIGNALED(status) ? fmt::format("killed by signal {}", WTERMSIG(status))
+                                                             : fmt::format("exit {}", WEXITSTATUS(status)));
+            merge_into(all, run_report_from_json(c.output));
+        } catch (const std::exception& e) {
+            all.worker_errors.push_back(fmt::format("worker {}: {} (its stderr above says more)", w, e.what()));
+        }
+    }
+    all.wall_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    return all;
+}
+
+int worker_main(int worker, int workers) {
+    try {
+        const std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+        const RunSpec spec = run_spec_from_json(text);
+        const RunReport rep = run_share(spec, worker, workers);
+        std::cout << run_report_json(rep);
+        std::cout.flush();
+        return 0;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "attncheck worker {}: {}\n", worker, e.what());
+        return 2;
+    }
+}
+
+std::string phase_table(const PhaseTotals& t) {
+    const double total = t.total();
+    std::string out = fmt::format("{:12} {:>10} {:>7}  {}\n", "phase", "seconds", "share", "what");
+    for (int i = 0; i < kPhaseCount; ++i) {
+        const Phase p = static_cast<Phase>(i);
+        out += fmt::format("{:12} {:>10.2f} {:>6.1f}%  {}\n", phase_name(p), t.seconds[i],
+                           total > 0 ? 100.0 * t.seconds[i] / total : 0.0, phase_description(p));
+    }
+    return out;
+}
+
+} // namespace attncheck

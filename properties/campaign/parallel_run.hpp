@@ -1,0 +1,97 @@
+// A property run (`attncheck run`, `attncheck bench throughput`) over the
+// selected targets, spread over worker processes: one per core by default,
+// for the CPU backend and for the host side of GPU runs alike (there the
+// fp64 oracle on the host is the bottleneck, not the GPU).
+//
+// Why processes, not threads: each worker is a fresh exec of this binary
+// (`attncheck _worker`), so a CUDA context initialized in the parent is no
+// obstacle, a crash or a sticky CUDA error takes down one worker rather than
+// the run, and RapidCheck's global state is never shared. The parent sends
+// the RunSpec as JSON on the worker's stdin and reads its RunReport as JSON
+// from its stdout.
+//
+// Worker w draws from its own seed (worker_seed(seed, w); worker 0 keeps the
+// run seed, so a one-worker run is the run it always was). A failure is
+// shrunk and saved by the worker that found it; the counterexample file
+// replays bit for bit whichever worker wrote it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/timing/phase_timer.hpp"
+#include "properties/campaign/campaign.hpp"
+
+namespace attncheck {
+
+struct RunSpec {
+    Backend backend = Backend::cpu;
+    Mutant mutant = Mutant::none;
+    std::vector<std::string> targets; // empty: every family
+    std::vector<std::string> gates;   // empty: every gate
+    long long cases = 200;            // per target (split over the workers), when seconds == 0
+    double seconds = 0;               // wall-clock budget of the whole run (each worker splits it over targets)
+    std::uint64_t seed = 1;
+    std::string out_dir; // counterexample files; empty: not saved
+    GenLimits limits;
+    int workers = 1;
+    std::vector<int> devices; // CUDA devices; worker w uses devices[w % size] (empty: the default one)
+};
+
+struct FailureRecord {
+    std::string path; // counterexample file ("" when not saved)
+    std::string gate, summary, report;
+    int shrink_steps = 0;
+    double seconds_to_failure = 0;
+    long long cases_before = 0;
+    int worker = 0;
+};
+
+struct TargetRun {
+    std::string target; // full name, e.g. cuda/decode_gqa
+    long long cases = 0, unsupported = 0;
+    double seconds = 0; // summed over workers
+    std::optional<FailureRecord> failure;
+    int also_failed_in = 0; // other workers that found a failure on this target
+};
+
+struct RunReport {
+    std::vector<TargetRun> targets;
+    std::map<std::string, GateTally> tallies;
+    PhaseTotals phases; // summed over workers (CPU seconds)
+    long long cases = 0;
+    double wall_seconds = 0;
+    int workers = 1;
+    std::vector<std::string> worker_errors; // a worker that crashed or answered nonsense
+    double cases_per_second() const { return wall_seconds > 0 ? cases / wall_seconds : 0; }
+};
+
+std::uint64_t worker_seed(std::uint64_t seed, int worker);
+
+// The case-size limits of the default campaign on a backend: the fp64 oracle
+// on the host bounds how large a case can be; a CUDA target is fast enough
+// that longer prefills are worth their oracle time.
+GenLimits default_limits(Backend b);
+
+// Worker w's share of the run, in this process.
+RunReport run_share(const RunSpec& spec, int worker, int workers);
+
+// The whole run: in this process when spec.workers == 1, else one
+// `self_exe _worker` process per worker.
+RunReport run_parallel(const RunSpec& spec, const std::string& self_exe);
+
+// The worker's side: read a RunSpec from stdin, write its RunReport to stdout.
+int worker_main(int worker, int workers);
+
+std::string run_spec_json(const RunSpec& s);
+RunSpec run_spec_from_json(const std::string& text);
+std::string run_report_json(const RunReport& r);
+RunReport run_report_from_json(const std::string& text);
+
+// The per-phase table ("where the time goes"), one line per phase.
+std::string phase_table(const PhaseTotals& t);
+
+} // namespace attncheck
