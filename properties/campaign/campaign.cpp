@@ -47,7 +47,6 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     std::vector<const Gate*> shrink_gates; // gates up to the one that failed
     std::optional<std::pair<Case, CaseCheck>> last_fail;
     int shrink_steps = 0;
-    constexpr long long kRound = 50;
 
     auto property = [&] {
         // Everything done to shrink a failure is shrinking's cost.
@@ -97,7 +96,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         if (left <= 0 || (opt.seconds > 0 && elapsed() >= opt.seconds)) break;
         rc::detail::TestParams params;
         params.seed = opt.seed + round * 0x9e3779b97f4a7c15ull;
-        params.maxSuccess = static_cast<int>(std::min(left, kRound));
+        params.maxSuccess = static_cast<int>(std::min(left, std::max(1LL, opt.round)));
         params.maxSize = 100;
         params.maxDiscardRatio = 20;
         params.disableShrinking = !opt.shrink;

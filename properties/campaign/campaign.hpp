@@ -43,6 +43,9 @@ struct CampaignOptions {
     std::vector<const Gate*> gates; // empty: all
     GenLimits limits;
     bool shrink = true;
+    // Cases per RapidCheck round; a time budget is looked at only between
+    // rounds, so a run under a wall-clock budget with slow cases wants short ones.
+    long long round = 50;
     std::function<void(long long cases, double seconds)> progress; // after each case
 };
 
