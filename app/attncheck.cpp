@@ -1,7 +1,8 @@
 // attncheck: the command-line front end. `attncheck --help` lists the
 // subcommands; each lives in its own file under app/ (commands.hpp).
 //
-// Exit codes: 0 all good, 1 a check failed, 2 bad input (message on stderr).
+// Exit codes: 0 all good, 1 a check failed, 2 bad input (message on stderr),
+// 3 `repro --expect-gate`: a gate other than the recorded one failed first.
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
