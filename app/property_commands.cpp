@@ -61,17 +61,6 @@ Mutant mutant_arg(const std::string& name) {
     return *m;
 }
 
-std::vector<std::unique_ptr<Target>> selected_targets(Backend b, Mutant m, const std::vector<std::string>& names) {
-    std::vector<std::unique_ptr<Target>> out;
-    if (names.empty()) return make_targets(b, m);
-    for (const auto& n : names) {
-        auto t = make_target(n, b, m);
-        if (!t) throw std::invalid_argument(fmt::format("unknown target '{}' (attncheck list shows them)", n));
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
 std::string capabilities_line(const Target& t) {
     const Capabilities caps = probe_capabilities(t);
     if (caps.empty()) return "no supported shape";
@@ -169,7 +158,7 @@ int cmd_run(const RunArgs& a) {
     if (spec.backend == Backend::cuda && !spec.devices.empty())
         spec.workers = std::max(spec.workers, static_cast<int>(spec.devices.size()));
     const auto gates = gate_pointers(a.gates);
-    const auto targets = selected_targets(spec.backend, spec.mutant, a.targets); // validates the names
+    const auto targets = make_targets_named(spec.backend, spec.mutant, a.targets); // validates the names
     fmt::print("attncheck run: backend {}, {} target(s), {} gate(s), seed {}, {}, {} worker(s)\n",
                backend_name(spec.backend), targets.size(), gates.size(), a.seed,
                a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases),

@@ -1,6 +1,8 @@
 // The target registry: one FamilyTarget per line of ATTNCHECK_FAMILIES.
 #include "kernels/registry.hpp"
 
+#include <stdexcept>
+
 #include <fmt/format.h>
 
 #include "kernels/families.hpp"
@@ -86,6 +88,17 @@ std::unique_ptr<Target> make_target(const std::string& name, Backend b, Mutant m
     for (const Family& f : families())
         if (name == f.name) return std::make_unique<FamilyTarget>(f, b, m);
     return nullptr;
+}
+
+std::vector<std::unique_ptr<Target>> make_targets_named(Backend b, Mutant m, const std::vector<std::string>& names) {
+    if (names.empty()) return make_targets(b, m);
+    std::vector<std::unique_ptr<Target>> out;
+    for (const auto& n : names) {
+        auto t = make_target(n, b, m);
+        if (!t) throw std::invalid_argument(fmt::format("unknown target '{}' (attncheck list shows them)", n));
+        out.push_back(std::move(t));
+    }
+    return out;
 }
 
 std::vector<std::string> family_names() {

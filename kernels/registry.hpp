@@ -16,5 +16,8 @@ namespace attncheck {
 std::vector<std::unique_ptr<Target>> make_targets(Backend b, Mutant m = Mutant::none);
 std::unique_ptr<Target> make_target(const std::string& name, Backend b, Mutant m = Mutant::none);
 std::vector<std::string> family_names();
+// The named targets (every target when `names` is empty); throws
+// std::invalid_argument for a name that is not a family.
+std::vector<std::unique_ptr<Target>> make_targets_named(Backend b, Mutant m, const std::vector<std::string>& names);
 
 } // namespace attncheck

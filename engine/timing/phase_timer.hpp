@@ -1,10 +1,13 @@
 // Where the time of a check goes: every case passes through a few phases
-// (generate, materialize, transfer, target, oracle, gates, shrink), and a
+// (generate, materialize, target, oracle, gates, shrink), and a
 // ScopedPhase charges the wall time spent inside it to its phase, on this
 // thread. Phases nest: entering one pauses the enclosing one, so each second
 // is charged once (exclusive time). While shrinking, the campaign holds the
 // shrink phase exclusively: the runs and oracle calls made to shrink a
 // failure are shrinking's cost, not checking's.
+//
+// Host <-> device copies are not timed apart yet: they are inside the
+// target's run (with_device_problem), so `target` includes them for CUDA.
 //
 // Cheap enough to leave on: two steady_clock reads per scope, no locks.
 // `attncheck bench throughput` and `attncheck run` print the totals.
@@ -19,8 +22,7 @@ namespace attncheck {
 #define ATTNCHECK_PHASES(P)                                                 \
     P(generate, "drawing a case (generators, RapidCheck)")                  \
     P(materialize, "turning a Case into input values")                      \
-    P(transfer, "host <-> device copies and device allocation")             \
-    P(target, "the target's own run (kernels)")                             \
+    P(target, "the target's own run (kernels; for CUDA with its copies)")   \
     P(oracle, "the fp64 reference and the error bound")                     \
     P(gates, "gate logic: transforms, comparisons, verdicts")               \
     P(shrink, "shrinking a failure to a minimal case (everything it runs)") \

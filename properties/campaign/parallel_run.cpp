@@ -48,16 +48,7 @@ RunReport run_share(const RunSpec& spec, int worker, int workers) {
     RunReport rep;
     rep.workers = workers;
     const auto gates = gate_pointers(spec.gates);
-    std::vector<std::unique_ptr<Target>> targets;
-    if (spec.targets.empty()) {
-        targets = make_targets(spec.backend, spec.mutant);
-    } else {
-        for (const auto& n : spec.targets) {
-            auto t = make_target(n, spec.backend, spec.mutant);
-            if (!t) throw std::invalid_argument(fmt::format("unknown target '{}' (attncheck list shows them)", n));
-            targets.push_back(std::move(t));
-        }
-    }
+    auto targets = make_targets_named(spec.backend, spec.mutant, spec.targets);
     for (auto& t : targets) {
         CampaignOptions co;
         co.seed = worker_seed(spec.seed, worker);
@@ -66,7 +57,7 @@ RunReport run_share(const RunSpec& spec, int worker, int workers) {
         if (spec.seconds > 0) {
             co.seconds = spec.seconds / static_cast<double>(targets.size());
             co.cases = 1LL << 40;
-            co.round = 5;  // keeps a slow target within its share of the wall-clock budget
+            co.round = 5; // keeps a slow target within its share of the wall-clock budget
         } else {
             co.cases = (spec.cases + workers - 1 - worker) / workers; // the shares add up to spec.cases
             if (co.cases == 0) continue;
