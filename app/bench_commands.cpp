@@ -12,6 +12,7 @@
 
 #include "app/commands.hpp"
 #include "properties/campaign/parallel_run.hpp"
+#include "properties/gates/oracle_service.hpp"
 
 namespace attncheck {
 
@@ -22,6 +23,12 @@ std::string self_exe() {
     const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n <= 0) throw std::runtime_error("cannot find this program's own path (/proc/self/exe)");
     return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string oracle_line(const RunReport& r) {
+    if (r.oracle_gpu_evaluations == 0) return "oracle: host (fp64)";
+    return fmt::format("oracle: GPU (fp64), {} evaluations, {} of them repeated on the host and in agreement",
+                       r.oracle_gpu_evaluations, r.oracle_cross_checked);
 }
 
 int default_workers() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
@@ -35,6 +42,7 @@ struct BenchArgs {
     std::uint64_t seed = 1;
     bool json = false;
     std::string out_dir = "attncheck-counterexamples";
+    std::string oracle = "auto";
 };
 
 int cmd_bench_throughput(const BenchArgs& a) {
@@ -45,6 +53,8 @@ int cmd_bench_throughput(const BenchArgs& a) {
     spec.workers = a.workers > 0 ? a.workers : default_workers();
     spec.limits = default_limits(spec.backend);
     spec.out_dir = a.out_dir;
+    spec.oracle = a.oracle;
+    parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
     const RunReport r = run_parallel(spec, self_exe());
     int failures = 0;
     for (const TargetRun& t : r.targets) failures += t.failure.has_value();
@@ -59,6 +69,9 @@ int cmd_bench_throughput(const BenchArgs& a) {
         j["cases"] = r.cases;
         j["workers"] = r.workers;
         j["failures"] = failures;
+        j["oracle"] = a.oracle;
+        j["oracle_gpu_evaluations"] = r.oracle_gpu_evaluations;
+        j["oracle_cross_checked"] = r.oracle_cross_checked;
         j["worker_errors"] = r.worker_errors;
         nlohmann::json phases = nlohmann::json::object();
         for (int i = 0; i < kPhaseCount; ++i) phases[phase_name(static_cast<Phase>(i))] = r.phases.seconds[i];
@@ -70,6 +83,7 @@ int cmd_bench_throughput(const BenchArgs& a) {
         fmt::print("{} cases in {:.1f} s: {:.1f} verified cases/s (every target, every gate)\n\n", r.cases,
                    r.wall_seconds, r.cases_per_second());
         fmt::print("where the time goes (seconds summed over workers):\n{}", phase_table(r.phases));
+        fmt::print("{}\n", oracle_line(r));
         for (const TargetRun& t : r.targets)
             if (t.failure) fmt::print("\n{} FAILED gate {}: {}\n", t.target, t.failure->gate, t.failure->summary);
         for (const auto& e : r.worker_errors) fmt::print("\n{}\n", e);
@@ -86,11 +100,12 @@ void register_bench_commands(CLI::App& app, int& rc) {
     auto* tp = bench->add_subcommand("throughput", "verified cases/s of the default campaign, and where the time goes");
     tp->add_option("--backend", args->backend, "cpu or cuda (default: cuda when a device is visible)");
     tp->add_option("--seconds", args->seconds, "how long to run")->check(CLI::PositiveNumber);
-    tp->add_option("--workers", args->workers, "worker processes (default: one per core)")
+    tp->add_option("--workers", args->workers, "workers (default: one per core; threads for cuda, processes for cpu)")
         ->check(CLI::NonNegativeNumber);
     tp->add_option("--seed", args->seed, "run seed (worker w derives its own)");
     tp->add_option("--out", args->out_dir, "where a failure's counterexample is written");
     tp->add_flag("--json", args->json, "one JSON object on stdout");
+    tp->add_option("--oracle", args->oracle, "where the fp64 oracle runs: auto (GPU for CUDA targets), host or gpu");
     tp->callback([args, &rc] { rc = cmd_bench_throughput(*args); });
 
     // The worker process of parallel runs: a RunSpec on stdin, a RunReport on stdout.

@@ -21,6 +21,10 @@ void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _w
 std::string self_exe();
 int default_workers();
 
+struct RunReport;
+// One line on where the fp64 oracle ran in a run, and its cross-checks.
+std::string oracle_line(const RunReport& r);
+
 // "CUDA device: NAME", or why there is none.
 std::string device_line();
 // Visible CUDA devices (0 without the CUDA backend or a device).

@@ -15,6 +15,8 @@
 #include "oracle/selfcheck.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "engine/cuda/device.hpp"
+#include "oracle/gpu/oracle_gpu_sweep.hpp"
+#include "oracle/oracle_crosscheck.hpp"
 #endif
 
 namespace attncheck {
@@ -46,6 +48,25 @@ int cmd_selfcheck(long long cases, std::uint64_t seed) {
                ag.max_rel_mp <= 1e-12 ? "ok" : "FAIL", ag.max_rel_mp);
     fmt::print("  {:4}  fp64 vs independent tiled fp64: max relative difference {:.3g} (limit 1e-12)\n",
                ag.max_rel_tiled <= 1e-12 ? "ok" : "FAIL", ag.max_rel_tiled);
+
+#ifdef ATTNCHECK_HAVE_CUDA
+    if (cuda_device_available(nullptr)) {
+        t0 = clock::now();
+        const GpuOracleSweep g = sweep_gpu_oracle(seed, n_agree);
+        const bool g_ok = g.disagreements == 0 && g.max_rel_mp <= kOracleAgreement;
+        ok = ok && g_ok;
+        fmt::print("\nGPU oracle over {} cases, {} rows, two profiles each ({:.1f} s; GPU {:.2f} s, host {:.2f} s)\n",
+                   g.cases, g.rows, std::chrono::duration<double>(clock::now() - t0).count(), g.seconds_gpu,
+                   g.seconds_host);
+        fmt::print("  {:4}  GPU vs host fp64 oracle and bounds: {} disagreements (O, LSE 1e-12; bounds 1e-6){}\n",
+                   g.disagreements == 0 ? "ok" : "FAIL", g.disagreements,
+                   g.first_disagreement.empty() ? "" : "\n        first: " + g.first_disagreement);
+        fmt::print("  {:4}  GPU vs cpp_bin_float_50 ({} cases): max relative difference {:.3g} (limit 1e-12)\n",
+                   g.max_rel_mp <= kOracleAgreement ? "ok" : "FAIL", g.mp_cases, g.max_rel_mp);
+    } else {
+        fmt::print("\nGPU oracle: not checked ({})\n", device_line());
+    }
+#endif
 
     t0 = clock::now();
     auto progress = [&](long long i) {

@@ -14,6 +14,7 @@
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/mutation_score.hpp"
 #include "properties/campaign/parallel_run.hpp"
+#include "properties/gates/oracle_service.hpp"
 
 namespace attncheck {
 
@@ -31,6 +32,7 @@ struct RunArgs {
     long long max_work = 0; // 0: the backend's default
     int workers = 0;        // 0: one per core
     std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
+    std::string oracle = "auto";
 };
 
 // "all" -> every visible device; "0,2" -> those.
@@ -154,6 +156,8 @@ int cmd_run(const RunArgs& a) {
     if (a.max_len > 0) spec.limits.max_len = a.max_len;
     if (a.max_work > 0) spec.limits.max_work = a.max_work;
     spec.devices = parse_devices(a.devices);
+    spec.oracle = a.oracle;
+    parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
     spec.workers = a.workers > 0 ? a.workers : default_workers();
     if (spec.backend == Backend::cuda && !spec.devices.empty())
         spec.workers = std::max(spec.workers, static_cast<int>(spec.devices.size()));
@@ -188,6 +192,7 @@ int cmd_run(const RunArgs& a) {
         fmt::print("{:18} {:>8} {:>8} {:>8}\n", g->name, tl.pass, tl.fail, tl.skip);
     }
     fmt::print("\nwhere the time goes (seconds summed over workers):\n{}", phase_table(r.phases));
+    fmt::print("{}\n", oracle_line(r));
     const bool ok = failures == 0 && r.worker_errors.empty();
     fmt::print("\n{} cases in {:.1f} s ({:.1f} cases/s, {} worker(s)); {}\n", r.cases, r.wall_seconds,
                r.cases_per_second(), r.workers,
@@ -326,7 +331,9 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->check(CLI::Range(1, 1 << 16));
     run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
         ->check(CLI::Range(1LL, 1LL << 40));
-    run->add_option("--workers", ra.workers, "worker processes (default: one per core)")->check(CLI::Range(1, 4096));
+    run->add_option("--oracle", ra.oracle, "where the fp64 oracle runs: auto (GPU for CUDA targets), host or gpu");
+    run->add_option("--workers", ra.workers, "workers (default: one per core; threads for cuda, processes for cpu)")
+        ->check(CLI::Range(1, 4096));
     run->add_option("--devices", ra.devices,
                     "CUDA devices for the workers: all, or a list like 0,1 (one per worker, "
                     "round robin; default: the current device)");

@@ -41,6 +41,9 @@ if want tests; then
   run gpu_smoke "$bin"/test_gpu_smoke --gtest_output=xml:"$out/gpu_smoke.xml"
   run case_portable "$bin"/test_case --gtest_filter='Case.MaterializedBitsArePortable:Case.Json*'
   run kernels_gpu "$bin"/test_kernels_gpu --gtest_output=xml:"$out/kernels_gpu.xml"
+  run oracle_gpu "$bin"/test_oracle_gpu --gtest_output=xml:"$out/oracle_gpu.xml"
+  run materialize_device "$bin"/test_materialize_device --gtest_output=xml:"$out/materialize_device.xml"
+  run selfcheck "$bin"/attncheck selfcheck --cases 2000
   # Every kept counterexample on CUDA: the production build holds every gate.
   for f in corpus/regressions/*.json; do
     run "regression_$(basename "$f" .json)" "$bin"/attncheck repro "$f" --backend cuda --mutant none

@@ -8,3 +8,7 @@ ci/setup.sh
 ci/build.sh werror
 cd build/werror
 ctest -j "$(nproc)" --output-on-failure --timeout 1500 --output-junit ctest-junit.xml "$@"
+
+# The suite's speed on this machine, printed for the log (not asserted: CI
+# machines vary); its gates still count, so a failure here is a red CI.
+./attncheck bench throughput --backend cpu --seconds 20 --out throughput-counterexamples

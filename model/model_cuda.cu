@@ -81,7 +81,7 @@ public:
             throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
         const ModelConfig& c = w_.config;
         const DType T = c.dtype;
-        blas_ = shared_cublas_handle();
+        blas_ = thread_cublas_handle();
         embed_ = upload(T, w_.embed, "embed");
         if (!c.tied_embeddings) lm_head_ = upload(T, w_.lm_head, "lm_head");
         final_norm_ = upload(T, w_.final_norm, "final_norm");

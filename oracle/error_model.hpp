@@ -30,6 +30,7 @@
 #include "engine/case/dtype.hpp"
 #include "engine/case/problem.hpp"
 #include "engine/targets/precision_profile.hpp"
+#include "oracle/error_model_terms.hpp"
 
 namespace attncheck {
 
@@ -42,14 +43,33 @@ struct RowBound {
     double delta = 0;         // logit error bound (absolute)
     double rho_p = 0;         // relative bound per probability
     double lse = 0;           // bound on |LSE error|
+    double w_max = 0;         // max_c sum_j p_j |v_jc|: the scale of O's rounding
     std::vector<double> o;    // per channel bound on |O error|
     std::vector<double> s;    // per key bound on |scaled score error| (visible keys)
     std::vector<double> p;    // per key bound on |P error|
 };
 
-double gamma_n(double n, double u);
+// The profile's and problem's constants of the formulas (error_model_terms.hpp).
+BoundConstants bound_constants(const AttentionProblem& pb, const PrecisionProfile& prof);
 
 // Bound for one row.
 RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const PrecisionProfile& prof);
+
+// A RowBound without its per-key vectors: what parity and agreement checks
+// read for every row.
+struct RowTolerance {
+    bool masked = false, meaningful = true, finite_input = true;
+    double delta = 0, rho_p = 0, lse = 0, w_max = 0;
+};
+
+// The bounds of every row of a problem under one profile: rows in LSE order
+// ([total_q][n_q_heads]), O bounds in Q's layout. Computed by bound_row on
+// the host (bound_problem) or by the GPU oracle (oracle/gpu/oracle_gpu.hpp).
+struct ProblemBounds {
+    std::vector<RowTolerance> rows;
+    std::vector<double> o;
+};
+
+ProblemBounds bound_problem(const AttentionProblem& pb, const PrecisionProfile& prof);
 
 } // namespace attncheck

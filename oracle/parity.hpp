@@ -37,7 +37,11 @@ struct ParityReport {
     std::string summary() const;
 };
 
+// The bounds from bound_problem (host) ...
 ParityReport check_parity(const AttentionProblem& pb, const ReferenceOutput& ref, const Observation& obs,
                           const PrecisionProfile& prof);
+// ... or given (the GPU oracle computes them beside the reference).
+ParityReport check_parity(const AttentionProblem& pb, const ReferenceOutput& ref, const ProblemBounds& bounds,
+                          const Observation& obs);
 
 } // namespace attncheck

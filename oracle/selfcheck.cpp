@@ -35,8 +35,8 @@ double rel_diff(double a, double b) {
     return std::fabs(a - b) / std::max({std::fabs(a), std::fabs(b), 1e-300});
 }
 
-// Relative difference of two outputs, O measured against the row's scale
-// max|V| (a component of O near zero has no relative accuracy to speak of).
+} // namespace
+
 double max_rel(const AttentionProblem& pb, const ReferenceOutput& a, const ReferenceOutput& b) {
     double worst = 0;
     for (int s = 0; s < pb.batch(); ++s)
@@ -54,8 +54,6 @@ double max_rel(const AttentionProblem& pb, const ReferenceOutput& a, const Refer
             }
     return worst;
 }
-
-} // namespace
 
 std::vector<ClosedFormResult> oracle_closed_forms() {
     std::vector<ClosedFormResult> out;

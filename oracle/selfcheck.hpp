@@ -19,6 +19,14 @@
 
 namespace attncheck {
 
+struct AttentionProblem;
+struct ReferenceOutput;
+
+// Relative difference of two oracle outputs, O measured against the row's
+// scale max|V| (a component of O near zero has no relative accuracy to speak
+// of), LSE against itself.
+double max_rel(const AttentionProblem& pb, const ReferenceOutput& a, const ReferenceOutput& b);
+
 struct ClosedFormResult {
     std::string name;
     bool pass = false;

@@ -7,6 +7,11 @@
 // a library or compiler conversion, so a case materializes to the same bits on
 // every machine. The GPU smoke test checks these against CUDA's own
 // __float2half_rn / __float2bfloat16_rn.
+//
+// The bit conversions and round_to are ATTNCHECK_HD: the GPU materializer
+// (materialize_device.cu) rounds with this very code, so host and device
+// cases agree by construction. They are integer code apart from one exact
+// float product (a subnormal fp16 fraction times 2^-24).
 #pragma once
 
 #include <cmath>
@@ -16,6 +21,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "engine/case/host_device.hpp"
 
 namespace attncheck {
 
@@ -92,30 +99,40 @@ inline double max_finite(DType t) {
     return 0.0;
 }
 
-inline std::uint32_t float_bits(float f) {
+ATTNCHECK_HD inline std::uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(f);
+#else
     std::uint32_t b;
     std::memcpy(&b, &f, 4);
     return b;
+#endif
 }
-inline float bits_float(std::uint32_t b) {
+ATTNCHECK_HD inline float bits_float(std::uint32_t b) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(b);
+#else
     float f;
     std::memcpy(&f, &b, 4);
     return f;
+#endif
 }
 
 // float -> bf16 bits, round to nearest even. NaN stays a (quiet) NaN.
-inline std::uint16_t float_to_bf16_bits(float f) {
+ATTNCHECK_HD inline std::uint16_t float_to_bf16_bits(float f) {
     std::uint32_t b = float_bits(f);
     if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((b >> 16) | 0x40u);
     std::uint32_t lsb = (b >> 16) & 1u;
     b += 0x7fffu + lsb; // carries into the exponent give inf exactly when due
     return static_cast<std::uint16_t>(b >> 16);
 }
-inline float bf16_bits_to_float(std::uint16_t h) { return bits_float(static_cast<std::uint32_t>(h) << 16); }
+ATTNCHECK_HD inline float bf16_bits_to_float(std::uint16_t h) {
+    return bits_float(static_cast<std::uint32_t>(h) << 16);
+}
 
 // float -> IEEE binary16 bits, round to nearest even, subnormals and overflow
 // handled as the hardware does (__float2half_rn).
-inline std::uint16_t float_to_f16_bits(float f) {
+ATTNCHECK_HD inline std::uint16_t float_to_f16_bits(float f) {
     std::uint32_t x = float_bits(f);
     std::uint32_t sign = (x >> 16) & 0x8000u;
     std::uint32_t ax = x & 0x7fffffffu;
@@ -144,7 +161,7 @@ inline std::uint16_t float_to_f16_bits(float f) {
     return static_cast<std::uint16_t>(sign | h);
 }
 
-inline float f16_bits_to_float(std::uint16_t h) {
+ATTNCHECK_HD inline float f16_bits_to_float(std::uint16_t h) {
     std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
     std::uint32_t exp = (h >> 10) & 0x1fu;
     std::uint32_t mant = h & 0x3ffu;
@@ -159,7 +176,7 @@ inline float f16_bits_to_float(std::uint16_t h) {
 
 // Round a float to the nearest value of dtype t (returned as a float, which
 // holds it exactly).
-inline float round_to(DType t, float x) {
+ATTNCHECK_HD inline float round_to(DType t, float x) {
     switch (t) {
         case DType::f32:
             return x;
@@ -172,6 +189,16 @@ inline float round_to(DType t, float x) {
 }
 
 // Round a double to float (IEEE conversion, exact and portable), then to t.
-inline float round_to(DType t, double x) { return round_to(t, static_cast<float>(x)); }
+// On the device the conversion is spelled __double2float_rn so that its
+// rounding mode is explicit. The host conversion keeps a NaN's sign and
+// payload; the device's need not, so NaNs are rounded on the host wherever
+// bits must match (materialize_device.cu does so for specials).
+ATTNCHECK_HD inline float round_to(DType t, double x) {
+#if defined(__CUDA_ARCH__)
+    return round_to(t, __double2float_rn(x));
+#else
+    return round_to(t, static_cast<float>(x));
+#endif
+}
 
 } // namespace attncheck

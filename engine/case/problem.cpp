@@ -6,27 +6,12 @@
 
 #include <cmath>
 
+#include "engine/case/recipe.hpp"
 #include "engine/case/rng.hpp"
 
 namespace attncheck {
 
 namespace {
-
-double draw(Rng& rng, Dist d) {
-    switch (d) {
-        case Dist::normal:
-            return rng.normal();
-        case Dist::uniform:
-            return rng.uniform_pm1();
-        case Dist::sparse_int:
-            // 70% zeros; otherwise a small non-zero integer in [-3, 3].
-            if (rng.coin(0.7)) return 0.0;
-            return static_cast<double>(rng.coin(0.5) ? rng.range(1, 3) : -rng.range(1, 3));
-    }
-    return 0.0;
-}
-
-enum : std::uint64_t { kTagQ = 1, kTagK = 2, kTagV = 3, kTagSink = 4, kTagQBias = 5, kTagKBias = 6 };
 
 std::vector<long long> prefix(const std::vector<int>& lens) {
     std::vector<long long> s(lens.size(), 0);
@@ -36,8 +21,24 @@ std::vector<long long> prefix(const std::vector<int>& lens) {
 
 } // namespace
 
-AttentionProblem materialize(const Case& c) {
-    validate(c);
+RecipeTables recipe_tables(const Case& c) {
+    const DataRecipe& r = c.data;
+    const size_t d = static_cast<size_t>(c.head_dim);
+    RecipeTables t;
+    t.sink_dir.resize(c.n_kv_heads * d);
+    t.qb.resize(c.n_q_heads * d);
+    t.kb.resize(c.n_kv_heads * d);
+    const Rng root(r.seed);
+    Rng rs = root.fork(kTagSink), rq = root.fork(kTagQBias), rk = root.fork(kTagKBias);
+    for (auto& x : t.sink_dir) x = rs.coin(0.5) ? 1.0 : -1.0;
+    for (auto& x : t.qb) x = rq.normal();
+    for (auto& x : t.kb) x = rk.normal();
+    t.out_mult.assign(d, 1.0);
+    for (int ch : r.outlier_channels) t.out_mult[static_cast<size_t>(ch)] = r.outlier_factor;
+    return t;
+}
+
+AttentionProblem problem_shape(const Case& c) {
     AttentionProblem p;
     p.n_q_heads = c.n_q_heads;
     p.n_kv_heads = c.n_kv_heads;
@@ -51,9 +52,14 @@ AttentionProblem materialize(const Case& c) {
     p.num_splits = c.num_splits;
     p.scale = c.effective_scale();
     p.dtype = c.dtype;
+    return p;
+}
+
+AttentionProblem materialize(const Case& c) {
+    validate(c);
+    AttentionProblem p = problem_shape(c);
     const int d = c.head_dim;
-    const size_t nq = static_cast<size_t>(p.total_q()) * c.n_q_heads * d;
-    const size_t nkv = static_cast<size_t>(p.total_kv()) * c.n_kv_heads * d;
+    const size_t nq = p.q_elems(), nkv = p.kv_elems();
     p.q.assign(nq, 0.0f);
     p.k.assign(nkv, 0.0f);
     p.v.assign(nkv, 0.0f);
@@ -65,18 +71,11 @@ AttentionProblem materialize(const Case& c) {
     } else {
         const DataRecipe& r = c.data;
         const Rng root(r.seed);
-        // Per-head vectors shared by all sequences: sink direction, biases.
-        std::vector<double> sink_dir(static_cast<size_t>(c.n_kv_heads) * d), qb(static_cast<size_t>(c.n_q_heads) * d),
-            kb(static_cast<size_t>(c.n_kv_heads) * d);
-        {
-            Rng rs = root.fork(kTagSink), rq = root.fork(kTagQBias), rk = root.fork(kTagKBias);
-            for (auto& x : sink_dir) x = rs.coin(0.5) ? 1.0 : -1.0;
-            for (auto& x : qb) x = rq.normal();
-            for (auto& x : kb) x = rk.normal();
-        }
-        std::vector<char> outlier(static_cast<size_t>(d), 0);
-        for (int ch : r.outlier_channels) outlier[static_cast<size_t>(ch)] = 1;
-        auto out_mult = [&](int ch) { return outlier[static_cast<size_t>(ch)] ? r.outlier_factor : 1.0; };
+        const RecipeTables tab = recipe_tables(c);
+        const std::vector<double>& sink_dir = tab.sink_dir;
+        const std::vector<double>& qb = tab.qb;
+        const std::vector<double>& kb = tab.kb;
+        auto out_mult = [&](int ch) { return tab.out_mult[static_cast<size_t>(ch)]; };
 
         for (int b = 0; b < c.batch(); ++b) {
             const std::uint64_t seq_tag = static_cast<std::uint64_t>(b) << 8;

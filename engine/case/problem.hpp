@@ -3,6 +3,7 @@
 // arithmetic that layout implies.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct AttentionProblem {
     int group() const { return n_q_heads / n_kv_heads; }
     long long total_q() const { return q_start.empty() ? 0 : q_start.back() + q_lens.back(); }
     long long total_kv() const { return kv_start.empty() ? 0 : kv_start.back() + kv_lens.back(); }
+    // Sizes of q, and of k and v.
+    size_t q_elems() const { return static_cast<size_t>(total_q()) * n_q_heads * head_dim; }
+    size_t kv_elems() const { return static_cast<size_t>(total_kv()) * n_kv_heads * head_dim; }
     // Offsets of the first element of a row.
     long long q_index(int seq, int tok, int head) const {
         return ((q_start[seq] + tok) * n_q_heads + head) * static_cast<long long>(head_dim);
@@ -40,6 +44,10 @@ struct AttentionProblem {
 
 // Deterministic: the same Case gives the same bits everywhere. Validates first.
 AttentionProblem materialize(const Case& c);
+
+// materialize(c) without the data: every field but q, k and v, which are
+// left empty. Does not validate.
+AttentionProblem problem_shape(const Case& c);
 
 // The Case a problem's shape and features came from, without its data (so
 // targets can answer unsupported() for problems built directly, e.g. by the

@@ -53,6 +53,8 @@ int cuda_device_count() {
     return n;
 }
 
+void cuda_select_device(int device) { CUDA_CHECK(cudaSetDevice(device)); }
+
 std::string cuda_device_name() {
     cudaDeviceProp p{};
     int dev = 0;

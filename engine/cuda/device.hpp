@@ -15,6 +15,9 @@ bool cuda_device_available(std::string* why);
 std::string cuda_device_name();
 // How many CUDA devices are visible (0 when none or no driver).
 int cuda_device_count();
+// Makes `device` the calling thread's current device (worker threads of a
+// multi-GPU run each pick theirs); throws CudaError when it cannot.
+void cuda_select_device(int device);
 
 // Round floats to fp16 / bf16 on the device with __float2half_rn /
 // __float2bfloat16_rn and return the bits.

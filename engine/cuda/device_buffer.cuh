@@ -2,11 +2,21 @@
 // poisoned before the launch and every buffer's guard bands are checked
 // after; a guard band that changed means an out-of-bounds write (bug class
 // 9), reported with the buffer's name and the offset.
+//
+// Speed (a case runs its target a dozen times, so per-run overhead is the
+// suite's throughput): buffers come from the device's stream-ordered memory
+// pool (cudaMallocAsync: no cudaMalloc per case, and no cudaFree, which
+// synchronizes the whole device and would serialize every worker thread);
+// every call goes to the calling thread's default stream (the build defines
+// CUDA_API_PER_THREAD_DEFAULT_STREAM), so the worker threads of a parallel
+// run overlap on the GPU; and the guard bands of many buffers are checked by
+// one kernel and one copy back (check_guard_bands), not two copies each.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -19,14 +29,40 @@ namespace attncheck {
 inline constexpr std::size_t kGuardBytes = kGuardElems * 4;
 inline constexpr unsigned char kGuardByte = 0xa5;  // fp16 0xa5a5 / fp32 0xa5a5a5a5: unusual finite values
 inline constexpr unsigned char kPoisonByte = 0xff; // all-ones: NaN in fp32, fp16 and bf16
+// Payloads start this aligned (cuBLAS picks kernels by operand alignment;
+// kernels/standard_path relies on it).
+inline constexpr std::size_t kPayloadAlign = 256;
+
+// Raw stream-ordered allocation from the current device's pool, which is set
+// (once per thread and device) to keep freed memory for reuse instead of
+// returning it to the driver.
+void* pool_alloc(std::size_t bytes);
+void pool_free(void* p) noexcept;
+
+// The calling thread's pinned host staging area (for copies back that
+// complete with one stream synchronization): at least `bytes`, valid until
+// the next call on the same thread.
+void* thread_pinned(std::size_t bytes);
+
+// One buffer's guard bands, for check_guard_bands.
+struct GuardRegion {
+    const void* raw = nullptr; // start of the front band
+    std::size_t payload_bytes = 0;
+    const std::string* name = nullptr;
+};
+// Checks the two bands of every region with one launch and one copy back
+// (synchronizing the calling thread's stream); throws GuardBandError naming
+// the first region whose band changed and the offset of the first byte.
+void check_guard_bands(std::initializer_list<GuardRegion> regions);
+void check_guard_bands(const std::vector<GuardRegion>& regions);
 
 template <class T>
 class DeviceBuffer {
 public:
     DeviceBuffer() = default;
     DeviceBuffer(std::size_t n, std::string name) : n_(n), name_(std::move(name)) {
-        CUDA_CHECK(cudaMalloc(&raw_, bytes() + 2 * kGuardBytes));
-        CUDA_CHECK(cudaMemset(raw_, kGuardByte, bytes() + 2 * kGuardBytes));
+        raw_ = pool_alloc(bytes() + 2 * kGuardBytes);
+        CUDA_CHECK(cudaMemsetAsync(raw_, kGuardByte, bytes() + 2 * kGuardBytes, cudaStreamPerThread));
     }
     DeviceBuffer(const DeviceBuffer&) = delete;
     DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -37,41 +73,38 @@ public:
         std::swap(name_, o.name_);
         return *this;
     }
-    ~DeviceBuffer() {
-        if (raw_) cudaFree(raw_); // destructor: cannot throw; errors surface on the next checked call
-    }
+    ~DeviceBuffer() { pool_free(raw_); }
     T* get() { return reinterpret_cast<T*>(static_cast<unsigned char*>(raw_) + kGuardBytes); }
     const T* get() const { return reinterpret_cast<const T*>(static_cast<const unsigned char*>(raw_) + kGuardBytes); }
     std::size_t size() const { return n_; }
     std::size_t bytes() const { return n_ * sizeof(T); }
+    const std::string& name() const { return name_; }
     void poison() {
-        if (n_) CUDA_CHECK(cudaMemset(get(), kPoisonByte, bytes()));
+        if (n_) CUDA_CHECK(cudaMemsetAsync(get(), kPoisonByte, bytes(), cudaStreamPerThread));
     }
+    // From pageable memory: returns once the driver has staged the data, so
+    // the caller may free `h` at once.
     void upload(const std::vector<T>& h) {
         if (h.size() != n_) throw std::logic_error(name_ + ": upload size mismatch");
-        if (n_) CUDA_CHECK(cudaMemcpy(get(), h.data(), bytes(), cudaMemcpyHostToDevice));
+        if (n_) CUDA_CHECK(cudaMemcpyAsync(get(), h.data(), bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
     }
+    // Synchronous (pageable destination).
     std::vector<T> download() const {
         std::vector<T> h(n_);
-        if (n_) CUDA_CHECK(cudaMemcpy(h.data(), get(), bytes(), cudaMemcpyDeviceToHost));
+        if (n_) {
+            CUDA_CHECK(cudaMemcpyAsync(h.data(), get(), bytes(), cudaMemcpyDeviceToHost, cudaStreamPerThread));
+            CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+        }
         return h;
     }
-    // Throws GuardBandError when either band changed.
-    void check_guards() const {
-        std::vector<unsigned char> g(2 * kGuardBytes);
-        CUDA_CHECK(cudaMemcpy(g.data(), raw_, kGuardBytes, cudaMemcpyDeviceToHost));
-        CUDA_CHECK(cudaMemcpy(g.data() + kGuardBytes, static_cast<const unsigned char*>(raw_) + kGuardBytes + bytes(),
-                              kGuardBytes, cudaMemcpyDeviceToHost));
-        for (std::size_t i = 0; i < g.size(); ++i)
-            if (g[i] != kGuardByte) {
-                const bool before = i < kGuardBytes;
-                throw GuardBandError(
-                    name_ + ": device guard band overwritten at byte " +
-                    std::to_string(before ? static_cast<long long>(i) - static_cast<long long>(kGuardBytes)
-                                          : static_cast<long long>(i - kGuardBytes)) +
-                    (before ? " before the buffer" : " past the end"));
-            }
+    // Enqueues the copy of the payload to `dst` (pinned, so truly
+    // asynchronous); the caller synchronizes the stream before reading it.
+    void download_async(T* dst) const {
+        if (n_) CUDA_CHECK(cudaMemcpyAsync(dst, get(), bytes(), cudaMemcpyDeviceToHost, cudaStreamPerThread));
     }
+    GuardRegion guards() const { return {raw_, bytes(), &name_}; }
+    // Throws GuardBandError when either band changed.
+    void check_guards() const { check_guard_bands({guards()}); }
 
 private:
     void* raw_ = nullptr;

@@ -51,16 +51,24 @@ void DeviceProblem<T>::poison_outputs() {
 }
 
 template <class T>
-Observation DeviceProblem<T>::download() {
-    CUDA_CHECK(cudaDeviceSynchronize());
-    for (const auto* b : {&q, &k, &v, &o}) b->check_guards();
-    lse.check_guards();
-    for (const auto* b : {&q_start, &kv_start, &q_lens, &kv_lens}) b->check_guards();
+Observation DeviceProblem<T>::download(std::initializer_list<GuardRegion> scratch) {
+    // O and LSE are copied to pinned staging behind the target's kernels; the
+    // guard check's one synchronization completes them too.
+    const std::size_t o_bytes = o.bytes(), lse_bytes = lse.bytes();
+    auto* stage = static_cast<unsigned char*>(thread_pinned(o_bytes + lse_bytes + 16));
+    T* oh = reinterpret_cast<T*>(stage);
+    float* lh = reinterpret_cast<float*>(stage + (o_bytes + 15) / 16 * 16);
+    o.download_async(oh);
+    lse.download_async(lh);
+    std::vector<GuardRegion> regions{q.guards(),        k.guards(),      v.guards(),
+                                     o.guards(),        lse.guards(),    q_start.guards(),
+                                     kv_start.guards(), q_lens.guards(), kv_lens.guards()};
+    regions.insert(regions.end(), scratch.begin(), scratch.end());
+    check_guard_bands(regions);
     Observation obs;
-    const std::vector<T> oh = o.download();
-    obs.o.resize(oh.size());
-    for (size_t i = 0; i < oh.size(); ++i) obs.o[i] = from_storage<T>(oh[i]);
-    obs.lse = lse.download();
+    obs.o.resize(o.size());
+    for (size_t i = 0; i < o.size(); ++i) obs.o[i] = from_storage<T>(oh[i]);
+    obs.lse.assign(lh, lh + lse.size());
     return obs;
 }
 
@@ -121,9 +129,8 @@ DeviceProbeView DeviceProbe::view() {
 }
 
 ProbeTrace DeviceProbe::download(int used_tiles, int used_splits) const {
-    CUDA_CHECK(cudaDeviceSynchronize());
-    for (const auto* b : {&raw_, &scaled_, &masked_, &exps_, &p_, &o_, &scalars_, &tmax_, &tsum_, &smax_, &ssum_})
-        b->check_guards();
+    check_guard_bands({raw_.guards(), scaled_.guards(), masked_.guards(), exps_.guards(), p_.guards(), o_.guards(),
+                       scalars_.guards(), tmax_.guards(), tsum_.guards(), smax_.guards(), ssum_.guards()});
     ProbeTrace t;
     t.where = req_;
     t.raw = raw_.download();

@@ -93,8 +93,10 @@ public:
     int max_q_len = 0, max_kv_len = 0;
     // Re-poison outputs (for reruns on the same inputs).
     void poison_outputs();
-    // Checks all guard bands, converts O to float.
-    Observation download();
+    // Waits for the target's kernels, checks the guard bands of every buffer
+    // here and of the target's own `scratch` buffers (one launch, one copy
+    // back), converts O to float.
+    Observation download(std::initializer_list<GuardRegion> scratch = {});
 };
 
 extern template class DeviceProblem<float>;

@@ -244,8 +244,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
         dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(), dp.q_start.get(), dp.kv_start.get(),
         dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, dprobe.view());
     CUDA_CHECK_LAUNCH();
-    Observation obs = dp.download(); // synchronizes, checks every guard band
-    heads.check_guards();
+    Observation obs = dp.download({heads.guards()}); // synchronizes, checks every guard band
     dprobe.finish(obs);
     return obs;
 }

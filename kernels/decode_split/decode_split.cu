@@ -263,9 +263,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
                                                                                  dp.o.get(), dp.lse.get(), view);
         CUDA_CHECK_LAUNCH();
     }
-    Observation obs = dp.download(); // synchronizes, checks the problem's guard bands
-    ml.check_guards();
-    acc.check_guards();
+    Observation obs = dp.download({ml.guards(), acc.guards()}); // synchronizes, checks every guard band
     if (probe) obs.probe = probe->download(0, S);
     return obs;
 }

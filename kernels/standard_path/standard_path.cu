@@ -51,7 +51,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -228,7 +227,7 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
     constexpr Mutant MS = softmax_mutant(M);
     const AttnShape sh = dp.shape;
     const int Hq = p.n_q_heads, Hkv = p.n_kv_heads, d = p.head_dim;
-    cublasHandle_t handle = shared_cublas_handle();
+    cublasHandle_t handle = thread_cublas_handle();
 
     // Scratch for the largest chunk of any sequence.
     long long scratch = 1;
@@ -360,12 +359,10 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
         oa.finish(dp.o.get() + q0 * ldq, qn);
     }
 
-    Observation obs = dp.download(); // synchronizes, checks the problem's guard bands
-    S.check_guards();
-    P.check_guards();
-    ptrs.check_guards();
-    for (const AlignedBlocks<T>* x : {&qa, &ka, &va, &oa}) x->check_guards();
-    if constexpr (M == Mutant::partial_q_load) qcopy.check_guards();
+    // Synchronizes and checks every guard band, scratch included (an
+    // unallocated scratch buffer has none).
+    Observation obs = dp.download(
+        {S.guards(), P.guards(), ptrs.guards(), qa.guards(), ka.guards(), va.guards(), oa.guards(), qcopy.guards()});
     if (dprobe) {
         ProbeTrace t = dprobe->download(0, 0);
         if (p.kv_lens[probe->seq] == 0) { // no softmax ran for this row
@@ -401,8 +398,6 @@ Observation standard_path_cuda(const AttentionProblem& p, Mutant m, const std::o
         unsupported_reason(p.head_dim, p.dtype, p.causal, p.causal && problem_v_nonfinite(p), Backend::cuda, m);
     if (!why.empty()) throw UnsupportedCase(why);
     check_probe_request(p, probe, "standard_path");
-    // The handle (and its workspace) is shared: one run at a time.
-    std::lock_guard<std::mutex> lock(cublas_mutex());
     return with_device_problem(p, [&](auto& dp) { return dispatch(dp, p, m, probe); });
 }
 

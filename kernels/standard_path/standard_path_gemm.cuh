@@ -116,7 +116,7 @@ public:
     // An input block: itself, or its copy at the scratch base.
     const T* in(const T* block, long long n) {
         if (operand_aligned(block)) return block;
-        CUDA_CHECK(cudaMemcpyAsync(buf_.get(), block, bytes(n), cudaMemcpyDeviceToDevice, 0));
+        CUDA_CHECK(cudaMemcpyAsync(buf_.get(), block, bytes(n), cudaMemcpyDeviceToDevice, cudaStreamPerThread));
         return buf_.get();
     }
     // The output block the GEMMs write: itself, or scratch poisoned again
@@ -124,16 +124,15 @@ public:
     // finish() copies the scratch back.
     T* out(T* block, long long n) {
         if (operand_aligned(block)) return block;
-        CUDA_CHECK(cudaMemset(buf_.get(), kPoisonByte, bytes(n)));
+        CUDA_CHECK(cudaMemsetAsync(buf_.get(), kPoisonByte, bytes(n), cudaStreamPerThread));
         return buf_.get();
     }
     void finish(T* block, long long n) {
         if (operand_aligned(block)) return;
-        CUDA_CHECK(cudaMemcpyAsync(block, buf_.get(), bytes(n), cudaMemcpyDeviceToDevice, 0));
+        CUDA_CHECK(cudaMemcpyAsync(block, buf_.get(), bytes(n), cudaMemcpyDeviceToDevice, cudaStreamPerThread));
     }
-    void check_guards() const {
-        if (n_ > 0) buf_.check_guards();
-    }
+    // None when no scratch was needed.
+    GuardRegion guards() const { return buf_.guards(); }
 
 private:
     std::size_t bytes(long long n) const {

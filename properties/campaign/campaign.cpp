@@ -1,6 +1,8 @@
 #include "properties/campaign/campaign.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
 
 #include <rapidcheck.h>
 
@@ -34,6 +36,22 @@ Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& fa
     return ce;
 }
 
+std::uint64_t case_seed(std::uint64_t campaign_seed, long long i) {
+    std::uint64_t x = campaign_seed ^ (static_cast<std::uint64_t>(i) * 0xd1342543de82ef95ull);
+    return splitmix64(x);
+}
+
+namespace {
+
+// RapidCheck keeps its state in globals: one property check at a time per
+// process, whichever thread runs it.
+std::mutex& rapidcheck_lock() {
+    static std::mutex m;
+    return m;
+}
+
+} // namespace
+
 CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     using clock = std::chrono::steady_clock;
     CampaignResult res;
@@ -48,13 +66,29 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     std::optional<std::pair<Case, CaseCheck>> last_fail;
     int shrink_steps = 0;
 
+    auto tally = [&](const CaseCheck& chk) {
+        for (const auto& o : chk.outcomes) {
+            GateTally& t = res.tallies[o.gate->name];
+            (o.verdict.status == GateStatus::pass ? t.pass : o.verdict.status == GateStatus::fail ? t.fail : t.skip)++;
+        }
+    };
+    auto first_failure = [&](const GateOutcome& f) {
+        shrinking = true;
+        res.seconds_to_failure = elapsed();
+        for (const Gate* g : gates) {
+            shrink_gates.push_back(g);
+            if (g == f.gate) break;
+        }
+    };
+
+    rc::Gen<Case> gen = gen_case(caps, opt.limits);
     auto property = [&] {
         // Everything done to shrink a failure is shrinking's cost.
         std::optional<ExclusivePhase> shrink_phase;
         if (shrinking) shrink_phase.emplace(Phase::shrink);
         const Case c = [&] {
             ScopedPhase phase(Phase::generate);
-            return *gen_case(caps, opt.limits);
+            return *gen;
         }();
         if (!target.unsupported(c).empty()) {
             if (!shrinking) ++res.unsupported;
@@ -63,56 +97,91 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         CaseCheck chk = check_case(target, c, shrinking ? shrink_gates : gates);
         const GateOutcome* f = chk.failure();
         if (!shrinking) {
-            for (const auto& o : chk.outcomes) {
-                GateTally& t = res.tallies[o.gate->name];
-                (o.verdict.status == GateStatus::pass   ? t.pass
-                 : o.verdict.status == GateStatus::fail ? t.fail
-                                                        : t.skip)++;
-            }
+            tally(chk);
             if (!f) {
                 ++res.cases;
                 if (opt.progress) opt.progress(res.cases, elapsed());
             }
         }
         if (f) {
-            if (!shrinking) {
-                shrinking = true;
-                res.seconds_to_failure = elapsed();
-                for (const Gate* g : gates) {
-                    shrink_gates.push_back(g);
-                    if (g == f->gate) break;
-                }
-            } else {
+            if (!shrinking)
+                first_failure(*f);
+            else
                 ++shrink_steps;
-            }
             const std::string msg = std::string(f->gate->name) + ": " + f->verdict.summary;
             last_fail.emplace(c, std::move(chk));
             RC_FAIL(msg);
         }
     };
-
-    for (std::uint64_t round = 0;; ++round) {
-        const long long left = opt.cases - res.cases;
-        if (left <= 0 || (opt.seconds > 0 && elapsed() >= opt.seconds)) break;
+    auto check_property = [&](std::uint64_t seed, long long cases) {
         rc::detail::TestParams params;
-        params.seed = opt.seed + round * 0x9e3779b97f4a7c15ull;
-        params.maxSuccess = static_cast<int>(std::min(left, std::max(1LL, opt.round)));
+        params.seed = seed;
+        params.maxSuccess = static_cast<int>(cases);
         params.maxSize = 100;
         params.maxDiscardRatio = 20;
         params.disableShrinking = !opt.shrink;
         rc::detail::TestMetadata meta;
         meta.id = target.full_name();
         meta.description = target.full_name();
-        const long long before = res.cases;
         QuietListener quiet;
+        std::lock_guard<std::mutex> lock(rapidcheck_lock());
         rc::detail::checkProperty(rc::detail::toProperty(property), meta, params, quiet);
-        if (last_fail) {
-            const auto& [c, chk] = *last_fail;
+    };
+    auto record_failure = [&](std::uint64_t seed) {
+        const auto& [c, chk] = *last_fail;
+        Counterexample ce = counterexample_of(target, c, *chk.failure());
+        ce.seed = seed;
+        ce.shrink_steps = shrink_steps;
+        res.failure = std::move(ce);
+    };
+
+    if (opt.drawer == Drawer::seeded) {
+        long long discarded_in_a_row = 0;
+        for (long long i = 0; res.cases < opt.cases; ++i) {
+            if (opt.seconds > 0 && elapsed() >= opt.seconds) break;
+            SeededChooser seeded(case_seed(opt.seed, i));
+            RecordingChooser rec(seeded);
+            const Case c = [&] {
+                ScopedPhase phase(Phase::generate);
+                return build_case(caps, opt.limits, rec);
+            }();
+            if (!target.unsupported(c).empty()) {
+                ++res.unsupported;
+                if (++discarded_in_a_row > 1000) break; // everything discarded: nothing more to learn
+                continue;
+            }
+            discarded_in_a_row = 0;
+            CaseCheck chk = check_case(target, c, gates);
+            tally(chk);
             const GateOutcome* f = chk.failure();
-            Counterexample ce = counterexample_of(target, c, *f);
-            ce.seed = params.seed;
-            ce.shrink_steps = shrink_steps;
-            res.failure = std::move(ce);
+            if (!f) {
+                ++res.cases;
+                if (opt.progress) opt.progress(res.cases, elapsed());
+                continue;
+            }
+            first_failure(*f);
+            last_fail.emplace(c, std::move(chk)); // stands if the rerun below does not fail (a flaky target)
+            // RapidCheck shrinks from the recorded draws; its first case is
+            // this one again, which is not a shrink step.
+            gen = gen_replayed_case(caps, opt.limits, rec.record());
+            shrink_steps = -1;
+            check_property(case_seed(opt.seed, i), 1);
+            shrink_steps = std::max(shrink_steps, 0);
+            record_failure(case_seed(opt.seed, i));
+            break;
+        }
+        res.seconds = elapsed();
+        return res;
+    }
+
+    for (std::uint64_t round = 0;; ++round) {
+        const long long left = opt.cases - res.cases;
+        if (left <= 0 || (opt.seconds > 0 && elapsed() >= opt.seconds)) break;
+        const std::uint64_t seed = opt.seed + round * 0x9e3779b97f4a7c15ull;
+        const long long before = res.cases;
+        check_property(seed, std::min(left, std::max(1LL, opt.round)));
+        if (last_fail) {
+            record_failure(seed);
             break;
         }
         if (res.cases == before) break; // everything discarded: nothing more to learn

@@ -36,7 +36,18 @@ struct Counterexample {
 // failure report (gate numbers and stage report).
 Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& failed);
 
+// Who draws the cases. RapidCheck: its generator, its size ramp (early cases
+// small), its shrinking; one campaign at a time per process (RapidCheck's
+// state is global). Seeded: case i is build_case over a SeededChooser of
+// case_seed(seed, i), every draw recorded; a failure is then shrunk by
+// RapidCheck from that record (under a process-wide lock). Campaigns in
+// worker threads use it: only shrinking is serialized.
+enum class Drawer { rapidcheck, seeded };
+
+std::uint64_t case_seed(std::uint64_t campaign_seed, long long i);
+
 struct CampaignOptions {
+    Drawer drawer = Drawer::rapidcheck;
     std::uint64_t seed = 1;
     long long cases = 100;          // stop after this many passing cases...
     double seconds = 0;             // ... or after this long (0: no time limit)

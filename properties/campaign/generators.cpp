@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 namespace attncheck {
 
 namespace {
@@ -15,7 +17,39 @@ public:
     long long range(long long lo, long long hi) override { return *rc::gen::inRange(lo, hi); }
 };
 
+class ReplayChooser final : public Chooser {
+public:
+    explicit ReplayChooser(const ChoiceRecord& r) : r_(r) {}
+    long long range(long long lo, long long hi) override {
+        const long long off = i_ < r_.size() ? r_[i_] : 0;
+        ++i_;
+        return lo + std::clamp(off, 0LL, std::max(0LL, hi - lo - 1));
+    }
+
+private:
+    const ChoiceRecord& r_;
+    size_t i_ = 0;
+};
+
 } // namespace
+
+long long RecordingChooser::range(long long lo, long long hi) {
+    const long long v = inner_.range(lo, hi);
+    record_.push_back(v - lo);
+    return v;
+}
+
+rc::Gen<Case> gen_replayed_case(const Capabilities& caps, const GenLimits& lim, ChoiceRecord record) {
+    return rc::Gen<Case>([caps, lim, record](const rc::Random&, int) {
+        auto choices = rc::shrinkable::shrinkRecur(record, [](const ChoiceRecord& r) {
+            return rc::shrink::eachElement(r, [](long long x) { return rc::shrink::towards(x, 0LL); });
+        });
+        return rc::shrinkable::map(std::move(choices), [caps, lim](const ChoiceRecord& r) {
+            ReplayChooser ch(r);
+            return build_case(caps, lim, ch);
+        });
+    });
+}
 
 void showValue(const Case& c, std::ostream& os) { os << case_to_json(c); }
 

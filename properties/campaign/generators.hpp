@@ -38,6 +38,27 @@ Case build_case(const Capabilities& caps, const GenLimits& lim, Chooser& ch);
 
 rc::Gen<Case> gen_case(const Capabilities& caps, const GenLimits& lim = {});
 
+// The draws of one build_case, each as its offset from the range's low end
+// (so 0 is the table's first, simplest alternative).
+using ChoiceRecord = std::vector<long long>;
+
+// Wraps a chooser and records what it chose.
+class RecordingChooser final : public Chooser {
+public:
+    explicit RecordingChooser(Chooser& inner) : inner_(inner) {}
+    long long range(long long lo, long long hi) override;
+    const ChoiceRecord& record() const { return record_; }
+
+private:
+    Chooser& inner_;
+    ChoiceRecord record_;
+};
+
+// The case a record builds (draws past its end, or beyond a range, take the
+// low end), with RapidCheck shrinking every draw toward 0: the seeded
+// drawer's failures shrink like RapidCheck's own.
+rc::Gen<Case> gen_replayed_case(const Capabilities& caps, const GenLimits& lim, ChoiceRecord record);
+
 // How RapidCheck prints a Case in a counterexample: its JSON.
 void showValue(const Case& c, std::ostream& os);
 

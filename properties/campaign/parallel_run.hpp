@@ -1,14 +1,18 @@
 // A property run (`attncheck run`, `attncheck bench throughput`) over the
-// selected targets, spread over worker processes: one per core by default,
-// for the CPU backend and for the host side of GPU runs alike (there the
-// fp64 oracle on the host is the bottleneck, not the GPU).
+// selected targets, spread over workers: one per core by default.
 //
-// Why processes, not threads: each worker is a fresh exec of this binary
-// (`attncheck _worker`), so a CUDA context initialized in the parent is no
-// obstacle, a crash or a sticky CUDA error takes down one worker rather than
-// the run, and RapidCheck's global state is never shared. The parent sends
-// the RunSpec as JSON on the worker's stdin and reads its RunReport as JSON
-// from its stdout.
+// CPU runs use worker processes: each worker is a fresh exec of this binary
+// (`attncheck _worker`), a crash takes down one worker rather than the run,
+// and RapidCheck's global state is never shared. The parent sends the
+// RunSpec as JSON on the worker's stdin and reads its RunReport as JSON from
+// its stdout.
+//
+// CUDA runs use worker threads in one process: processes would each hold a
+// CUDA context, and contexts time-slice the GPU, so sixteen of them checked
+// barely more than one. Threads share the context and each drives its own
+// stream. They draw with the seeded drawer (RapidCheck's state is global;
+// only the shrinking of a failure takes RapidCheck's lock). The price: a
+// sticky CUDA error ends every worker on that device.
 //
 // Worker w draws from its own seed (worker_seed(seed, w); worker 0 keeps the
 // run seed, so a one-worker run is the run it always was). A failure is
@@ -38,7 +42,8 @@ struct RunSpec {
     std::string out_dir; // counterexample files; empty: not saved
     GenLimits limits;
     int workers = 1;
-    std::vector<int> devices; // CUDA devices; worker w uses devices[w % size] (empty: the default one)
+    std::vector<int> devices;    // CUDA devices; worker w uses devices[w % size] (empty: the default one)
+    std::string oracle = "auto"; // auto, host or gpu (properties/gates/oracle_service.hpp)
 };
 
 struct FailureRecord {
@@ -65,7 +70,8 @@ struct RunReport {
     long long cases = 0;
     double wall_seconds = 0;
     int workers = 1;
-    std::vector<std::string> worker_errors; // a worker that crashed or answered nonsense
+    std::vector<std::string> worker_errors;                         // a worker that crashed or answered nonsense
+    long long oracle_gpu_evaluations = 0, oracle_cross_checked = 0; // GPU oracle runs, and those repeated on the host
     double cases_per_second() const { return wall_seconds > 0 ? cases / wall_seconds : 0; }
 };
 
@@ -77,10 +83,11 @@ std::uint64_t worker_seed(std::uint64_t seed, int worker);
 GenLimits default_limits(Backend b);
 
 // Worker w's share of the run, in this process.
-RunReport run_share(const RunSpec& spec, int worker, int workers);
+RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer = Drawer::rapidcheck);
 
-// The whole run: in this process when spec.workers == 1, else one
-// `self_exe _worker` process per worker.
+// The whole run. CUDA: one worker thread per worker in this process (see
+// run_threads in parallel_run.cpp). CPU: in this process when
+// spec.workers == 1, else one `self_exe _worker` process per worker.
 RunReport run_parallel(const RunSpec& spec, const std::string& self_exe);
 
 // The worker's side: read a RunSpec from stdin, write its RunReport to stdout.

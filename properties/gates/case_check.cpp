@@ -35,7 +35,7 @@ std::vector<const Gate*> gate_pointers(const std::vector<std::string>& names) {
 }
 
 CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate*>& gates, bool stop_at_first) {
-    ScopedPhase phase(Phase::gates);  // what the target and the oracle do inside is charged to them
+    ScopedPhase phase(Phase::gates); // what the target and the oracle do inside is charged to them
     CaseCheck out;
     GateContext ctx(target, c);
     for (const Gate* g : gates) {
@@ -45,6 +45,8 @@ CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate
             v = g->check(ctx);
         } catch (const UnsupportedCase& e) {
             v = GateVerdict::skip(std::string("unsupported: ") + e.what());
+        } catch (const OracleDisagreement&) {
+            throw; // the judge is wrong, not the target: stop the run
         } catch (const std::exception& e) {
             v = GateVerdict::fail(std::string("the target threw: ") + e.what());
         }

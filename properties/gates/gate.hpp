@@ -21,6 +21,7 @@
 #include "engine/targets/target.hpp"
 #include "oracle/error_model.hpp"
 #include "oracle/reference_attention.hpp"
+#include "properties/gates/oracle_service.hpp"
 
 namespace attncheck {
 
@@ -49,9 +50,14 @@ public:
     const AttentionProblem& problem() const { return problem_; }
     const PrecisionProfile& profile() const { return profile_; }
 
-    // The target on the case itself, and the fp64 oracle of the case (cached).
+    // The target on the case itself, and the fp64 oracle of the case and
+    // the error model's bounds for it under the target's profile (cached).
     const Observation& base();
     const ReferenceOutput& reference();
+    const ProblemBounds& bounds();
+    // The bounds of a transformed problem under the target's profile for it.
+    ProblemBounds bounds_of(const AttentionProblem& p);
+    OracleDevice oracle_device() const { return oracle_; }
 
     // The target on a transformed problem (throws UnsupportedCase when the
     // target cannot run it: callers ask supports() first).
@@ -67,7 +73,9 @@ private:
     AttentionProblem problem_;
     PrecisionProfile profile_;
     std::optional<Observation> base_;
+    OracleDevice oracle_;
     std::optional<ReferenceOutput> reference_;
+    std::optional<ProblemBounds> bounds_;
     int runs_ = 0;
 };
 

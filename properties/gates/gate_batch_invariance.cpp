@@ -50,7 +50,7 @@ GateVerdict batch_invariance(GateContext& ctx) {
         return std::optional<ProbeRequest>(ProbeRequest{order[r.seq], r.head, r.token});
     };
     GateVerdict v = agreement_verdict(fmt::format("batch reordered {{{}}}", fmt::join(order, ", ")), p, ctx.base(),
-                                      ctx.profile(), q, obs, ctx.profile_of(q), to_case);
+                                      ctx.bounds(), q, obs, ctx.bounds_of(q), to_case);
     if (v.status == GateStatus::fail) return v;
     const bool promised = ctx.target().promises_batch_invariance();
     const int a = p.batch() - 1, b = p.batch(); // positions of sequence 0 in q

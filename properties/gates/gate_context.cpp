@@ -22,10 +22,14 @@ AttentionProblem timed_materialize(const Case& c) {
     ScopedPhase phase(Phase::materialize);
     return materialize(c);
 }
-}  // namespace
+} // namespace
 
 GateContext::GateContext(Target& target, const Case& c)
-    : target_(target), case_(c), problem_(timed_materialize(c)), profile_(target.profile(c)) {}
+    : target_(target),
+      case_(c),
+      problem_(timed_materialize(c)),
+      profile_(target.profile(c)),
+      oracle_(oracle_device_for(target)) {}
 
 const Observation& GateContext::base() {
     if (!base_) base_ = run(problem_);
@@ -34,10 +38,25 @@ const Observation& GateContext::base() {
 
 const ReferenceOutput& GateContext::reference() {
     if (!reference_) {
-        ScopedPhase phase(Phase::oracle);
-        reference_ = reference_attention<double>(problem_);
+        OracleResult r = evaluate_oracle(oracle_, problem_, profile_, true);
+        reference_ = std::move(r.ref);
+        if (!bounds_) bounds_ = std::move(r.bounds);
     }
     return *reference_;
+}
+
+const ProblemBounds& GateContext::bounds() {
+    if (!bounds_) {
+        if (oracle_ == OracleDevice::gpu)
+            reference(); // the GPU computes both in one pass
+        else
+            bounds_ = bound_problem(problem_, profile_);
+    }
+    return *bounds_;
+}
+
+ProblemBounds GateContext::bounds_of(const AttentionProblem& p) {
+    return evaluate_oracle(oracle_, p, profile_of(p), false).bounds;
 }
 
 std::string GateContext::unsupported(const AttentionProblem& p) const { return target_.unsupported(shape_of(p)); }

@@ -55,7 +55,7 @@ GateVerdict decode_prefill(GateContext& ctx) {
             return std::optional<ProbeRequest>(
                 ProbeRequest{r.seq, r.head, r.token + p.q_lens[r.seq] - q.q_lens[r.seq]});
         };
-        GateVerdict v = agreement_verdict(names[k], p, ctx.base(), ctx.profile(), q, obs, ctx.profile_of(q), to_case);
+        GateVerdict v = agreement_verdict(names[k], p, ctx.base(), ctx.bounds(), q, obs, ctx.bounds_of(q), to_case);
         if (v.status == GateStatus::fail) {
             v.summary += " -- differs from the prefill row (causal alignment when q_len != kv_len?)";
             return v;

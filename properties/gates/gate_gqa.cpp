@@ -74,8 +74,8 @@ GateVerdict gqa(GateContext& ctx) {
         return GateVerdict::pass(fmt::format("head map recovered in {} rows; repeated-KV MHA not supported: {}", rows,
                                              ctx.unsupported(mha)));
     const Observation mo = ctx.run(mha);
-    GateVerdict v = agreement_verdict("GQA vs repeated-KV MHA", p, ctx.base(), ctx.profile(), mha, mo,
-                                      ctx.profile_of(mha), same_rows());
+    GateVerdict v = agreement_verdict("GQA vs repeated-KV MHA", p, ctx.base(), ctx.bounds(), mha, mo,
+                                      ctx.bounds_of(mha), same_rows());
     if (v.status == GateStatus::fail) return v;
     return GateVerdict::pass(fmt::format("head map recovered in {} rows; {}", rows, v.summary));
 }

@@ -45,8 +45,8 @@ GateVerdict padding_nan(GateContext& ctx) {
     const RowMap to_case = [](const ProbeRequest& r) { // case sequence s sits at position 2s
         return r.seq % 2 == 0 ? std::optional<ProbeRequest>(ProbeRequest{r.seq / 2, r.head, r.token}) : std::nullopt;
     };
-    GateVerdict v = agreement_verdict("NaN-filled slots between sequences", p, ctx.base(), ctx.profile(), q, obs,
-                                      ctx.profile_of(q), to_case);
+    GateVerdict v = agreement_verdict("NaN-filled slots between sequences", p, ctx.base(), ctx.bounds(), q, obs,
+                                      ctx.bounds_of(q), to_case);
     if (v.status == GateStatus::fail) v.summary += " -- padding or a neighbour's slots were read as data";
     return v;
 }

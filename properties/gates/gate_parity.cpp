@@ -10,7 +10,7 @@
 namespace attncheck::gates {
 
 GateVerdict parity(GateContext& ctx) {
-    return parity_verdict("oracle parity", ctx.problem(), ctx.reference(), ctx.base(), ctx.profile());
+    return parity_verdict("oracle parity", ctx.problem(), ctx.reference(), ctx.bounds(), ctx.base());
 }
 
 } // namespace attncheck::gates

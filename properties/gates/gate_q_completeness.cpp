@@ -59,7 +59,7 @@ GateVerdict q_completeness(GateContext& ctx) {
         rotate(p.k, r.k);
         const Observation obs = ctx.run(r);
         GateVerdict v = agreement_verdict(fmt::format("Q and K channels rotated by {}", shift), p, ctx.base(),
-                                          ctx.profile(), r, obs, ctx.profile_of(r), same_rows());
+                                          ctx.bounds(), r, obs, ctx.bounds_of(r), same_rows());
         if (v.status == GateStatus::fail) {
             v.summary += ": some q channels do not reach the dot product";
             return v;

@@ -20,8 +20,8 @@ GateVerdict shift_invariance(GateContext& ctx) {
             fmt::format("no representable shift with scale {:.3g} in {}", p.scale, dtype_name(p.dtype)));
     const Observation o0 = ctx.run(sp->p0), o1 = ctx.run(sp->p1);
     GateVerdict v =
-        agreement_verdict(fmt::format("every logit shifted by {:.6g}", sp->shift), sp->p0, o0, ctx.profile_of(sp->p0),
-                          sp->p1, o1, ctx.profile_of(sp->p1), same_rows(), -sp->shift);
+        agreement_verdict(fmt::format("every logit shifted by {:.6g}", sp->shift), sp->p0, o0, ctx.bounds_of(sp->p0),
+                          sp->p1, o1, ctx.bounds_of(sp->p1), same_rows(), -sp->shift);
     if (v.status == GateStatus::fail) v.summary += " (softmax must not change: a finite mask sentinel?)";
     return v;
 }

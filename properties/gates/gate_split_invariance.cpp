@@ -29,7 +29,7 @@ GateVerdict split_invariance(GateContext& ctx) {
         const Observation obs = ctx.run(q);
         GateVerdict v = agreement_verdict(
             fmt::format("{} vs {} splits{}", p.num_splits, splits, splits > longest ? " (some empty)" : ""), p,
-            ctx.base(), ctx.profile(), q, obs, ctx.profile_of(q), same_rows());
+            ctx.base(), ctx.bounds(), q, obs, ctx.bounds_of(q), same_rows());
         if (v.status == GateStatus::fail) return v;
         notes += "; " + v.summary;
     }

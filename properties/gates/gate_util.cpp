@@ -39,8 +39,8 @@ std::string row_name(const ProbeRequest& r) {
 }
 
 GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, const ReferenceOutput& ref,
-                           const Observation& obs, const PrecisionProfile& prof) {
-    const ParityReport rep = check_parity(p, ref, obs, prof);
+                           const ProblemBounds& bounds, const Observation& obs) {
+    const ParityReport rep = check_parity(p, ref, bounds, obs);
     if (rep.pass()) {
         GateVerdict v =
             GateVerdict::pass(fmt::format("{}: O worst err/bound {:.3g}, LSE worst err/bound {:.3g} over {} rows", what,
@@ -166,8 +166,8 @@ RowMap same_rows() {
 }
 
 GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& pa, const Observation& oa,
-                              const PrecisionProfile& fa, const AttentionProblem& pb, const Observation& ob,
-                              const PrecisionProfile& fb, const RowMap& to_a, double lse_shift) {
+                              const ProblemBounds& bnd_a, const AttentionProblem& pb, const Observation& ob,
+                              const ProblemBounds& bnd_b, const RowMap& to_a, double lse_shift) {
     long long rows = 0, unjudged = 0;
     double worst = 0;
     for (int s = 0; s < pb.batch(); ++s)
@@ -176,9 +176,9 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
                 const ProbeRequest rb{s, h, t};
                 const auto ra = to_a(rb);
                 if (!ra) continue;
-                const RowBound ba = bound_row(pa, ra->seq, ra->head, ra->token, fa);
-                const RowBound bb = bound_row(pb, s, h, t, fb);
                 const long long ia = pa.o_index(ra->seq, ra->token, ra->head), ib = pb.o_index(s, t, h);
+                const RowTolerance& ba = bnd_a.rows[static_cast<size_t>(pa.lse_index(ra->seq, ra->token, ra->head))];
+                const RowTolerance& bb = bnd_b.rows[static_cast<size_t>(pb.lse_index(s, t, h))];
                 const float la = oa.lse[pa.lse_index(ra->seq, ra->token, ra->head)], lb = ob.lse[pb.lse_index(s, t, h)];
                 ++rows;
                 // Bitwise equal rows agree, even when not finite: finiteness
@@ -199,7 +199,7 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
                 }
                 for (int c = 0; c < pb.head_dim; ++c) {
                     const double err = std::fabs(static_cast<double>(oa.o[ia + c]) - ob.o[ib + c]);
-                    const double tol = ba.o[c] + bb.o[c];
+                    const double tol = bnd_a.o[static_cast<size_t>(ia + c)] + bnd_b.o[static_cast<size_t>(ib + c)];
                     worst = std::max(worst, err / tol);
                     if (!(err <= tol))
                         return GateVerdict::fail(

@@ -21,7 +21,7 @@ std::string row_name(const ProbeRequest& r);
 // problem that is mathematically equal to `p`). `what` names the run in the
 // summary ("rotated Q/K channels", ...).
 GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, const ReferenceOutput& ref,
-                           const Observation& obs, const PrecisionProfile& prof);
+                           const ProblemBounds& bounds, const Observation& obs);
 
 // Bitwise equality of O and LSE of one row in two observations of possibly
 // different problems (rows addressed in each).
@@ -64,9 +64,11 @@ namespace attncheck {
 // passes here and is named by its own gate. lse_shift: b's LSE plus this
 // equals a's (a transform that shifts every logit).
 using RowMap = std::function<std::optional<ProbeRequest>(const ProbeRequest& row_in_b)>;
+// ba and bb: each problem's bounds under the target's profile for it
+// (GateContext::bounds / bounds_of).
 GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& pa, const Observation& oa,
-                              const PrecisionProfile& fa, const AttentionProblem& pb, const Observation& ob,
-                              const PrecisionProfile& fb, const RowMap& to_a, double lse_shift = 0.0);
+                              const ProblemBounds& ba, const AttentionProblem& pb, const Observation& ob,
+                              const ProblemBounds& bb, const RowMap& to_a, double lse_shift = 0.0);
 // The identity map, for two problems with the same rows.
 RowMap same_rows();
 

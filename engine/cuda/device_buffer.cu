@@ -1,0 +1,136 @@
+// The pool allocator and the batched guard-band check behind DeviceBuffer.
+//
+// The check: one block per buffer scans its two bands (2 * kGuardBytes
+// bytes) and records the first changed byte with atomicMin; the results for
+// up to kMaxRegions buffers come back in one copy. It runs after the target's
+// kernels on the same stream, so it sees their writes.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <map>
+
+#include "engine/cuda/device_buffer.cuh"
+
+namespace attncheck {
+
+namespace {
+
+void configure_pool_once() {
+    thread_local std::map<int, bool> done; // by device
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (done[dev]) return;
+    cudaMemPool_t pool = nullptr;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+    // Keep freed blocks cached: returning them to the driver at every
+    // synchronization would make each case pay for fresh mappings again.
+    std::uint64_t keep = UINT64_MAX;
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    done[dev] = true;
+}
+
+constexpr int kMaxRegions = 32;
+
+struct RegionTable {
+    const unsigned char* raw[kMaxRegions];
+    unsigned long long payload[kMaxRegions];
+};
+
+__global__ void guard_check_kernel(RegionTable t, int* first_bad) {
+    const unsigned char* base = t.raw[blockIdx.x];
+    const unsigned long long payload = t.payload[blockIdx.x];
+    for (unsigned long long i = threadIdx.x; i < 2 * kGuardBytes; i += blockDim.x) {
+        // Front band [0, G), back band [G + payload, 2G + payload); the
+        // reported offset is into the band pair (as the host formats it).
+        const unsigned long long at = i < kGuardBytes ? i : i + payload;
+        if (base[at] != kGuardByte) atomicMin(&first_bad[blockIdx.x], static_cast<int>(i));
+    }
+}
+
+// The calling thread's result slots: device ints and their pinned mirror.
+struct GuardSlots {
+    int* dev = nullptr;
+    int* host = nullptr;
+    int device = -1;
+};
+
+GuardSlots& thread_slots() {
+    thread_local std::map<int, GuardSlots> slots; // by device; never freed (see cublas_handle.hpp)
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    GuardSlots& s = slots[dev];
+    if (!s.dev) {
+        CUDA_CHECK(cudaMalloc(&s.dev, kMaxRegions * sizeof(int)));
+        CUDA_CHECK(cudaMallocHost(&s.host, kMaxRegions * sizeof(int)));
+        s.device = dev;
+    }
+    return s;
+}
+
+template <class It>
+void check_range(It first, It last) {
+    while (first != last) {
+        RegionTable t{};
+        std::vector<const GuardRegion*> batch;
+        for (; first != last && static_cast<int>(batch.size()) < kMaxRegions; ++first) {
+            if (!first->raw) continue; // an empty, moved-from buffer
+            t.raw[batch.size()] = static_cast<const unsigned char*>(first->raw);
+            t.payload[batch.size()] = first->payload_bytes;
+            batch.push_back(&*first);
+        }
+        if (batch.empty()) return;
+        GuardSlots& s = thread_slots();
+        const int n = static_cast<int>(batch.size());
+        CUDA_CHECK(cudaMemsetAsync(s.dev, 0x7f, n * sizeof(int), cudaStreamPerThread)); // 0x7f7f7f7f: none bad
+        guard_check_kernel<<<n, 256, 0, cudaStreamPerThread>>>(t, s.dev);
+        CUDA_CHECK_LAUNCH();
+        CUDA_CHECK(cudaMemcpyAsync(s.host, s.dev, n * sizeof(int), cudaMemcpyDeviceToHost, cudaStreamPerThread));
+        CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+        for (int r = 0; r < n; ++r) {
+            const int i = s.host[r];
+            if (i == 0x7f7f7f7f) continue;
+            const bool before = static_cast<std::size_t>(i) < kGuardBytes;
+            // Negative: before the payload; otherwise bytes past its end.
+            const long long off = static_cast<long long>(i) - static_cast<long long>(kGuardBytes);
+            throw GuardBandError(*batch[static_cast<std::size_t>(r)]->name +
+                                 ": device guard band overwritten at byte " + std::to_string(off) +
+                                 (before ? " before the buffer" : " past the end"));
+        }
+    }
+}
+
+} // namespace
+
+void* pool_alloc(std::size_t bytes) {
+    configure_pool_once();
+    void* p = nullptr;
+    CUDA_CHECK(cudaMallocAsync(&p, bytes, cudaStreamPerThread));
+    if (reinterpret_cast<std::uintptr_t>(p) % kPayloadAlign != 0)
+        throw std::logic_error("pool_alloc: the memory pool returned a block not aligned to 256 bytes");
+    return p;
+}
+
+void pool_free(void* p) noexcept {
+    if (p) cudaFreeAsync(p, cudaStreamPerThread); // destructor path: errors surface on the next checked call
+}
+
+void* thread_pinned(std::size_t bytes) {
+    struct Staging {
+        void* p = nullptr;
+        std::size_t cap = 0;
+    };
+    thread_local Staging st; // never freed (see cublas_handle.hpp)
+    if (bytes > st.cap) {
+        if (st.p) CUDA_CHECK(cudaFreeHost(st.p));
+        st.cap = std::max<std::size_t>(bytes, 2 * st.cap);
+        CUDA_CHECK(cudaMallocHost(&st.p, st.cap));
+    }
+    return st.p;
+}
+
+void check_guard_bands(std::initializer_list<GuardRegion> regions) { check_range(regions.begin(), regions.end()); }
+void check_guard_bands(const std::vector<GuardRegion>& regions) { check_range(regions.begin(), regions.end()); }
+
+} // namespace attncheck

@@ -1,0 +1,246 @@
+// The fp64 oracle on the GPU: one block per query row (a sequence's query
+// token and q head), in four passes over the row's keys, every product and
+// sum in fp64 from the exact (dtype-rounded) inputs:
+//   1. scores s_j = scale * q.k_j (the dot product in the host oracle's
+//      order, with explicitly rounded multiplies and adds so that nvcc's FMA
+//      contraction cannot make it differ), their conditioning, the row max m,
+//      each score's error bound, finiteness of the row's inputs;
+//   2. max_j |s_j - m|, then the row's scalar terms (error_model_terms.hpp);
+//   3. l = sum_j exp(s_j - m), then p_j = exp(s_j - m) / l in place of s_j;
+//   4. one thread per channel: O_c = sum_j p_j v_jc (the oracle), and
+//      W_c = sum_j p_j |v_jc|, U_c (underflow) for the bound on O_c.
+// Its results differ from the host oracle's by the order of the block-wide
+// sums and by exp/log's last ulp: ~1e-16 relative, checked at 1e-12.
+//
+// Limits: a row's scores live in shared memory, so kv_len is at most
+// kGpuOracleMaxKeys (the caller falls back to the host); the dot products
+// are one thread per key, uncoalesced but cached: the kernel is a judge,
+// not a contender.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "engine/cuda/check.cuh"
+#include "engine/cuda/device_buffer.cuh"
+#include "oracle/error_model_terms.hpp"
+#include "oracle/gpu/oracle_gpu.hpp"
+
+namespace attncheck {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+
+struct RowInfo {
+    double delta, rho, lse, w_max;
+    int masked, meaningful, finite, unused;
+};
+
+struct Params {
+    const float *q, *k, *v;
+    const long long *q_start, *kv_start; // per sequence
+    const int *q_lens, *kv_lens;
+    const int* token_seq; // [total_q]: the sequence of each packed query token
+    int hq, hkv, d, group, causal, window;
+    double scale, g_dot;
+    BoundConstants kc;
+    double *ref_o, *ref_lse, *o_bound;
+    RowInfo* info;
+};
+
+struct MaxOp {
+    __device__ double operator()(double a, double b) const { return fmax(a, b); } // NaN-ignoring, as the host's max
+};
+struct SumOp {
+    __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+// Every thread gets the result. `red` is reused: the first barrier keeps a
+// fast warp from overwriting it while a slow one still reads the last result.
+template <class Op>
+__device__ double block_reduce(double x, Op op, double* red) {
+    for (int o = 16; o > 0; o >>= 1) x = op(x, __shfl_xor_sync(0xffffffffu, x, o));
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = x;
+    __syncthreads();
+    x = red[0];
+    for (int w = 1; w < kWarps; ++w) x = op(x, red[w]);
+    return x;
+}
+
+__global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
+    extern __shared__ double s[]; // [kv_len]: scores, then probabilities
+    __shared__ double red[kWarps];
+    const long long row = blockIdx.x; // LSE order: token * hq + head
+    const long long tok = row / P.hq;
+    const int h = static_cast<int>(row % P.hq);
+    const int b = P.token_seq[tok];
+    const int t = static_cast<int>(tok - P.q_start[b]);
+    const int n_all = P.kv_lens[b], d = P.d, kvh = h / P.group;
+    const long long pos = static_cast<long long>(n_all) - P.q_lens[b] + t; // bottom-right causal alignment
+    auto visible = [&](int j) {
+        if (!P.causal) return true;
+        if (j > pos) return false;
+        return !(P.window > 0 && j <= pos - P.window);
+    };
+    auto kv_row = [&](const float* base, int j) { return base + ((P.kv_start[b] + j) * P.hkv + kvh) * d; };
+    const float* q = P.q + row * d;
+
+    // 1. Scores.
+    double m = -INFINITY, e_max = 0, n = 0, finite = 1, meaningful = 1;
+    for (int c = threadIdx.x; c < d; c += kThreads)
+        if (!isfinite(q[c])) finite = 0;
+    for (int j = threadIdx.x; j < n_all; j += kThreads) {
+        if (!visible(j)) continue;
+        const float *kr = kv_row(P.k, j), *vr = kv_row(P.v, j);
+        double dot = 0, absdot = 0;
+        for (int c = 0; c < d; ++c) {
+            const double prod = __dmul_rn(static_cast<double>(q[c]), static_cast<double>(kr[c]));
+            dot = __dadd_rn(dot, prod);
+            absdot = __dadd_rn(absdot, fabs(prod));
+            if (!isfinite(kr[c]) || !isfinite(vr[c])) finite = 0;
+        }
+        const double sj = __dmul_rn(dot, P.scale);
+        s[j] = sj;
+        n += 1;
+        m = fmax(m, sj);
+        bool ok = true;
+        e_max = fmax(e_max, score_error(P.kc, P.g_dot, sj, __dmul_rn(absdot, P.kc.scale_abs), &ok));
+        if (!ok) meaningful = 0;
+    }
+    n = block_reduce(n, SumOp{}, red);
+    m = block_reduce(m, MaxOp{}, red);
+    e_max = block_reduce(e_max, MaxOp{}, red);
+    finite = -block_reduce(-finite, MaxOp{}, red);
+    meaningful = -block_reduce(-meaningful, MaxOp{}, red);
+    const int nv = static_cast<int>(n);
+    double* o_ref = P.ref_o + row * d;
+    double* o_bnd = P.o_bound + row * d;
+    if (nv == 0) { // fully masked: O = 0, LSE = -inf by convention
+        for (int c = threadIdx.x; c < d; c += kThreads) o_ref[c] = o_bnd[c] = 0.0;
+        if (threadIdx.x == 0) {
+            P.ref_lse[row] = -INFINITY;
+            P.info[row] = RowInfo{0, 0, 0, 0, 1, 1, finite != 0, 0};
+        }
+        return;
+    }
+
+    // 2. The row's terms.
+    double arg_max = 0;
+    for (int j = threadIdx.x; j < n_all; j += kThreads)
+        if (visible(j)) arg_max = fmax(arg_max, fabs(s[j] - m));
+    arg_max = block_reduce(arg_max, MaxOp{}, red);
+    const RowTerms rt = row_terms(P.kc, nv, e_max, arg_max);
+    if (!rt.meaningful) meaningful = 0;
+
+    // 3. Row sum, probabilities (each thread rewrites only its own keys).
+    double l = 0;
+    for (int j = threadIdx.x; j < n_all; j += kThreads)
+        if (visible(j)) l += exp(s[j] - m);
+    l = block_reduce(l, SumOp{}, red);
+    for (int j = threadIdx.x; j < n_all; j += kThreads) s[j] = visible(j) ? exp(s[j] - m) / l : 0.0;
+    __syncthreads();
+
+    // 4. O and its bound, one channel per thread.
+    double w_max = 0;
+    for (int c = threadIdx.x; c < d; c += kThreads) {
+        double W = 0, U = 0, O = 0;
+        for (int j = 0; j < n_all; ++j) {
+            if (!visible(j)) continue;
+            const double vv = kv_row(P.v, j)[c], av = fabs(vv), p = s[j];
+            O = __dadd_rn(O, __dmul_rn(p, vv));
+            W = __dadd_rn(W, __dmul_rn(p, av));
+            U = __dadd_rn(U, __dmul_rn(underflow_error(P.kc, p, l, rt.rho), av));
+        }
+        o_ref[c] = O;
+        o_bnd[c] = finite != 0 ? o_bound(P.kc, rt, nv, d, W, U, O) : 0.0;
+        w_max = fmax(w_max, W);
+    }
+    w_max = block_reduce(w_max, MaxOp{}, red);
+    if (threadIdx.x == 0) {
+        P.ref_lse[row] = m + log(l);
+        // A row with non-finite inputs has no bound (as bound_row).
+        P.info[row] = finite != 0
+                          ? RowInfo{rt.delta, rt.rho, lse_bound(P.kc, rt, m, l), w_max, 0, meaningful != 0, 1, 0}
+                          : RowInfo{0, 0, 0, 0, 0, 0, 0, 0};
+    }
+}
+
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& h, const char* name) {
+    DeviceBuffer<T> b(h.size(), name);
+    b.upload(h);
+    return b;
+}
+
+} // namespace
+
+OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
+    const long long rows = p.total_q() * p.n_q_heads;
+    const int max_kv = p.kv_lens.empty() ? 0 : *std::max_element(p.kv_lens.begin(), p.kv_lens.end());
+    if (max_kv > kGpuOracleMaxKeys)
+        throw std::invalid_argument("gpu oracle: kv_len " + std::to_string(max_kv) + " above its limit of " +
+                                    std::to_string(kGpuOracleMaxKeys) + " keys");
+    OracleRun out;
+    out.ref.o.assign(p.q.size(), 0.0);
+    out.ref.lse.assign(static_cast<size_t>(rows), 0.0);
+    out.bounds.o.assign(p.q.size(), 0.0);
+    out.bounds.rows.resize(static_cast<size_t>(rows));
+    if (rows == 0) return out;
+
+    std::vector<int> token_seq(static_cast<size_t>(p.total_q()));
+    for (int b = 0; b < p.batch(); ++b)
+        for (int t = 0; t < p.q_lens[b]; ++t) token_seq[static_cast<size_t>(p.q_start[b] + t)] = b;
+    auto q = upload(p.q, "oracle.Q"), k = upload(p.k, "oracle.K"), v = upload(p.v, "oracle.V");
+    auto qs = upload(p.q_start, "oracle.q_start"), ks = upload(p.kv_start, "oracle.kv_start");
+    auto ql = upload(p.q_lens, "oracle.q_lens"), kl = upload(p.kv_lens, "oracle.kv_lens");
+    auto ts = upload(token_seq, "oracle.token_seq");
+    DeviceBuffer<double> ro(p.q.size(), "oracle.O"), rl(static_cast<size_t>(rows), "oracle.LSE"),
+        ob(p.q.size(), "oracle.O_bound");
+    DeviceBuffer<RowInfo> info(static_cast<size_t>(rows), "oracle.row_info");
+    for (auto* x : {&ro, &rl, &ob}) x->poison();
+    info.poison();
+
+    const BoundConstants kc = bound_constants(p, prof);
+    // Aggregate order: the fields of Params, top to bottom.
+    const Params P{q.get(),     k.get(),      v.get(),    qs.get(),
+                   ks.get(),    ql.get(),     kl.get(),   ts.get(),
+                   p.n_q_heads, p.n_kv_heads, p.head_dim, p.group(),
+                   p.causal,    p.window,     p.scale,    gamma_n(p.head_dim + 2, kc.u_acc),
+                   kc,          ro.get(),     rl.get(),   ob.get(),
+                   info.get()};
+    const size_t smem = static_cast<size_t>(std::max(max_kv, 1)) * sizeof(double);
+    if (smem > 48 * 1024)
+        CUDA_CHECK(
+            cudaFuncSetAttribute(oracle_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    oracle_kernel<<<static_cast<unsigned>(rows), kThreads, smem>>>(P);
+    CUDA_CHECK_LAUNCH();
+
+    // Copies to pinned staging behind the kernel; the guard check's one
+    // synchronization completes them.
+    const size_t nd = p.q.size() * sizeof(double), nr = static_cast<size_t>(rows);
+    auto* stage = static_cast<unsigned char*>(thread_pinned(2 * nd + nr * (sizeof(double) + sizeof(RowInfo))));
+    auto* h_o = reinterpret_cast<double*>(stage);
+    auto* h_ob = reinterpret_cast<double*>(stage + nd);
+    auto* h_info = reinterpret_cast<RowInfo*>(stage + 2 * nd);
+    auto* h_lse = reinterpret_cast<double*>(stage + 2 * nd + nr * sizeof(RowInfo));
+    ro.download_async(h_o);
+    ob.download_async(h_ob);
+    info.download_async(h_info);
+    rl.download_async(h_lse);
+    check_guard_bands({q.guards(), k.guards(), v.guards(), qs.guards(), ks.guards(), ql.guards(), kl.guards(),
+                       ts.guards(), ro.guards(), rl.guards(), ob.guards(), info.guards()});
+    std::copy(h_o, h_o + p.q.size(), out.ref.o.begin());
+    std::copy(h_ob, h_ob + p.q.size(), out.bounds.o.begin());
+    std::copy(h_lse, h_lse + nr, out.ref.lse.begin());
+    for (size_t r = 0; r < nr; ++r) {
+        const RowInfo& x = h_info[r];
+        out.bounds.rows[r] = {x.masked != 0, x.meaningful != 0, x.finite != 0, x.delta, x.rho, x.lse, x.w_max};
+    }
+    return out;
+}
+
+} // namespace attncheck

@@ -1,0 +1,90 @@
+#include "properties/gates/oracle_service.hpp"
+
+#include <atomic>
+
+#include <fmt/format.h>
+
+#include "engine/case/case.hpp"
+#include "engine/timing/phase_timer.hpp"
+#include "oracle/oracle_crosscheck.hpp"
+#ifdef ATTNCHECK_HAVE_CUDA
+#include "oracle/gpu/oracle_gpu.hpp"
+#endif
+
+namespace attncheck {
+
+namespace {
+
+std::atomic<OraclePreference> g_preference{OraclePreference::automatic};
+thread_local CrossCheckCount t_checks;
+
+OracleResult on_host(const AttentionProblem& p, const PrecisionProfile& f, bool want_reference) {
+    OracleResult r;
+    if (want_reference) r.ref = reference_attention<double>(p);
+    r.bounds = bound_problem(p, f);
+    return r;
+}
+
+} // namespace
+
+const char* oracle_device_name(OracleDevice d) { return d == OracleDevice::gpu ? "gpu" : "host"; }
+
+void set_oracle_preference(OraclePreference p) { g_preference = p; }
+
+OraclePreference parse_oracle_preference(const std::string& s) {
+    if (s == "auto") return OraclePreference::automatic;
+    if (s == "host" || s == "cpu") return OraclePreference::host;
+    if (s == "gpu") {
+#ifndef ATTNCHECK_HAVE_CUDA
+        throw std::invalid_argument("--oracle gpu: this build has no CUDA backend");
+#endif
+        return OraclePreference::gpu;
+    }
+    throw std::invalid_argument(fmt::format("--oracle: '{}' is not auto, host or gpu", s));
+}
+
+OracleDevice oracle_device_for(const Target& t) {
+#ifdef ATTNCHECK_HAVE_CUDA
+    switch (g_preference.load()) {
+        case OraclePreference::host:
+            return OracleDevice::host;
+        case OraclePreference::gpu:
+            return OracleDevice::gpu;
+        case OraclePreference::automatic:
+            return t.backend() == Backend::cuda ? OracleDevice::gpu : OracleDevice::host;
+    }
+#endif
+    (void)t;
+    return OracleDevice::host;
+}
+
+OracleResult evaluate_oracle(OracleDevice dev, const AttentionProblem& p, const PrecisionProfile& f,
+                             bool want_reference) {
+    ScopedPhase phase(Phase::oracle);
+#ifdef ATTNCHECK_HAVE_CUDA
+    bool fits = true;
+    for (int n : p.kv_lens) fits = fits && n <= kGpuOracleMaxKeys;
+    if (dev == OracleDevice::gpu && fits) {
+        OracleRun g = gpu_oracle(p, f);
+        if (t_checks.gpu_evaluations++ % kCrossCheckEvery == 0) {
+            ++t_checks.cross_checked;
+            const OracleResult h = on_host(p, f, true);
+            const std::string why = compare_oracles(p, h.ref, h.bounds, g.ref, g.bounds);
+            if (!why.empty())
+                throw OracleDisagreement(
+                    fmt::format("the GPU oracle disagrees with the host oracle on a problem shaped {}: {}",
+                                case_to_json(shape_of(p), -1), why));
+        }
+        OracleResult r;
+        if (want_reference) r.ref = std::move(g.ref);
+        r.bounds = std::move(g.bounds);
+        return r;
+    }
+#endif
+    (void)dev;
+    return on_host(p, f, want_reference);
+}
+
+CrossCheckCount thread_cross_checks() { return t_checks; }
+
+} // namespace attncheck

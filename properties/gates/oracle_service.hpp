@@ -1,0 +1,57 @@
+// Where a gate's oracle runs. The reference and the bounds of every run a
+// gate compares come from here: on the host (bound_row, reference_attention)
+// for CPU targets and in CI, on the GPU (oracle/gpu/oracle_gpu.hpp) for CUDA
+// targets, where the host's fp64 passes would otherwise cap the suite's
+// speed.
+//
+// The GPU oracle is trusted only as far as it is checked: the first
+// evaluation on every thread and every kCrossCheckEvery-th after it are
+// repeated on the host, and a disagreement (oracle/oracle_crosscheck.hpp)
+// throws OracleDisagreement, which stops the campaign with its report
+// instead of being taken for a target's failure.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "engine/case/problem.hpp"
+#include "engine/targets/precision_profile.hpp"
+#include "engine/targets/target.hpp"
+#include "oracle/error_model.hpp"
+#include "oracle/reference_attention.hpp"
+
+namespace attncheck {
+
+enum class OracleDevice { host, gpu };
+const char* oracle_device_name(OracleDevice d);
+
+// The user's choice (`--oracle`): auto (GPU for CUDA targets when this build
+// has CUDA), host, or gpu (an error where there is no GPU oracle).
+enum class OraclePreference { automatic, host, gpu };
+void set_oracle_preference(OraclePreference p);
+OraclePreference parse_oracle_preference(const std::string& s); // throws std::invalid_argument
+
+OracleDevice oracle_device_for(const Target& t);
+
+inline constexpr long long kCrossCheckEvery = 64;
+
+struct OracleDisagreement : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct OracleResult {
+    ReferenceOutput ref; // empty unless asked for
+    ProblemBounds bounds;
+};
+
+// The bounds of p under f, and its reference when want_reference.
+OracleResult evaluate_oracle(OracleDevice dev, const AttentionProblem& p, const PrecisionProfile& f,
+                             bool want_reference);
+
+// GPU evaluations cross-checked so far on this thread, and how many of them.
+struct CrossCheckCount {
+    long long gpu_evaluations = 0, cross_checked = 0;
+};
+CrossCheckCount thread_cross_checks();
+
+} // namespace attncheck
