@@ -39,14 +39,19 @@ struct RegionTable {
 };
 
 __global__ void guard_check_kernel(RegionTable t, int* first_bad) {
+    __shared__ int block_min;
+    if (threadIdx.x == 0) block_min = INT_MAX;
+    __syncthreads();
     const unsigned char* base = t.raw[blockIdx.x];
     const unsigned long long payload = t.payload[blockIdx.x];
     for (unsigned long long i = threadIdx.x; i < 2 * kGuardBytes; i += blockDim.x) {
         // Front band [0, G), back band [G + payload, 2G + payload); the
         // reported offset is into the band pair (as the host formats it).
         const unsigned long long at = i < kGuardBytes ? i : i + payload;
-        if (base[at] != kGuardByte) atomicMin(&first_bad[blockIdx.x], static_cast<int>(i));
+        if (base[at] != kGuardByte) atomicMin(&block_min, static_cast<int>(i));
     }
+    __syncthreads();
+    if (threadIdx.x == 0) first_bad[blockIdx.x] = block_min;
 }
 
 // The calling thread's result slots: device ints and their pinned mirror.
@@ -83,14 +88,13 @@ void check_range(It first, It last) {
         if (batch.empty()) return;
         GuardSlots& s = thread_slots();
         const int n = static_cast<int>(batch.size());
-        CUDA_CHECK(cudaMemsetAsync(s.dev, 0x7f, n * sizeof(int), cudaStreamPerThread)); // 0x7f7f7f7f: none bad
         guard_check_kernel<<<n, 256, 0, cudaStreamPerThread>>>(t, s.dev);
         CUDA_CHECK_LAUNCH();
         CUDA_CHECK(cudaMemcpyAsync(s.host, s.dev, n * sizeof(int), cudaMemcpyDeviceToHost, cudaStreamPerThread));
         CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
         for (int r = 0; r < n; ++r) {
             const int i = s.host[r];
-            if (i == 0x7f7f7f7f) continue;
+            if (i == INT_MAX) continue;
             const bool before = static_cast<std::size_t>(i) < kGuardBytes;
             // Negative: before the payload; otherwise bytes past its end.
             const long long off = static_cast<long long>(i) - static_cast<long long>(kGuardBytes);
@@ -116,18 +120,58 @@ void pool_free(void* p) noexcept {
     if (p) cudaFreeAsync(p, cudaStreamPerThread); // destructor path: errors surface on the next checked call
 }
 
-void* thread_pinned(std::size_t bytes) {
-    struct Staging {
-        void* p = nullptr;
-        std::size_t cap = 0;
-    };
-    thread_local Staging st; // never freed (see cublas_handle.hpp)
+namespace {
+
+struct Stage {
+    unsigned char* p = nullptr;
+    std::size_t cap = 0;
+    cudaEvent_t done = nullptr;
+    bool pending = false;
+};
+
+Stage& thread_stage() {
+    thread_local std::map<int, Stage> stages; // by device; never freed (see cublas_handle.hpp)
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    Stage& st = stages[dev];
+    if (!st.done) CUDA_CHECK(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming));
+    return st;
+}
+
+} // namespace
+
+unsigned char* PinnedStage::take(std::size_t bytes) {
+    Stage& st = thread_stage();
+    if (st.pending) {
+        CUDA_CHECK(cudaEventSynchronize(st.done));
+        st.pending = false;
+    }
     if (bytes > st.cap) {
         if (st.p) CUDA_CHECK(cudaFreeHost(st.p));
-        st.cap = std::max<std::size_t>(bytes, 2 * st.cap);
-        CUDA_CHECK(cudaMallocHost(&st.p, st.cap));
+        st.cap = std::max<std::size_t>({bytes, 2 * st.cap, std::size_t{1} << 20});
+        void* p = nullptr;
+        CUDA_CHECK(cudaMallocHost(&p, st.cap));
+        st.p = static_cast<unsigned char*>(p);
     }
     return st.p;
+}
+
+void PinnedStage::fence() {
+    Stage& st = thread_stage();
+    CUDA_CHECK(cudaEventRecord(st.done, cudaStreamPerThread));
+    st.pending = true;
+}
+
+unsigned char* DeviceArena::begin_image() {
+    image_ = PinnedStage::take(total_);
+    std::memset(image_, kGuardByte, total_);
+    return image_;
+}
+
+void DeviceArena::upload() {
+    raw_ = pool_alloc(std::max<std::size_t>(total_, 1));
+    if (total_) CUDA_CHECK(cudaMemcpyAsync(raw_, image_, total_, cudaMemcpyHostToDevice, cudaStreamPerThread));
+    PinnedStage::fence();
 }
 
 void check_guard_bands(std::initializer_list<GuardRegion> regions) { check_range(regions.begin(), regions.end()); }

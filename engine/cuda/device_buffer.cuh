@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -39,10 +40,28 @@ inline constexpr std::size_t kPayloadAlign = 256;
 void* pool_alloc(std::size_t bytes);
 void pool_free(void* p) noexcept;
 
-// The calling thread's pinned host staging area (for copies back that
-// complete with one stream synchronization): at least `bytes`, valid until
-// the next call on the same thread.
-void* thread_pinned(std::size_t bytes);
+// The calling thread's pinned host staging area. Copies from pageable memory
+// go through the driver's one staging buffer, which serializes every worker
+// thread of a run; copies from pinned memory are truly asynchronous. One
+// region per thread (and device), reused by every transfer:
+//   - take(bytes) returns it, at least `bytes` long, after waiting for the
+//     copies enqueued before the last fence() (an event), so the host never
+//     overwrites bytes that a pending upload still reads;
+//   - fence() after enqueuing uploads from it; downloads that synchronize
+//     the stream before the host reads them need none.
+struct PinnedStage {
+    static unsigned char* take(std::size_t bytes);
+    static void fence();
+    // Offsets of consecutive blocks in a staged region, each 256-byte aligned.
+    struct Layout {
+        std::size_t total = 0;
+        std::size_t add(std::size_t bytes) {
+            const std::size_t at = total;
+            total += (bytes + 255) / 256 * 256;
+            return at;
+        }
+    };
+};
 
 // One buffer's guard bands, for check_guard_bands.
 struct GuardRegion {
@@ -56,14 +75,26 @@ struct GuardRegion {
 void check_guard_bands(std::initializer_list<GuardRegion> regions);
 void check_guard_bands(const std::vector<GuardRegion>& regions);
 
+// A guarded region's size in an arena: both bands, the payload, and padding
+// to keep the next region's payload 256-byte aligned.
+inline std::size_t guarded_region_bytes(std::size_t payload_bytes) {
+    return (2 * kGuardBytes + payload_bytes + kPayloadAlign - 1) / kPayloadAlign * kPayloadAlign;
+}
+
 template <class T>
 class DeviceBuffer {
 public:
     DeviceBuffer() = default;
+    // Owning: its own pool block, bands written on the device.
     DeviceBuffer(std::size_t n, std::string name) : n_(n), name_(std::move(name)) {
         raw_ = pool_alloc(bytes() + 2 * kGuardBytes);
         CUDA_CHECK(cudaMemsetAsync(raw_, kGuardByte, bytes() + 2 * kGuardBytes, cudaStreamPerThread));
     }
+    // A view of a region of a DeviceArena, which owns the memory and wrote
+    // the bands.
+    struct View {};
+    DeviceBuffer(View, void* region, std::size_t n, std::string name)
+        : raw_(region), n_(n), name_(std::move(name)), owns_(false) {}
     DeviceBuffer(const DeviceBuffer&) = delete;
     DeviceBuffer& operator=(const DeviceBuffer&) = delete;
     DeviceBuffer(DeviceBuffer&& o) noexcept { *this = std::move(o); }
@@ -71,9 +102,12 @@ public:
         std::swap(raw_, o.raw_);
         std::swap(n_, o.n_);
         std::swap(name_, o.name_);
+        std::swap(owns_, o.owns_);
         return *this;
     }
-    ~DeviceBuffer() { pool_free(raw_); }
+    ~DeviceBuffer() {
+        if (owns_) pool_free(raw_);
+    }
     T* get() { return reinterpret_cast<T*>(static_cast<unsigned char*>(raw_) + kGuardBytes); }
     const T* get() const { return reinterpret_cast<const T*>(static_cast<const unsigned char*>(raw_) + kGuardBytes); }
     std::size_t size() const { return n_; }
@@ -87,6 +121,10 @@ public:
     void upload(const std::vector<T>& h) {
         if (h.size() != n_) throw std::logic_error(name_ + ": upload size mismatch");
         if (n_) CUDA_CHECK(cudaMemcpyAsync(get(), h.data(), bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
+    }
+    // From pinned memory (PinnedStage): asynchronous.
+    void upload_async(const T* src) {
+        if (n_) CUDA_CHECK(cudaMemcpyAsync(get(), src, bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
     }
     // Synchronous (pageable destination).
     std::vector<T> download() const {
@@ -110,6 +148,48 @@ private:
     void* raw_ = nullptr;
     std::size_t n_ = 0;
     std::string name_;
+    bool owns_ = true;
+};
+
+// Many guarded buffers in one pool block, set up by one upload: a run's
+// inputs, outputs and bands cost one allocation and one copy instead of a
+// dozen of each. Reserve every region, fill the pinned host image (bands
+// are pre-filled; payloads are the caller's: inputs, or poison for
+// outputs), upload, then take views.
+class DeviceArena {
+public:
+    DeviceArena() = default;
+    DeviceArena(const DeviceArena&) = delete;
+    DeviceArena& operator=(const DeviceArena&) = delete;
+    ~DeviceArena() { pool_free(raw_); }
+    // Returns the region's offset (its front band).
+    template <class T>
+    std::size_t reserve(std::size_t n) {
+        const std::size_t at = total_;
+        total_ += guarded_region_bytes(n * sizeof(T));
+        return at;
+    }
+    // The host image (PinnedStage), every byte a band byte.
+    unsigned char* begin_image();
+    template <class T>
+    T* image_payload(std::size_t region) {
+        return reinterpret_cast<T*>(image_ + region + kGuardBytes);
+    }
+    void poison_image(std::size_t region, std::size_t bytes) {
+        std::memset(image_ + region + kGuardBytes, kPoisonByte, bytes);
+    }
+    // One allocation, one asynchronous copy of the image.
+    void upload();
+    template <class T>
+    DeviceBuffer<T> view(std::size_t region, std::size_t n, std::string name) {
+        return DeviceBuffer<T>(typename DeviceBuffer<T>::View{}, static_cast<unsigned char*>(raw_) + region, n,
+                               std::move(name));
+    }
+
+private:
+    std::size_t total_ = 0;
+    unsigned char* image_ = nullptr;
+    void* raw_ = nullptr;
 };
 
 } // namespace attncheck

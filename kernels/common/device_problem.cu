@@ -7,41 +7,50 @@ namespace attncheck {
 
 namespace {
 
-template <class T>
-std::vector<T> convert(const std::vector<float>& x) {
-    std::vector<T> out(x.size());
-    for (size_t i = 0; i < x.size(); ++i) out[i] = to_storage<T>(x[i]);
-    return out;
-}
-
-std::vector<int> to_int(const std::vector<long long>& x) { return {x.begin(), x.end()}; }
-
 void fill(DeviceBuffer<float>& b, float value) { b.upload(std::vector<float>(b.size(), value)); }
 
 } // namespace
 
 template <class T>
-DeviceProblem<T>::DeviceProblem(const AttentionProblem& p)
-    : q(p.q.size(), "Q"),
-      k(p.k.size(), "K"),
-      v(p.v.size(), "V"),
-      o(p.q.size(), "O"),
-      lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE"),
-      q_start(p.q_start.size(), "q_start"),
-      kv_start(p.kv_start.size(), "kv_start"),
-      q_lens(p.q_lens.size(), "q_lens"),
-      kv_lens(p.kv_lens.size(), "kv_lens") {
+DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {
     shape = kernels::attn_shape_of(p);
-    q.upload(convert<T>(p.q));
-    k.upload(convert<T>(p.k));
-    v.upload(convert<T>(p.v));
-    q_start.upload(to_int(p.q_start));
-    kv_start.upload(to_int(p.kv_start));
-    q_lens.upload(p.q_lens);
-    kv_lens.upload(p.kv_lens);
+    const size_t nq = p.q.size(), nkv = p.k.size(), nb = p.q_lens.size();
+    const size_t nlse = static_cast<size_t>(p.total_q()) * p.n_q_heads;
+    const size_t rq = arena_.reserve<T>(nq), rk = arena_.reserve<T>(nkv), rv = arena_.reserve<T>(nkv);
+    o_region_ = arena_.reserve<T>(nq);
+    const size_t rlse = arena_.reserve<float>(nlse);
+    const size_t rqs = arena_.reserve<int>(nb), rks = arena_.reserve<int>(nb), rql = arena_.reserve<int>(nb),
+                 rkl = arena_.reserve<int>(nb);
+    arena_.begin_image();
+    auto put_values = [&](size_t region, const std::vector<float>& x) {
+        T* h = arena_.image_payload<T>(region);
+        for (size_t i = 0; i < x.size(); ++i) h[i] = to_storage<T>(x[i]);
+    };
+    put_values(rq, p.q);
+    put_values(rk, p.k);
+    put_values(rv, p.v);
+    auto put_ints = [&](size_t region, const auto& x) {
+        int* h = arena_.image_payload<int>(region);
+        for (size_t i = 0; i < x.size(); ++i) h[i] = static_cast<int>(x[i]);
+    };
+    put_ints(rqs, p.q_start);
+    put_ints(rks, p.kv_start);
+    put_ints(rql, p.q_lens);
+    put_ints(rkl, p.kv_lens);
+    arena_.poison_image(o_region_, nq * sizeof(T));
+    arena_.poison_image(rlse, nlse * sizeof(float));
+    arena_.upload();
+    q = arena_.view<T>(rq, nq, "Q");
+    k = arena_.view<T>(rk, nkv, "K");
+    v = arena_.view<T>(rv, nkv, "V");
+    o = arena_.view<T>(o_region_, nq, "O");
+    lse = arena_.view<float>(rlse, nlse, "LSE");
+    q_start = arena_.view<int>(rqs, nb, "q_start");
+    kv_start = arena_.view<int>(rks, nb, "kv_start");
+    q_lens = arena_.view<int>(rql, nb, "q_lens");
+    kv_lens = arena_.view<int>(rkl, nb, "kv_lens");
     max_q_len = p.q_lens.empty() ? 0 : *std::max_element(p.q_lens.begin(), p.q_lens.end());
     max_kv_len = p.kv_lens.empty() ? 0 : *std::max_element(p.kv_lens.begin(), p.kv_lens.end());
-    poison_outputs();
 }
 
 template <class T>
@@ -52,14 +61,15 @@ void DeviceProblem<T>::poison_outputs() {
 
 template <class T>
 Observation DeviceProblem<T>::download(std::initializer_list<GuardRegion> scratch) {
-    // O and LSE are copied to pinned staging behind the target's kernels; the
-    // guard check's one synchronization completes them too.
-    const std::size_t o_bytes = o.bytes(), lse_bytes = lse.bytes();
-    auto* stage = static_cast<unsigned char*>(thread_pinned(o_bytes + lse_bytes + 16));
-    T* oh = reinterpret_cast<T*>(stage);
-    float* lh = reinterpret_cast<float*>(stage + (o_bytes + 15) / 16 * 16);
-    o.download_async(oh);
-    lse.download_async(lh);
+    // O through LSE (adjacent regions) are copied to pinned staging behind
+    // the target's kernels in one copy; the guard check's one
+    // synchronization completes it.
+    const size_t lse_payload = o_region_ + guarded_region_bytes(o.bytes()) + kGuardBytes;
+    const size_t span = lse_payload + lse.bytes() - (o_region_ + kGuardBytes);
+    unsigned char* stage = PinnedStage::take(span);
+    if (span) CUDA_CHECK(cudaMemcpyAsync(stage, o.get(), span, cudaMemcpyDeviceToHost, cudaStreamPerThread));
+    const T* oh = reinterpret_cast<const T*>(stage);
+    const float* lh = reinterpret_cast<const float*>(stage + (lse_payload - o_region_ - kGuardBytes));
     std::vector<GuardRegion> regions{q.guards(),        k.guards(),      v.guards(),
                                      o.guards(),        lse.guards(),    q_start.guards(),
                                      kv_start.guards(), q_lens.guards(), kv_lens.guards()};

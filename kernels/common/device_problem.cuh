@@ -82,10 +82,17 @@ private:
     DeviceBuffer<float> raw_, scaled_, masked_, exps_, p_, o_, scalars_, tmax_, tsum_, smax_, ssum_;
 };
 
+// All of it lives in one DeviceArena: one allocation and one upload per run.
 template <class T>
 class DeviceProblem {
 public:
     explicit DeviceProblem(const AttentionProblem& p);
+
+private:
+    DeviceArena arena_;        // owns the memory of every buffer below
+    std::size_t o_region_ = 0; // O and LSE regions are adjacent: one copy back
+
+public:
     kernels::AttnShape shape;
     DeviceBuffer<T> q, k, v, o;
     DeviceBuffer<float> lse;

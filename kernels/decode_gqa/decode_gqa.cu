@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "engine/cuda/check.cuh"
+#include "engine/cuda/dynamic_smem.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/decode_probe.cuh"
@@ -230,9 +231,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     const int warps = std::min(g, kHeadsPerBlock);
     const int parts = (g + warps - 1) / warps;
     const size_t smem = smem_bytes(p.head_dim, warps);
-    if (smem > kDefaultSmemLimit)
-        CUDA_CHECK(cudaFuncSetAttribute(decode_gqa_kernel<T, M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+    if (smem > kDefaultSmemLimit) allow_max_dynamic_smem(decode_gqa_kernel<T, M>);
 
     DeviceBuffer<int> heads(static_cast<size_t>(p.n_q_heads), "group_heads");
     heads.upload(group_table<M>(dp.shape));

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "engine/cuda/check.cuh"
+#include "engine/cuda/dynamic_smem.cuh"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/flash_prefill/flash_prefill.hpp"
@@ -39,7 +40,7 @@ void launch(DeviceProblem<T>& dp, const DeviceProbeView& pv) {
         kernel = flash::flash_prefill_mma_kernel<T, D, M>;
     else
         kernel = flash::flash_prefill_f32_kernel<D, M>;
-    if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    if (smem > 48 * 1024) allow_max_dynamic_smem(kernel);
     const int q_blocks = (dp.max_q_len + kBlockM - 1) / kBlockM;
     if (q_blocks == 0 || dp.shape.batch == 0) return;
     FlashParams<T> params{dp.q.get(),       dp.k.get(),        dp.v.get(),      dp.o.get(),       dp.lse.get(),

@@ -21,9 +21,11 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device_buffer.cuh"
+#include "engine/cuda/dynamic_smem.cuh"
 #include "oracle/error_model_terms.hpp"
 #include "oracle/gpu/oracle_gpu.hpp"
 
@@ -169,13 +171,6 @@ __global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
     }
 }
 
-template <class T>
-DeviceBuffer<T> upload(const std::vector<T>& h, const char* name) {
-    DeviceBuffer<T> b(h.size(), name);
-    b.upload(h);
-    return b;
-}
-
 } // namespace
 
 OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
@@ -194,15 +189,43 @@ OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
     std::vector<int> token_seq(static_cast<size_t>(p.total_q()));
     for (int b = 0; b < p.batch(); ++b)
         for (int t = 0; t < p.q_lens[b]; ++t) token_seq[static_cast<size_t>(p.q_start[b] + t)] = b;
-    auto q = upload(p.q, "oracle.Q"), k = upload(p.k, "oracle.K"), v = upload(p.v, "oracle.V");
-    auto qs = upload(p.q_start, "oracle.q_start"), ks = upload(p.kv_start, "oracle.kv_start");
-    auto ql = upload(p.q_lens, "oracle.q_lens"), kl = upload(p.kv_lens, "oracle.kv_lens");
-    auto ts = upload(token_seq, "oracle.token_seq");
-    DeviceBuffer<double> ro(p.q.size(), "oracle.O"), rl(static_cast<size_t>(rows), "oracle.LSE"),
-        ob(p.q.size(), "oracle.O_bound");
-    DeviceBuffer<RowInfo> info(static_cast<size_t>(rows), "oracle.row_info");
-    for (auto* x : {&ro, &rl, &ob}) x->poison();
-    info.poison();
+    // One arena: inputs, outputs (poisoned) and every band in one upload.
+    DeviceArena arena;
+    const size_t nd = p.q.size(), nr = static_cast<size_t>(rows), nb = p.q_lens.size();
+    const size_t r_q = arena.reserve<float>(nd), r_k = arena.reserve<float>(p.k.size()),
+                 r_v = arena.reserve<float>(p.v.size()), r_qs = arena.reserve<long long>(nb),
+                 r_ks = arena.reserve<long long>(nb), r_ql = arena.reserve<int>(nb), r_kl = arena.reserve<int>(nb),
+                 r_ts = arena.reserve<int>(token_seq.size());
+    // Outputs last and adjacent: one copy back.
+    const size_t r_o = arena.reserve<double>(nd), r_ob = arena.reserve<double>(nd), r_info = arena.reserve<RowInfo>(nr),
+                 r_lse = arena.reserve<double>(nr);
+    arena.begin_image();
+    auto put = [&](size_t region, const auto& src) {
+        using E = typename std::decay_t<decltype(src)>::value_type;
+        std::copy(src.begin(), src.end(), arena.image_payload<E>(region));
+    };
+    put(r_q, p.q);
+    put(r_k, p.k);
+    put(r_v, p.v);
+    put(r_qs, p.q_start);
+    put(r_ks, p.kv_start);
+    put(r_ql, p.q_lens);
+    put(r_kl, p.kv_lens);
+    put(r_ts, token_seq);
+    arena.poison_image(r_o, nd * sizeof(double));
+    arena.poison_image(r_ob, nd * sizeof(double));
+    arena.poison_image(r_info, nr * sizeof(RowInfo));
+    arena.poison_image(r_lse, nr * sizeof(double));
+    arena.upload();
+    auto q = arena.view<float>(r_q, nd, "oracle.Q"), k = arena.view<float>(r_k, p.k.size(), "oracle.K"),
+         v = arena.view<float>(r_v, p.v.size(), "oracle.V");
+    auto qs = arena.view<long long>(r_qs, nb, "oracle.q_start"),
+         ks = arena.view<long long>(r_ks, nb, "oracle.kv_start");
+    auto ql = arena.view<int>(r_ql, nb, "oracle.q_lens"), kl = arena.view<int>(r_kl, nb, "oracle.kv_lens"),
+         ts = arena.view<int>(r_ts, token_seq.size(), "oracle.token_seq");
+    auto ro = arena.view<double>(r_o, nd, "oracle.O"), ob = arena.view<double>(r_ob, nd, "oracle.O_bound"),
+         rl = arena.view<double>(r_lse, nr, "oracle.LSE");
+    auto info = arena.view<RowInfo>(r_info, nr, "oracle.row_info");
 
     const BoundConstants kc = bound_constants(p, prof);
     // Aggregate order: the fields of Params, top to bottom.
@@ -213,28 +236,25 @@ OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
                    kc,          ro.get(),     rl.get(),   ob.get(),
                    info.get()};
     const size_t smem = static_cast<size_t>(std::max(max_kv, 1)) * sizeof(double);
-    if (smem > 48 * 1024)
-        CUDA_CHECK(
-            cudaFuncSetAttribute(oracle_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    if (smem > 48 * 1024) allow_max_dynamic_smem(oracle_kernel);
     oracle_kernel<<<static_cast<unsigned>(rows), kThreads, smem>>>(P);
     CUDA_CHECK_LAUNCH();
 
-    // Copies to pinned staging behind the kernel; the guard check's one
-    // synchronization completes them.
-    const size_t nd = p.q.size() * sizeof(double), nr = static_cast<size_t>(rows);
-    auto* stage = static_cast<unsigned char*>(thread_pinned(2 * nd + nr * (sizeof(double) + sizeof(RowInfo))));
-    auto* h_o = reinterpret_cast<double*>(stage);
-    auto* h_ob = reinterpret_cast<double*>(stage + nd);
-    auto* h_info = reinterpret_cast<RowInfo*>(stage + 2 * nd);
-    auto* h_lse = reinterpret_cast<double*>(stage + 2 * nd + nr * sizeof(RowInfo));
-    ro.download_async(h_o);
-    ob.download_async(h_ob);
-    info.download_async(h_info);
-    rl.download_async(h_lse);
+    // One copy of the output regions to pinned staging behind the kernel;
+    // the guard check's one synchronization completes it.
+    const size_t span = r_lse + guarded_region_bytes(rl.bytes()) - r_o;
+    unsigned char* stage = PinnedStage::take(span);
+    CUDA_CHECK(cudaMemcpyAsync(stage, ro.get() - kGuardBytes / sizeof(double), span, cudaMemcpyDeviceToHost,
+                               cudaStreamPerThread));
+    auto at = [&](size_t region) { return stage + (region - r_o) + kGuardBytes; };
+    auto* h_o = reinterpret_cast<const double*>(at(r_o));
+    auto* h_ob = reinterpret_cast<const double*>(at(r_ob));
+    auto* h_info = reinterpret_cast<const RowInfo*>(at(r_info));
+    auto* h_lse = reinterpret_cast<const double*>(at(r_lse));
     check_guard_bands({q.guards(), k.guards(), v.guards(), qs.guards(), ks.guards(), ql.guards(), kl.guards(),
                        ts.guards(), ro.guards(), rl.guards(), ob.guards(), info.guards()});
-    std::copy(h_o, h_o + p.q.size(), out.ref.o.begin());
-    std::copy(h_ob, h_ob + p.q.size(), out.bounds.o.begin());
+    std::copy(h_o, h_o + nd, out.ref.o.begin());
+    std::copy(h_ob, h_ob + nd, out.bounds.o.begin());
     std::copy(h_lse, h_lse + nr, out.ref.lse.begin());
     for (size_t r = 0; r < nr; ++r) {
         const RowInfo& x = h_info[r];
