@@ -50,10 +50,15 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
     int n = 0;
     double m = -std::numeric_limits<double>::infinity();
     for (int j = 0; j < n_all; ++j) {
-        if (!oracle_key_visible(pb, seq, tok, j)) continue;
+        const float* kr = &pb.k[pb.kv_index(seq, j, kvh)];
+        if (!oracle_key_visible(pb, seq, tok, j)) {
+            double absdot = 0;
+            for (int c = 0; c < d; ++c) absdot += std::fabs(static_cast<double>(q[c]) * kr[c]);
+            rb.logit_reach = std::max(rb.logit_reach, absdot * k.scale_abs);
+            continue;
+        }
         vis[j] = 1;
         ++n;
-        const float* kr = &pb.k[pb.kv_index(seq, j, kvh)];
         const float* v = &pb.v[pb.kv_index(seq, j, kvh)];
         double dot = 0, absdot = 0;
         for (int c = 0; c < d; ++c) {
@@ -63,6 +68,7 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
         }
         s[j] = dot * pb.scale;
         a[j] = absdot * k.scale_abs;
+        rb.logit_reach = std::max(rb.logit_reach, a[j]);
         m = std::max(m, s[j]);
     }
     if (n == 0) {
@@ -115,6 +121,10 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
     return rb;
 }
 
+RowTolerance tolerance_of(const RowBound& rb) {
+    return {rb.masked, rb.meaningful, rb.finite_input, rb.delta, rb.rho_p, rb.lse, rb.w_max, rb.logit_reach};
+}
+
 ProblemBounds bound_problem(const AttentionProblem& pb, const PrecisionProfile& prof) {
     ProblemBounds out;
     out.rows.resize(static_cast<size_t>(pb.total_q()) * pb.n_q_heads);
@@ -123,8 +133,7 @@ ProblemBounds bound_problem(const AttentionProblem& pb, const PrecisionProfile& 
         for (int t = 0; t < pb.q_lens[b]; ++t)
             for (int h = 0; h < pb.n_q_heads; ++h) {
                 const RowBound rb = bound_row(pb, b, h, t, prof);
-                out.rows[static_cast<size_t>(pb.lse_index(b, t, h))] = {
-                    rb.masked, rb.meaningful, rb.finite_input, rb.delta, rb.rho_p, rb.lse, rb.w_max};
+                out.rows[static_cast<size_t>(pb.lse_index(b, t, h))] = tolerance_of(rb);
                 std::copy(rb.o.begin(), rb.o.end(), out.o.begin() + pb.o_index(b, t, h));
             }
     return out;

@@ -44,6 +44,7 @@ struct RowBound {
     double rho_p = 0;         // relative bound per probability
     double lse = 0;           // bound on |LSE error|
     double w_max = 0;         // max_c sum_j p_j |v_jc|: the scale of O's rounding
+    double logit_reach = 0;   // max over every key, masked or not, of |scale| sum_c |q_c k_jc|
     std::vector<double> o;    // per channel bound on |O error|
     std::vector<double> s;    // per key bound on |scaled score error| (visible keys)
     std::vector<double> p;    // per key bound on |P error|
@@ -59,8 +60,9 @@ RowBound bound_row(const AttentionProblem& pb, int seq, int head, int tok, const
 // read for every row.
 struct RowTolerance {
     bool masked = false, meaningful = true, finite_input = true;
-    double delta = 0, rho_p = 0, lse = 0, w_max = 0;
+    double delta = 0, rho_p = 0, lse = 0, w_max = 0, logit_reach = 0;
 };
+RowTolerance tolerance_of(const RowBound& rb);
 
 // The bounds of every row of a problem under one profile: rows in LSE order
 // ([total_q][n_q_heads]), O bounds in Q's layout. Computed by bound_row on

@@ -11,7 +11,9 @@
 // accumulation, which turns a 1e-16 difference of the factors into ~1e-9
 // of the result; a bound 1e-6 off moves no verdict that is not already
 // within 1e-6 of its limit. Flags (masked, finite, meaningful) must be equal;
-// rows with non-finite inputs have no reference worth comparing.
+// rows with non-finite inputs have no reference worth comparing, and the
+// bounds of rows outside the meaningful range judge nothing (they may be
+// inf or NaN), so only their reference is compared.
 #pragma once
 
 #include <string>
@@ -28,5 +30,11 @@ inline constexpr double kBoundAgreement = 1e-6;
 // the quantity and both values.
 std::string compare_oracles(const AttentionProblem& p, const ReferenceOutput& ra, const ProblemBounds& ba,
                             const ReferenceOutput& rb, const ProblemBounds& bb);
+
+// The same on up to max_rows rows spread over the problem, the host side
+// computed for those rows only (reference_row, bound_row): what a campaign
+// affords on every sampled evaluation.
+std::string compare_with_host_rows(const AttentionProblem& p, const PrecisionProfile& f, const ReferenceOutput& r,
+                                   const ProblemBounds& b, int max_rows);
 
 } // namespace attncheck

@@ -37,7 +37,7 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 
 struct RowInfo {
-    double delta, rho, lse, w_max;
+    double delta, rho, lse, w_max, logit_reach;
     int masked, meaningful, finite, unused;
 };
 
@@ -95,8 +95,16 @@ __global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
     double m = -INFINITY, e_max = 0, n = 0, finite = 1, meaningful = 1;
     for (int c = threadIdx.x; c < d; c += kThreads)
         if (!isfinite(q[c])) finite = 0;
+    double reach = 0;
     for (int j = threadIdx.x; j < n_all; j += kThreads) {
-        if (!visible(j)) continue;
+        if (!visible(j)) {
+            const float* kr = kv_row(P.k, j);
+            double absdot = 0;
+            for (int c = 0; c < d; ++c)
+                absdot = __dadd_rn(absdot, fabs(__dmul_rn(static_cast<double>(q[c]), static_cast<double>(kr[c]))));
+            reach = fmax(reach, __dmul_rn(absdot, P.kc.scale_abs));
+            continue;
+        }
         const float *kr = kv_row(P.k, j), *vr = kv_row(P.v, j);
         double dot = 0, absdot = 0;
         for (int c = 0; c < d; ++c) {
@@ -110,7 +118,9 @@ __global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
         n += 1;
         m = fmax(m, sj);
         bool ok = true;
-        e_max = fmax(e_max, score_error(P.kc, P.g_dot, sj, __dmul_rn(absdot, P.kc.scale_abs), &ok));
+        const double aj = __dmul_rn(absdot, P.kc.scale_abs);
+        reach = fmax(reach, aj);
+        e_max = fmax(e_max, score_error(P.kc, P.g_dot, sj, aj, &ok));
         if (!ok) meaningful = 0;
     }
     n = block_reduce(n, SumOp{}, red);
@@ -118,6 +128,7 @@ __global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
     e_max = block_reduce(e_max, MaxOp{}, red);
     finite = -block_reduce(-finite, MaxOp{}, red);
     meaningful = -block_reduce(-meaningful, MaxOp{}, red);
+    reach = block_reduce(reach, MaxOp{}, red);
     const int nv = static_cast<int>(n);
     double* o_ref = P.ref_o + row * d;
     double* o_bnd = P.o_bound + row * d;
@@ -125,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
         for (int c = threadIdx.x; c < d; c += kThreads) o_ref[c] = o_bnd[c] = 0.0;
         if (threadIdx.x == 0) {
             P.ref_lse[row] = -INFINITY;
-            P.info[row] = RowInfo{0, 0, 0, 0, 1, 1, finite != 0, 0};
+            P.info[row] = RowInfo{0, 0, 0, 0, reach, 1, 1, finite != 0, 0};
         }
         return;
     }
@@ -166,8 +177,8 @@ __global__ void __launch_bounds__(kThreads) oracle_kernel(Params P) {
         P.ref_lse[row] = m + log(l);
         // A row with non-finite inputs has no bound (as bound_row).
         P.info[row] = finite != 0
-                          ? RowInfo{rt.delta, rt.rho, lse_bound(P.kc, rt, m, l), w_max, 0, meaningful != 0, 1, 0}
-                          : RowInfo{0, 0, 0, 0, 0, 0, 0, 0};
+                          ? RowInfo{rt.delta, rt.rho, lse_bound(P.kc, rt, m, l), w_max, reach, 0, meaningful != 0, 1, 0}
+                          : RowInfo{0, 0, 0, 0, reach, 0, 0, 0, 0};
     }
 }
 
@@ -258,7 +269,8 @@ OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
     std::copy(h_lse, h_lse + nr, out.ref.lse.begin());
     for (size_t r = 0; r < nr; ++r) {
         const RowInfo& x = h_info[r];
-        out.bounds.rows[r] = {x.masked != 0, x.meaningful != 0, x.finite != 0, x.delta, x.rho, x.lse, x.w_max};
+        out.bounds.rows[r] = {x.masked != 0, x.meaningful != 0, x.finite != 0, x.delta, x.rho,
+                              x.lse,         x.w_max,           x.logit_reach};
     }
     return out;
 }

@@ -29,13 +29,14 @@ GateVerdict gqa(GateContext& ctx) {
     if (p.n_kv_heads + 1 > 256 && p.dtype == DType::bf16) return GateVerdict::skip("kv head indices not exact in bf16");
     const Observation ho = p.head_dim >= 2 ? ctx.run(hv) : Observation{};
     const PrecisionProfile prof = ctx.profile_of(hv);
+    const ProblemBounds hb = p.head_dim >= 2 ? ctx.bounds_of(hv) : ProblemBounds{};
     long long rows = 0;
     for (int s = 0; s < p.batch() && p.head_dim >= 2; ++s)
         for (int t = 0; t < p.q_lens[s]; ++t) {
             const int n = visible_keys(p, s, t);
             if (n == 0) continue;
             for (int h = 0; h < p.n_q_heads; ++h) {
-                if (!bound_row(hv, s, h, t, prof).finite_input) continue;
+                if (!hb.rows[static_cast<size_t>(hv.lse_index(s, t, h))].finite_input) continue;
                 ++rows;
                 const int want = h / p.group();
                 const long long oi = hv.o_index(s, t, h);

@@ -54,18 +54,20 @@ GateVerdict normalization(GateContext& ctx) {
                 for (int c = 0; c < p.head_dim; ++c) cv.v[p.kv_index(s, j, h) + c] = const_value(s, h, c);
     const Observation co = ctx.run(cv);
     const PrecisionProfile prof = ctx.profile_of(cv);
+    const ProblemBounds cb = ctx.bounds_of(cv);
     double worst = 0;
     for (int s = 0; s < p.batch(); ++s)
         for (int t = 0; t < p.q_lens[s]; ++t)
             for (int h = 0; h < p.n_q_heads; ++h) {
                 const int n = visible_keys(p, s, t);
                 if (n == 0) continue;
-                const RowBound rb = bound_row(cv, s, h, t, prof);
+                const RowTolerance& rb = cb.rows[static_cast<size_t>(cv.lse_index(s, t, h))];
+                const double* rb_o = &cb.o[static_cast<size_t>(cv.o_index(s, t, h))];
                 if (!rb.finite_input) continue;
                 for (int c = 0; c < p.head_dim; ++c) {
                     const double want = const_value(s, h / p.group(), c);
                     const double tol =
-                        std::max(rb.meaningful ? rb.o[c] : 0.0, normalization_tolerance(cv, prof, n, std::fabs(want)));
+                        std::max(rb.meaningful ? rb_o[c] : 0.0, normalization_tolerance(cv, prof, n, std::fabs(want)));
                     const double got = co.o[cv.o_index(s, t, h) + c];
                     const double err = std::fabs(got - want);
                     if (tol > 0) worst = std::max(worst, err / tol);
@@ -86,7 +88,8 @@ GateVerdict normalization(GateContext& ctx) {
             const int n = visible_keys(p, s, t);
             if (n == 0) continue;
             for (int h = 0; h < p.n_q_heads; ++h) {
-                const RowBound rb = bound_row(p, s, h, t, ctx.profile());
+                const RowTolerance& rb = ctx.bounds().rows[static_cast<size_t>(p.lse_index(s, t, h))];
+                const double* rb_o = &ctx.bounds().o[static_cast<size_t>(p.o_index(s, t, h))];
                 if (!rb.finite_input) continue;
                 const int kvh = h / p.group();
                 for (int c = 0; c < p.head_dim; ++c) {
@@ -98,7 +101,7 @@ GateVerdict normalization(GateContext& ctx) {
                         hi = std::max(hi, v);
                     }
                     const double tol =
-                        std::max(rb.meaningful ? rb.o[c] : 0.0,
+                        std::max(rb.meaningful ? rb_o[c] : 0.0,
                                  normalization_tolerance(p, ctx.profile(), n, std::max(std::fabs(lo), std::fabs(hi))));
                     const float o = base.o[p.o_index(s, t, h) + c];
                     if (!(o >= lo - tol && o <= hi + tol))

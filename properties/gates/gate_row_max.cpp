@@ -20,29 +20,18 @@ namespace attncheck::gates {
 
 namespace {
 
-double max_logit_magnitude(const AttentionProblem& p, int s, int h, int t) {
-    const float* q = &p.q[p.q_index(s, t, h)];
-    double worst = 0;
-    for (int j = 0; j < p.kv_lens[s]; ++j) {
-        const float* k = &p.k[p.kv_index(s, j, h / p.group())];
-        double a = 0;
-        for (int c = 0; c < p.head_dim; ++c) a += std::fabs(static_cast<double>(q[c]) * k[c]);
-        worst = std::max(worst, a * std::fabs(p.scale));
-    }
-    return worst;
-}
-
 // The first row of `obs` with finite inputs, a visible key and a logit range
 // inside fp32 whose O or LSE is not finite.
-std::optional<GateVerdict> first_nonfinite(const std::string& what, const AttentionProblem& p, const Observation& obs,
-                                           long long& rows) {
+// (A row's logit reach, over every key, beyond 1e36 is not judged.)
+std::optional<GateVerdict> first_nonfinite(const std::string& what, const AttentionProblem& p, const ProblemBounds& b,
+                                           const Observation& obs, long long& rows) {
     for (int s = 0; s < p.batch(); ++s)
         for (int t = 0; t < p.q_lens[s]; ++t) {
             if (visible_keys(p, s, t) == 0) continue;
             for (int h = 0; h < p.n_q_heads; ++h) {
-                if (max_logit_magnitude(p, s, h, t) > 1e36) continue;
+                const RowTolerance& rb = b.rows[static_cast<size_t>(p.lse_index(s, t, h))];
+                if (rb.logit_reach > 1e36 || !rb.finite_input) continue;
                 const long long oi = p.o_index(s, t, h);
-                if (!bound_row(p, s, h, t, PrecisionProfile{}).finite_input) continue;
                 ++rows;
                 const ProbeRequest r{s, h, t};
                 const float lse = obs.lse[p.lse_index(s, t, h)];
@@ -66,12 +55,12 @@ std::optional<GateVerdict> first_nonfinite(const std::string& what, const Attent
 GateVerdict row_max(GateContext& ctx) {
     const AttentionProblem& p = ctx.problem();
     long long rows = 0;
-    if (auto f = first_nonfinite("the case", p, ctx.base(), rows)) return *f;
+    if (auto f = first_nonfinite("the case", p, ctx.bounds(), ctx.base(), rows)) return *f;
     std::string shifted = "no representable upward shift";
     if (const auto sp = shifted_pair(p, +1)) {
         long long srows = 0;
-        if (auto f = first_nonfinite(fmt::format("every logit raised by {:.6g}", sp->shift), sp->p1, ctx.run(sp->p1),
-                                     srows)) {
+        if (auto f = first_nonfinite(fmt::format("every logit raised by {:.6g}", sp->shift), sp->p1,
+                                     ctx.bounds_of(sp->p1), ctx.run(sp->p1), srows)) {
             f->row.reset(); // a row of the shifted problem
             return *f;
         }

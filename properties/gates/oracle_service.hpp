@@ -4,9 +4,11 @@
 // targets, where the host's fp64 passes would otherwise cap the suite's
 // speed.
 //
-// The GPU oracle is trusted only as far as it is checked: the first
-// evaluation on every thread and every kCrossCheckEvery-th after it are
-// repeated on the host, and a disagreement (oracle/oracle_crosscheck.hpp)
+// The GPU oracle is trusted only as far as it is checked: on the first
+// evaluation on every thread and every kCrossCheckEvery-th after it,
+// kCrossCheckRows rows spread over the problem are recomputed on the host
+// (a whole problem on the host costs as much as the 64 GPU evaluations it
+// would check), and a disagreement (oracle/oracle_crosscheck.hpp)
 // throws OracleDisagreement, which stops the campaign with its report
 // instead of being taken for a target's failure.
 #pragma once
@@ -34,6 +36,7 @@ OraclePreference parse_oracle_preference(const std::string& s); // throws std::i
 OracleDevice oracle_device_for(const Target& t);
 
 inline constexpr long long kCrossCheckEvery = 64;
+inline constexpr int kCrossCheckRows = 8;
 
 struct OracleDisagreement : std::runtime_error {
     using std::runtime_error::runtime_error;
