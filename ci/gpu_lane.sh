@@ -43,7 +43,7 @@ if want tests; then
   run kernels_gpu "$bin"/test_kernels_gpu --gtest_output=xml:"$out/kernels_gpu.xml"
   run oracle_gpu "$bin"/test_oracle_gpu --gtest_output=xml:"$out/oracle_gpu.xml"
   run materialize_device "$bin"/test_materialize_device --gtest_output=xml:"$out/materialize_device.xml"
-  run selfcheck "$bin"/attncheck selfcheck --cases 2000
+  run selfcheck "$bin"/attncheck selfcheck --cases "${SELFCHECK_CASES:-2000}"
   # Every kept counterexample on CUDA: the production build holds every gate.
   for f in corpus/regressions/*.json; do
     run "regression_$(basename "$f" .json)" "$bin"/attncheck repro "$f" --backend cuda --mutant none

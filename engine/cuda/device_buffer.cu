@@ -164,7 +164,13 @@ void PinnedStage::fence() {
 
 unsigned char* DeviceArena::begin_image() {
     image_ = PinnedStage::take(total_);
-    std::memset(image_, kGuardByte, total_);
+    for (size_t i = 0; i < payloads_.size(); ++i) {
+        const Payload& r = payloads_[i];
+        const std::size_t end = i + 1 < payloads_.size() ? payloads_[i + 1].region : total_;
+        std::memset(image_ + r.region, kGuardByte, kGuardBytes);           // front band
+        std::memset(image_ + r.region + kGuardBytes + r.bytes, kGuardByte, // back band and padding
+                    end - (r.region + kGuardBytes + r.bytes));
+    }
     return image_;
 }
 

@@ -166,10 +166,13 @@ public:
     template <class T>
     std::size_t reserve(std::size_t n) {
         const std::size_t at = total_;
+        payloads_.push_back({at, n * sizeof(T)});
         total_ += guarded_region_bytes(n * sizeof(T));
         return at;
     }
-    // The host image (PinnedStage), every byte a band byte.
+    // The host image (PinnedStage) with every band written; each payload is
+    // the caller's to fill (whole-image fills cost as much as the upload for
+    // long KV caches).
     unsigned char* begin_image();
     template <class T>
     T* image_payload(std::size_t region) {
@@ -187,6 +190,10 @@ public:
     }
 
 private:
+    struct Payload {
+        std::size_t region, bytes;
+    };
+    std::vector<Payload> payloads_;
     std::size_t total_ = 0;
     unsigned char* image_ = nullptr;
     void* raw_ = nullptr;
