@@ -52,6 +52,7 @@ fi
 if want properties; then
   run properties_gpu "$bin"/test_properties_gpu --gtest_output=xml:"$out/properties_gpu.xml"
   run mutation_score_gpu "$bin"/test_mutation_score_gpu --gtest_output=xml:"$out/mutation_score_gpu.xml"
+  run parallel_run_gpu "$bin"/test_parallel_run_gpu --gtest_output=xml:"$out/parallel_run_gpu.xml"
   run attncheck_run_cuda "$bin"/attncheck run --backend cuda --cases 200 --seed 1 --out "$out/counterexamples"
   # JSON on stdout only (RapidCheck prints its configuration line on stderr).
   echo "=== attncheck_mutants_cuda"

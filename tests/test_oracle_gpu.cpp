@@ -59,6 +59,25 @@ TEST(OracleCrossCheck, CatchesAPerturbedOutputLseAndBound) {
     EXPECT_EQ(caught_bound, tried);
 }
 
+// The campaign's sampled check: the host recomputes a few rows only.
+TEST(OracleCrossCheck, SampledRowsAgreeAndCatchAPerturbedRow) {
+    int caught = 0, tried = 0;
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+        const AttentionProblem p = materialize(sample_wide_case(seed));
+        const PrecisionProfile f;
+        const HostOracle h = host_oracle(p, f);
+        EXPECT_EQ(compare_with_host_rows(p, f, h.ref, h.bounds, 8), "") << "seed " << seed;
+        // Perturb the first row (always among the sampled ones) where it is judged.
+        if (h.bounds.rows.empty() || !h.bounds.rows[0].finite_input || h.bounds.rows[0].masked) continue;
+        ++tried;
+        HostOracle bad = h;
+        bad.ref.lse[0] += 1e-9 * (1 + std::fabs(bad.ref.lse[0]));
+        caught += !compare_with_host_rows(p, f, bad.ref, bad.bounds, 8).empty();
+    }
+    ASSERT_GT(tried, 10);
+    EXPECT_EQ(caught, tried);
+}
+
 #ifdef ATTNCHECK_HAVE_CUDA
 #define REQUIRE_DEVICE()                                         \
     do {                                                         \

@@ -316,8 +316,6 @@ void write_all(int fd, const std::string& s) {
 
 } // namespace
 
-namespace {
-
 // CUDA runs: worker threads in this process, sharing one context per
 // device, so their streams overlap on the GPU (worker processes would each
 // hold a context, and contexts time-slice the GPU: on the H200, 16 worker
@@ -355,8 +353,6 @@ RunReport run_threads(const RunSpec& spec) {
     all.wall_seconds = std::chrono::duration<double>(clock::now() - t0).count();
     return all;
 }
-
-} // namespace
 
 RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
     if (spec.backend == Backend::cuda) return run_threads(spec);

@@ -85,6 +85,10 @@ GenLimits default_limits(Backend b);
 // Worker w's share of the run, in this process.
 RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer = Drawer::rapidcheck);
 
+// The whole run in worker threads of this process, whatever the backend
+// (tests run it on the CPU; run_parallel picks it for CUDA).
+RunReport run_threads(const RunSpec& spec);
+
 // The whole run. CUDA: one worker thread per worker in this process (see
 // run_threads in parallel_run.cpp). CPU: in this process when
 // spec.workers == 1, else one `self_exe _worker` process per worker.
