@@ -69,6 +69,7 @@ public:
     // Every embedded family promises it: no kernel choice, split or
     // reduction order depends on where a sequence sits in the batch.
     bool promises_batch_invariance() const override { return true; }
+    bool records_probes() const override { return true; }
 
 private:
     const Family& f_;

@@ -44,6 +44,13 @@ public:
     // still judged under the error model, and reported as "not batch
     // invariant" rather than passing the bitwise property.
     virtual bool promises_batch_invariance() const { return false; }
+    // Does run() fill Observation::probe when asked (the stages of one row:
+    // scores, max, exponentials, P)? The engine's families do, and a missing
+    // trace from them is a failure. A target that does not (most outside
+    // kernels) has the probed parts of the causal, row_max, normalization and
+    // q_completeness gates skipped, said so in their verdicts, and its stage
+    // reports say the same.
+    virtual bool records_probes() const { return false; }
     std::string full_name() const; // "cuda/decode_gqa" or "cpu/flash_prefill+no_row_max"
 };
 

@@ -59,9 +59,10 @@ GateVerdict causal(GateContext& ctx) {
 
     // (b), (c) on one probed row.
     const auto row = default_probe_row(p, p.n_q_heads - 1);
-    if (!row)
+    if (!row || !ctx.target().records_probes())
         return GateVerdict::pass(
-            fmt::format("future perturbation: {} rows bitwise unchanged; no row to probe", compared));
+            fmt::format("future perturbation: {} rows bitwise unchanged; {}", compared,
+                        row ? "masked P not checked (the target records no probes)" : "no row to probe"));
     const Observation pr = ctx.run(p, *row);
     if (!pr.probe) return GateVerdict::fail("target returned no probe trace", row);
     const ProbeTrace& t = *pr.probe;

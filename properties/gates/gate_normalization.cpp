@@ -28,7 +28,8 @@ GateVerdict normalization(GateContext& ctx) {
     const auto row = default_probe_row(p);
     std::optional<ProbeTrace> trace;
     std::optional<RowBound> row_bound;
-    if (row) {
+    if (row && !ctx.target().records_probes()) sum_note = "row sums not checked (the target records no probes)";
+    if (row && ctx.target().records_probes()) {
         const Observation pr = ctx.run(p, *row);
         if (!pr.probe) return GateVerdict::fail("target returned no probe trace", row);
         const RowBound rb = bound_row(p, row->seq, row->head, row->token, ctx.profile());

@@ -24,7 +24,8 @@ GateVerdict q_completeness(GateContext& ctx) {
     const int d = p.head_dim;
     if (d == 1) return GateVerdict::skip("head_dim 1: a single channel");
     std::string notes;
-    if (const auto row = default_probe_row(p)) {
+    if (!ctx.target().records_probes()) notes = "raw scores not checked (the target records no probes)";
+    if (const auto row = default_probe_row(p); row && ctx.target().records_probes()) {
         int probed = 0;
         for (int h = 0; h < std::min(p.n_q_heads, 8); ++h) {
             const ProbeRequest r{row->seq, h, row->token};

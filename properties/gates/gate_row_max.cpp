@@ -68,6 +68,9 @@ GateVerdict row_max(GateContext& ctx) {
     }
     const auto row = default_probe_row(p);
     if (!row) return GateVerdict::pass(fmt::format("{} rows finite; {}; no row to probe", rows, shifted));
+    if (!ctx.target().records_probes())
+        return GateVerdict::pass(
+            fmt::format("{} rows finite; {}; max exp not checked (the target records no probes)", rows, shifted));
     const Observation pr = ctx.run(p, *row);
     if (!pr.probe) return GateVerdict::fail("target returned no probe trace", row);
     const float mx = pr.probe->max_exp;
