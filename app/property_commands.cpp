@@ -14,6 +14,7 @@
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/mutation_score.hpp"
 #include "properties/campaign/parallel_run.hpp"
+#include "properties/campaign/plugin_targets.hpp"
 #include "properties/gates/oracle_service.hpp"
 
 namespace attncheck {
@@ -33,6 +34,7 @@ struct RunArgs {
     int workers = 0;        // 0: one per core
     std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
     std::string oracle = "auto";
+    std::vector<std::string> plugins;
 };
 
 // "all" -> every visible device; "0,2" -> those.
@@ -158,11 +160,12 @@ int cmd_run(const RunArgs& a) {
     spec.devices = parse_devices(a.devices);
     spec.oracle = a.oracle;
     parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
+    spec.plugins = a.plugins;
     spec.workers = a.workers > 0 ? a.workers : default_workers();
     if (spec.backend == Backend::cuda && !spec.devices.empty())
         spec.workers = std::max(spec.workers, static_cast<int>(spec.devices.size()));
     const auto gates = gate_pointers(a.gates);
-    const auto targets = make_targets_named(spec.backend, spec.mutant, a.targets); // validates the names
+    const auto targets = make_run_targets(spec.backend, spec.mutant, a.targets, a.plugins); // validates the names
     fmt::print("attncheck run: backend {}, {} target(s), {} gate(s), seed {}, {}, {} worker(s)\n",
                backend_name(spec.backend), targets.size(), gates.size(), a.seed,
                a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases),
@@ -183,7 +186,9 @@ int cmd_run(const RunArgs& a) {
                    f.cases_before, f.seconds_to_failure, f.worker,
                    t.also_failed_in ? fmt::format("; {} other worker(s) failed too", t.also_failed_in) : "",
                    f.shrink_steps, f.report);
-        fmt::print("counterexample: {}\nreplay:         attncheck repro {}\n\n", f.path, f.path);
+        std::string plugin_args;
+        for (const auto& pl : a.plugins) plugin_args += " --plugin " + pl;
+        fmt::print("counterexample: {}\nreplay:         attncheck repro {}{}\n\n", f.path, f.path, plugin_args);
     }
     for (const auto& e : r.worker_errors) fmt::print("  {}\n", e);
     fmt::print("\n{:18} {:>8} {:>8} {:>8}\n", "gate", "held", "FAILED", "skipped");
@@ -206,7 +211,7 @@ int cmd_run(const RunArgs& a) {
 // when the first gate to fail is not the one the file records (the bug is
 // still caught, but no longer by the gate that names it).
 int cmd_repro(const std::string& file, const std::string& backend_override, const std::string& mutant_override,
-              bool expect_gate) {
+              bool expect_gate, const std::vector<std::string>& plugins) {
     const CounterexampleFile f = load_counterexample(file);
     if (expect_gate && !f.gate)
         throw std::invalid_argument(
@@ -216,11 +221,9 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
     const Mutant m = mutant_override.empty() ? f.mutant : mutant_arg(mutant_override);
     std::vector<std::unique_ptr<Target>> targets;
     if (f.target) {
-        auto t = make_target(*f.target, b, m);
-        if (!t) throw std::invalid_argument(fmt::format("{}: unknown target '{}'", file, *f.target));
-        targets.push_back(std::move(t));
+        targets = make_run_targets(b, m, {*f.target}, plugins); // a plugin's target, or the engine's
     } else {
-        targets = make_targets(b, m);
+        targets = make_run_targets(b, m, {}, plugins);
     }
     fmt::print("attncheck repro {}\n", file);
     if (f.gate) fmt::print("recorded: {} failed gate {}: {}\n", f.target.value_or("?"), *f.gate, f.summary);
@@ -331,6 +334,9 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->check(CLI::Range(1, 1 << 16));
     run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
         ->check(CLI::Range(1LL, 1LL << 40));
+    run->add_option("--plugin", ra.plugins,
+                    "shared library of your own targets (include/attncheck/plugin.hpp; repeatable): its targets "
+                    "are the run's, --target picks among them and the engine's");
     run->add_option("--oracle", ra.oracle, "where the fp64 oracle runs: auto (GPU for CUDA targets), host or gpu");
     run->add_option("--workers", ra.workers, "workers (default: one per core; threads for cuda, processes for cpu)")
         ->check(CLI::Range(1, 4096));
@@ -347,7 +353,9 @@ void register_property_commands(CLI::App& app, int& rc) {
     repro->add_option("--mutant", rm, "override the recorded mutant (e.g. none: does the production build pass?)");
     repro->add_flag("--expect-gate", rexpect,
                     "exit 1 only if the file's recorded gate is the first to fail; 3 if another gate fails first");
-    repro->callback([&rc] { rc = cmd_repro(file, rb, rm, rexpect); });
+    static std::vector<std::string> rplugins;
+    repro->add_option("--plugin", rplugins, "shared library holding the recorded target (repeatable)");
+    repro->callback([&rc] { rc = cmd_repro(file, rb, rm, rexpect, rplugins); });
 
     static std::string mb;
     static bool mj = false;

@@ -20,11 +20,23 @@ target_include_directories(attncheck_api INTERFACE $<BUILD_INTERFACE:${CMAKE_CUR
 set_target_properties(attncheck_api PROPERTIES EXPORT_NAME attncheck)
 add_library(attncheck::attncheck ALIAS attncheck_api)
 
-install(TARGETS ${attncheck_installed_libs} attncheck_api EXPORT attncheckTargets
+# Headers only, for plugins (`attncheck run --plugin`), which must not carry
+# a copy of the libraries.
+add_library(attncheck_headers INTERFACE)
+target_include_directories(attncheck_headers INTERFACE $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+                                                       $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}>
+                                                       $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+                                                       $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/attncheck>)
+set_target_properties(attncheck_headers PROPERTIES EXPORT_NAME headers)
+add_library(attncheck::headers ALIAS attncheck_headers)
+
+install(TARGETS ${attncheck_installed_libs} attncheck_api attncheck_headers EXPORT attncheckTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS attncheck RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY engine kernels oracle properties DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck
         FILES_MATCHING PATTERN "*.hpp" PATTERN "*.cuh")
-install(FILES include/attncheck/attncheck.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck)
+install(FILES include/attncheck/attncheck.hpp include/attncheck/plugin.hpp
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck)
 install(EXPORT attncheckTargets NAMESPACE attncheck:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attncheck)
 configure_package_config_file(cmake/attncheckConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/attncheckConfig.cmake
                               INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attncheck)

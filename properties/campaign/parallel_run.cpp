@@ -21,6 +21,7 @@
 #include "engine/cuda/device.hpp"
 #endif
 #include "properties/campaign/counterexample.hpp"
+#include "properties/campaign/plugin_targets.hpp"
 #include "properties/gates/oracle_service.hpp"
 
 extern char** environ;
@@ -55,7 +56,7 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
     RunReport rep;
     rep.workers = workers;
     const auto gates = gate_pointers(spec.gates);
-    auto targets = make_targets_named(spec.backend, spec.mutant, spec.targets);
+    auto targets = make_run_targets(spec.backend, spec.mutant, spec.targets, spec.plugins);
     for (auto& t : targets) {
         CampaignOptions co;
         co.drawer = drawer;
@@ -122,6 +123,7 @@ std::string run_spec_json(const RunSpec& s) {
     j["workers"] = s.workers;
     j["devices"] = s.devices;
     j["oracle"] = s.oracle;
+    j["plugins"] = s.plugins;
     return j.dump();
 }
 
@@ -146,6 +148,7 @@ RunSpec run_spec_from_json(const std::string& text) {
     s.workers = j.at("workers").get<int>();
     s.devices = j.at("devices").get<std::vector<int>>();
     s.oracle = j.at("oracle").get<std::string>();
+    s.plugins = j.at("plugins").get<std::vector<std::string>>();
     return s;
 }
 

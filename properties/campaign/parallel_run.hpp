@@ -42,8 +42,9 @@ struct RunSpec {
     std::string out_dir; // counterexample files; empty: not saved
     GenLimits limits;
     int workers = 1;
-    std::vector<int> devices;    // CUDA devices; worker w uses devices[w % size] (empty: the default one)
-    std::string oracle = "auto"; // auto, host or gpu (properties/gates/oracle_service.hpp)
+    std::vector<int> devices;         // CUDA devices; worker w uses devices[w % size] (empty: the default one)
+    std::string oracle = "auto";      // auto, host or gpu (properties/gates/oracle_service.hpp)
+    std::vector<std::string> plugins; // shared libraries of targets (properties/campaign/plugin_targets.hpp)
 };
 
 struct FailureRecord {
