@@ -12,6 +12,7 @@
 #include "kernels/registry.hpp"
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/counterexample.hpp"
+#include "properties/campaign/known_failures.hpp"
 #include "properties/campaign/mutation_score.hpp"
 #include "properties/campaign/parallel_run.hpp"
 #include "properties/campaign/plugin_targets.hpp"
@@ -35,6 +36,7 @@ struct RunArgs {
     std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
     std::string oracle = "auto";
     std::vector<std::string> plugins;
+    std::string known_failures; // ledger file
 };
 
 // "all" -> every visible device; "0,2" -> those.
@@ -161,6 +163,9 @@ int cmd_run(const RunArgs& a) {
     spec.oracle = a.oracle;
     parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
     spec.plugins = a.plugins;
+    spec.known_failures = a.known_failures;
+    std::optional<Ledger> ledger;
+    if (!a.known_failures.empty()) ledger = load_ledger(a.known_failures); // bad files fail here, exit 2
     spec.workers = a.workers > 0 ? a.workers : default_workers();
     if (spec.backend == Backend::cuda && !spec.devices.empty())
         spec.workers = std::max(spec.workers, static_cast<int>(spec.devices.size()));
@@ -191,6 +196,18 @@ int cmd_run(const RunArgs& a) {
         fmt::print("counterexample: {}\nreplay:         attncheck repro {}{}\n\n", f.path, f.path, plugin_args);
     }
     for (const auto& e : r.worker_errors) fmt::print("  {}\n", e);
+    if (ledger) {
+        // Known failures: reported, not failing the run; stale entries: said.
+        for (const TargetRun& t : r.targets)
+            for (const auto& [k, n] : t.known) {
+                const KnownFailure& e = ledger->entries[static_cast<size_t>(k)];
+                fmt::print("  {:28} known   {} case(s) failed {} as entry {} says: {}{}\n", t.target, n, e.gate, k,
+                           e.reason, e.link.empty() ? "" : " (" + e.link + ")");
+            }
+        auto ledger_targets = make_run_targets(spec.backend, spec.mutant, a.targets, a.plugins);
+        for (const StaleEntry& s : stale_entries(*ledger, ledger_targets))
+            fmt::print("  stale ledger entry {}: {}\n", s.entry, s.detail);
+    }
     fmt::print("\n{:18} {:>8} {:>8} {:>8}\n", "gate", "held", "FAILED", "skipped");
     for (const Gate* g : gates) {
         const GateTally tl = r.tallies.count(g->name) ? r.tallies.at(g->name) : GateTally{};
@@ -334,6 +351,9 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->check(CLI::Range(1, 1 << 16));
     run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
         ->check(CLI::Range(1LL, 1LL << 40));
+    run->add_option("--known-failures", ra.known_failures,
+                    "ledger of known failures (docs/known-failures.md): matching failures are reported as known "
+                    "and do not fail the run; entries whose recorded case no longer fails are reported as stale");
     run->add_option("--plugin", ra.plugins,
                     "shared library of your own targets (include/attncheck/plugin.hpp; repeatable): its targets "
                     "are the run's, --target picks among them and the engine's");

@@ -72,6 +72,18 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
             (o.verdict.status == GateStatus::pass ? t.pass : o.verdict.status == GateStatus::fail ? t.fail : t.skip)++;
         }
     };
+    // A failure the ledger lists: counted (outside shrinking), not a failure.
+    long long known_cases = 0;
+    auto known = [&](const Case& c, const GateOutcome* f) {
+        if (!f || !opt.ledger) return false;
+        const int k = opt.ledger->match(target, f->gate->name, c);
+        if (k < 0) return false;
+        if (!shrinking) {
+            ++res.known[k];
+            ++known_cases;
+        }
+        return true;
+    };
     auto first_failure = [&](const GateOutcome& f) {
         shrinking = true;
         res.seconds_to_failure = elapsed();
@@ -96,6 +108,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         }
         CaseCheck chk = check_case(target, c, shrinking ? shrink_gates : gates);
         const GateOutcome* f = chk.failure();
+        if (known(c, f)) return;
         if (!shrinking) {
             tally(chk);
             if (!f) {
@@ -137,7 +150,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
 
     if (opt.drawer == Drawer::seeded) {
         long long discarded_in_a_row = 0;
-        for (long long i = 0; res.cases < opt.cases; ++i) {
+        for (long long i = 0; res.cases + known_cases < opt.cases; ++i) {
             if (opt.seconds > 0 && elapsed() >= opt.seconds) break;
             SeededChooser seeded(case_seed(opt.seed, i));
             RecordingChooser rec(seeded);
@@ -152,8 +165,9 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
             }
             discarded_in_a_row = 0;
             CaseCheck chk = check_case(target, c, gates);
-            tally(chk);
             const GateOutcome* f = chk.failure();
+            if (known(c, f)) continue;
+            tally(chk);
             if (!f) {
                 ++res.cases;
                 if (opt.progress) opt.progress(res.cases, elapsed());

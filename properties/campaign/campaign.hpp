@@ -12,6 +12,7 @@
 #include <string>
 
 #include "properties/campaign/generators.hpp"
+#include "properties/campaign/known_failures.hpp"
 #include "properties/gates/case_check.hpp"
 
 namespace attncheck {
@@ -58,6 +59,9 @@ struct CampaignOptions {
     // rounds, so a run under a wall-clock budget with slow cases wants short ones.
     long long round = 50;
     std::function<void(long long cases, double seconds)> progress; // after each case
+    // Failures it lists are counted as known and the campaign goes on (they
+    // are neither shrunk nor reported as failures).
+    const Ledger* ledger = nullptr;
 };
 
 struct CampaignResult {
@@ -65,6 +69,7 @@ struct CampaignResult {
     long long unsupported = 0; // drawn but rejected by the target (discarded)
     std::map<std::string, GateTally> tallies;
     std::optional<Counterexample> failure;
+    std::map<int, long long> known; // ledger entry -> cases that failed as it describes
     double seconds = 0, seconds_to_failure = 0;
 };
 

@@ -56,10 +56,13 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
     RunReport rep;
     rep.workers = workers;
     const auto gates = gate_pointers(spec.gates);
+    std::optional<Ledger> ledger;
+    if (!spec.known_failures.empty()) ledger = load_ledger(spec.known_failures);
     auto targets = make_run_targets(spec.backend, spec.mutant, spec.targets, spec.plugins);
     for (auto& t : targets) {
         CampaignOptions co;
         co.drawer = drawer;
+        co.ledger = ledger ? &*ledger : nullptr;
         co.seed = worker_seed(spec.seed, worker);
         co.gates = gates;
         co.limits = spec.limits;
@@ -77,6 +80,7 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
         tr.cases = r.cases;
         tr.unsupported = r.unsupported;
         tr.seconds = r.seconds;
+        tr.known = r.known;
         rep.cases += r.cases;
         for (const auto& [g, tl] : r.tallies) {
             rep.tallies[g].pass += tl.pass;
@@ -124,6 +128,7 @@ std::string run_spec_json(const RunSpec& s) {
     j["devices"] = s.devices;
     j["oracle"] = s.oracle;
     j["plugins"] = s.plugins;
+    j["known_failures"] = s.known_failures;
     return j.dump();
 }
 
@@ -149,6 +154,7 @@ RunSpec run_spec_from_json(const std::string& text) {
     s.devices = j.at("devices").get<std::vector<int>>();
     s.oracle = j.at("oracle").get<std::string>();
     s.plugins = j.at("plugins").get<std::vector<std::string>>();
+    s.known_failures = j.at("known_failures").get<std::string>();
     return s;
 }
 
@@ -169,7 +175,9 @@ std::string run_report_json(const RunReport& r) {
                    {"cases", t.cases},
                    {"unsupported", t.unsupported},
                    {"seconds", t.seconds},
-                   {"also_failed_in", t.also_failed_in}};
+                   {"also_failed_in", t.also_failed_in},
+                   {"known", json::array()}};
+        for (const auto& [k, n] : t.known) tj["known"].push_back({k, n});
         if (t.failure) {
             const FailureRecord& f = *t.failure;
             tj["failure"] = {{"path", f.path},
@@ -209,6 +217,7 @@ RunReport run_report_from_json(const std::string& text) {
         t.unsupported = tj.at("unsupported").get<long long>();
         t.seconds = tj.at("seconds").get<double>();
         t.also_failed_in = tj.at("also_failed_in").get<int>();
+        for (const json& kn : tj.at("known")) t.known[kn.at(0).get<int>()] = kn.at(1).get<long long>();
         if (tj.contains("failure")) {
             const json& fj = tj.at("failure");
             FailureRecord f;
@@ -253,6 +262,7 @@ void merge_into(RunReport& into, RunReport&& w) {
         }
         it->cases += t.cases;
         it->unsupported += t.unsupported;
+        for (const auto& [k, n] : t.known) it->known[k] += n;
         it->seconds += t.seconds;
         if (t.failure) {
             if (!it->failure || t.failure->seconds_to_failure < it->failure->seconds_to_failure) {

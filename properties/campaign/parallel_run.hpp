@@ -45,6 +45,7 @@ struct RunSpec {
     std::vector<int> devices;         // CUDA devices; worker w uses devices[w % size] (empty: the default one)
     std::string oracle = "auto";      // auto, host or gpu (properties/gates/oracle_service.hpp)
     std::vector<std::string> plugins; // shared libraries of targets (properties/campaign/plugin_targets.hpp)
+    std::string known_failures;       // ledger file (properties/campaign/known_failures.hpp); empty: none
 };
 
 struct FailureRecord {
@@ -61,7 +62,8 @@ struct TargetRun {
     long long cases = 0, unsupported = 0;
     double seconds = 0; // summed over workers
     std::optional<FailureRecord> failure;
-    int also_failed_in = 0; // other workers that found a failure on this target
+    int also_failed_in = 0;         // other workers that found a failure on this target
+    std::map<int, long long> known; // ledger entry -> cases that failed as it describes
 };
 
 struct RunReport {
