@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -44,6 +45,15 @@ int Ledger::match(const Target& t, const std::string& failed_gate, const Case& c
 
 namespace {
 
+// The `when` keys that are flags and ranges, and the members they set.
+const std::map<std::string, std::optional<bool> CasePredicate::*> kFlags = {
+    {"causal", &CasePredicate::causal}, {"window", &CasePredicate::window}, {"gqa", &CasePredicate::gqa}};
+const std::map<std::string, std::optional<IntRangePredicate> CasePredicate::*> kRanges = {
+    {"head_dim", &CasePredicate::head_dim}, {"q_heads", &CasePredicate::q_heads},
+    {"kv_heads", &CasePredicate::kv_heads}, {"batch", &CasePredicate::batch},
+    {"q_len", &CasePredicate::q_len},       {"kv_len", &CasePredicate::kv_len},
+    {"splits", &CasePredicate::splits}};
+
 CasePredicate parse_when(const json& w, const std::string& where) {
     CasePredicate p;
     if (!w.is_object()) throw std::invalid_argument(where + ": 'when' must be an object");
@@ -66,26 +76,10 @@ CasePredicate parse_when(const json& w, const std::string& where) {
                 if (!dt) throw std::invalid_argument(at + ": unknown dtype " + d.dump());
                 p.dtypes.push_back(*dt);
             }
-        } else if (key == "causal") {
-            p.causal = boolean();
-        } else if (key == "window") {
-            p.window = boolean();
-        } else if (key == "gqa") {
-            p.gqa = boolean();
-        } else if (key == "head_dim") {
-            p.head_dim = range();
-        } else if (key == "q_heads") {
-            p.q_heads = range();
-        } else if (key == "kv_heads") {
-            p.kv_heads = range();
-        } else if (key == "batch") {
-            p.batch = range();
-        } else if (key == "q_len") {
-            p.q_len = range();
-        } else if (key == "kv_len") {
-            p.kv_len = range();
-        } else if (key == "splits") {
-            p.splits = range();
+        } else if (const auto f = kFlags.find(key); f != kFlags.end()) {
+            p.*(f->second) = boolean();
+        } else if (const auto r = kRanges.find(key); r != kRanges.end()) {
+            p.*(r->second) = range();
         } else {
             throw std::invalid_argument(at +
                                         ": unknown key (dtype, causal, window, gqa, head_dim, q_heads, "
