@@ -16,8 +16,6 @@
 
 namespace attncheck {
 
-const char* build_commit(); // generated at build time (cmake/commit_info.cmake)
-
 std::string self_exe() {
     char buf[PATH_MAX];
     const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);

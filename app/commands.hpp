@@ -25,6 +25,10 @@ struct RunReport;
 // One line on where the fp64 oracle ran in a run, and its cross-checks.
 std::string oracle_line(const RunReport& r);
 
+// The commit this binary was built from (generated at build time,
+// cmake/commit_info.cmake).
+const char* build_commit();
+
 // "CUDA device: NAME", or why there is none.
 std::string device_line();
 // Visible CUDA devices (0 without the CUDA backend or a device).

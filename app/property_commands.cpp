@@ -16,6 +16,7 @@
 #include "properties/campaign/mutation_score.hpp"
 #include "properties/campaign/parallel_run.hpp"
 #include "properties/campaign/plugin_targets.hpp"
+#include "properties/campaign/run_report_files.hpp"
 #include "properties/gates/oracle_service.hpp"
 
 namespace attncheck {
@@ -37,6 +38,7 @@ struct RunArgs {
     std::string oracle = "auto";
     std::vector<std::string> plugins;
     std::string known_failures; // ledger file
+    std::string report_dir;     // --report: results.json, junit.xml, index.html
 };
 
 // "all" -> every visible device; "0,2" -> those.
@@ -216,6 +218,12 @@ int cmd_run(const RunArgs& a) {
     fmt::print("\nwhere the time goes (seconds summed over workers):\n{}", phase_table(r.phases));
     fmt::print("{}\n", oracle_line(r));
     const bool ok = failures == 0 && r.worker_errors.empty();
+    if (!a.report_dir.empty()) {
+        ReportContext ctx{build_commit(), device_line(), ledger ? &*ledger : nullptr, {}};
+        for (const auto& pl : a.plugins) ctx.plugin_args += " --plugin " + pl;
+        write_run_report(a.report_dir, spec, r, ctx);
+        fmt::print("report: {}/index.html, junit.xml, results.json\n", a.report_dir);
+    }
     fmt::print("\n{} cases in {:.1f} s ({:.1f} cases/s, {} worker(s)); {}\n", r.cases, r.wall_seconds,
                r.cases_per_second(), r.workers,
                ok         ? "every gate held"
@@ -351,6 +359,7 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->check(CLI::Range(1, 1 << 16));
     run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
         ->check(CLI::Range(1LL, 1LL << 40));
+    run->add_option("--report", ra.report_dir, "write results.json, junit.xml and index.html to this directory");
     run->add_option("--known-failures", ra.known_failures,
                     "ledger of known failures (docs/known-failures.md): matching failures are reported as known "
                     "and do not fail the run; entries whose recorded case no longer fails are reported as stale");

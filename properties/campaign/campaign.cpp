@@ -36,6 +36,14 @@ Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& fa
     return ce;
 }
 
+void add_tallies(std::map<std::string, GateTally>& into, const std::map<std::string, GateTally>& from) {
+    for (const auto& [g, t] : from) {
+        into[g].pass += t.pass;
+        into[g].fail += t.fail;
+        into[g].skip += t.skip;
+    }
+}
+
 std::uint64_t case_seed(std::uint64_t campaign_seed, long long i) {
     std::uint64_t x = campaign_seed ^ (static_cast<std::uint64_t>(i) * 0xd1342543de82ef95ull);
     return splitmix64(x);

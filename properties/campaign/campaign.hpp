@@ -20,6 +20,8 @@ namespace attncheck {
 struct GateTally {
     long long pass = 0, fail = 0, skip = 0;
 };
+// Adds every gate's tally of `from` into `into`.
+void add_tallies(std::map<std::string, GateTally>& into, const std::map<std::string, GateTally>& from);
 
 struct Counterexample {
     Case kase;

@@ -81,12 +81,9 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
         tr.unsupported = r.unsupported;
         tr.seconds = r.seconds;
         tr.known = r.known;
+        tr.tallies = r.tallies;
         rep.cases += r.cases;
-        for (const auto& [g, tl] : r.tallies) {
-            rep.tallies[g].pass += tl.pass;
-            rep.tallies[g].fail += tl.fail;
-            rep.tallies[g].skip += tl.skip;
-        }
+        add_tallies(rep.tallies, r.tallies);
         if (r.failure) {
             FailureRecord f;
             f.path = spec.out_dir.empty() ? std::string() : save_counterexample(*r.failure, spec.out_dir);
@@ -109,6 +106,23 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
 }
 
 // ---- JSON codecs (worker <-> parent)
+
+namespace {
+
+json tallies_json(const std::map<std::string, GateTally>& tallies) {
+    json j = json::object();
+    for (const auto& [g, t] : tallies) j[g] = {t.pass, t.fail, t.skip};
+    return j;
+}
+
+std::map<std::string, GateTally> tallies_from_json(const json& j) {
+    std::map<std::string, GateTally> out;
+    for (const auto& [g, t] : j.items())
+        out[g] = GateTally{t.at(0).get<long long>(), t.at(1).get<long long>(), t.at(2).get<long long>()};
+    return out;
+}
+
+} // namespace
 
 std::string run_spec_json(const RunSpec& s) {
     json j;
@@ -166,9 +180,7 @@ std::string run_report_json(const RunReport& r) {
     json phases = json::object();
     for (int i = 0; i < kPhaseCount; ++i) phases[phase_name(static_cast<Phase>(i))] = r.phases.seconds[i];
     j["phases"] = phases;
-    json tallies = json::object();
-    for (const auto& [g, t] : r.tallies) tallies[g] = {t.pass, t.fail, t.skip};
-    j["tallies"] = tallies;
+    j["tallies"] = tallies_json(r.tallies);
     json targets = json::array();
     for (const TargetRun& t : r.targets) {
         json tj = {{"target", t.target},
@@ -178,6 +190,7 @@ std::string run_report_json(const RunReport& r) {
                    {"also_failed_in", t.also_failed_in},
                    {"known", json::array()}};
         for (const auto& [k, n] : t.known) tj["known"].push_back({k, n});
+        tj["tallies"] = tallies_json(t.tallies);
         if (t.failure) {
             const FailureRecord& f = *t.failure;
             tj["failure"] = {{"path", f.path},
@@ -208,8 +221,7 @@ RunReport run_report_from_json(const std::string& text) {
         const char* n = phase_name(static_cast<Phase>(i));
         if (j.at("phases").contains(n)) r.phases.seconds[i] = j.at("phases").at(n).get<double>();
     }
-    for (const auto& [g, t] : j.at("tallies").items())
-        r.tallies[g] = GateTally{t.at(0).get<long long>(), t.at(1).get<long long>(), t.at(2).get<long long>()};
+    r.tallies = tallies_from_json(j.at("tallies"));
     for (const json& tj : j.at("targets")) {
         TargetRun t;
         t.target = tj.at("target").get<std::string>();
@@ -218,6 +230,7 @@ RunReport run_report_from_json(const std::string& text) {
         t.seconds = tj.at("seconds").get<double>();
         t.also_failed_in = tj.at("also_failed_in").get<int>();
         for (const json& kn : tj.at("known")) t.known[kn.at(0).get<int>()] = kn.at(1).get<long long>();
+        t.tallies = tallies_from_json(tj.at("tallies"));
         if (tj.contains("failure")) {
             const json& fj = tj.at("failure");
             FailureRecord f;
@@ -248,11 +261,7 @@ void merge_into(RunReport& into, RunReport&& w) {
     into.phases += w.phases;
     into.oracle_gpu_evaluations += w.oracle_gpu_evaluations;
     into.oracle_cross_checked += w.oracle_cross_checked;
-    for (const auto& [g, t] : w.tallies) {
-        into.tallies[g].pass += t.pass;
-        into.tallies[g].fail += t.fail;
-        into.tallies[g].skip += t.skip;
-    }
+    add_tallies(into.tallies, w.tallies);
     for (TargetRun& t : w.targets) {
         auto it = std::find_if(into.targets.begin(), into.targets.end(),
                                [&](const TargetRun& x) { return x.target == t.target; });
@@ -263,6 +272,7 @@ void merge_into(RunReport& into, RunReport&& w) {
         it->cases += t.cases;
         it->unsupported += t.unsupported;
         for (const auto& [k, n] : t.known) it->known[k] += n;
+        add_tallies(it->tallies, t.tallies);
         it->seconds += t.seconds;
         if (t.failure) {
             if (!it->failure || t.failure->seconds_to_failure < it->failure->seconds_to_failure) {

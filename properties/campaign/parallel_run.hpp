@@ -62,8 +62,9 @@ struct TargetRun {
     long long cases = 0, unsupported = 0;
     double seconds = 0; // summed over workers
     std::optional<FailureRecord> failure;
-    int also_failed_in = 0;         // other workers that found a failure on this target
-    std::map<int, long long> known; // ledger entry -> cases that failed as it describes
+    int also_failed_in = 0;                   // other workers that found a failure on this target
+    std::map<int, long long> known;           // ledger entry -> cases that failed as it describes
+    std::map<std::string, GateTally> tallies; // this target's, per gate
 };
 
 struct RunReport {

@@ -1,0 +1,178 @@
+#include "properties/campaign/run_report_files.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "properties/gates/gate.hpp"
+
+namespace attncheck {
+
+namespace {
+
+using nlohmann::json;
+
+// Escapes &, <, >, " for XML and HTML text and attributes.
+std::string escape(const std::string& s) {
+    std::string out;
+    for (char c : s) switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            default:
+                out += c;
+        }
+    return out;
+}
+
+void write_file(const std::filesystem::path& p, const std::string& text) {
+    std::ofstream f(p);
+    f << text;
+    if (!f) throw std::runtime_error(fmt::format("--report: cannot write {}", p.string()));
+}
+
+// A gate's verdict on one target over the run.
+enum class Outcome { held, failed, skipped };
+
+Outcome outcome(const TargetRun& t, const std::string& gate) {
+    if (t.failure && t.failure->gate == gate) return Outcome::failed;
+    const auto it = t.tallies.find(gate);
+    if (it == t.tallies.end() || it->second.pass == 0) return Outcome::skipped;
+    return Outcome::held;
+}
+
+std::string repro_command(const FailureRecord& f, const ReportContext& ctx) {
+    return f.path.empty() ? std::string("(no counterexample file: run with --out DIR)")
+                          : fmt::format("attncheck repro {}{}", f.path, ctx.plugin_args);
+}
+
+// The run report workers send their parent (run_report_json), with what a
+// reader wants beside it: build and machine, the spec, cases/s, each gate's
+// verdict per target, repro commands and the ledger's words for known failures.
+json results_json(const RunSpec& spec, const RunReport& r, const ReportContext& ctx) {
+    json j = json::parse(run_report_json(r));
+    j["commit"] = ctx.commit;
+    j["device"] = ctx.device;
+    j["spec"] = json::parse(run_spec_json(spec));
+    j["cases_per_s"] = r.cases_per_second();
+    for (size_t i = 0; i < r.targets.size(); ++i) {
+        const TargetRun& t = r.targets[i];
+        json& tj = j["targets"][i];
+        json verdicts = json::object();
+        for (const Gate& g : all_gates()) {
+            const Outcome o = outcome(t, g.name);
+            verdicts[g.name] = o == Outcome::failed ? "failed" : o == Outcome::held ? "held" : "skipped";
+        }
+        tj["verdicts"] = verdicts;
+        if (t.failure) tj["failure"]["repro"] = repro_command(*t.failure, ctx);
+        if (ctx.ledger)
+            for (json& kn : tj["known"]) {
+                const KnownFailure& e = ctx.ledger->entries[kn.at(0).get<size_t>()];
+                kn = {
+                    {"entry", kn.at(0)}, {"cases", kn.at(1)}, {"gate", e.gate}, {"reason", e.reason}, {"link", e.link}};
+            }
+    }
+    return j;
+}
+
+std::string junit_xml(const RunReport& r, const ReportContext& ctx) {
+    long long tests = 0, failures = 0, skipped = 0;
+    std::string suites;
+    for (const TargetRun& t : r.targets) {
+        long long ft = 0, st = 0;
+        std::string cases;
+        for (const Gate& g : all_gates()) {
+            const Outcome o = outcome(t, g.name);
+            cases += fmt::format(R"(    <testcase classname="{}" name="{}" time="0">)", escape(t.target), g.name);
+            if (o == Outcome::failed) {
+                ++ft;
+                cases +=
+                    fmt::format("\n      <failure message=\"{}\">{}\n{}</failure>\n    ", escape(t.failure->summary),
+                                escape(t.failure->report), escape(repro_command(*t.failure, ctx)));
+            } else if (o == Outcome::skipped) {
+                ++st;
+                cases += R"(<skipped message="no case exercised this gate"/>)";
+            }
+            cases += "</testcase>\n";
+        }
+        const long long n = static_cast<long long>(all_gates().size());
+        tests += n;
+        failures += ft;
+        skipped += st;
+        suites += fmt::format(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3f}\">\n{}  </testsuite>\n",
+            escape(t.target), n, ft, st, t.seconds, cases);
+    }
+    return fmt::format(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"attncheck\" tests=\"{}\" failures=\"{}\" "
+        "skipped=\"{}\" time=\"{:.3f}\">\n{}</testsuites>\n",
+        tests, failures, skipped, r.wall_seconds, suites);
+}
+
+std::string index_html(const RunReport& r, const ReportContext& ctx) {
+    std::string head = "<tr><th>gate</th>";
+    for (const TargetRun& t : r.targets) head += "<th>" + escape(t.target) + "</th>";
+    head += "</tr>\n";
+    std::string rows;
+    for (const Gate& g : all_gates()) {
+        rows += fmt::format("<tr><td title=\"{}\">{}</td>", escape(g.invariant), g.name);
+        for (const TargetRun& t : r.targets) {
+            const GateTally tl = t.tallies.count(g.name) ? t.tallies.at(g.name) : GateTally{};
+            const Outcome o = outcome(t, g.name);
+            const char* cls = o == Outcome::failed ? "failed" : o == Outcome::held ? "held" : "skipped";
+            rows += fmt::format("<td class=\"{}\">{} held, {} failed, {} skipped</td>", cls, tl.pass, tl.fail, tl.skip);
+        }
+        rows += "</tr>\n";
+    }
+    std::string failures;
+    for (const TargetRun& t : r.targets) {
+        if (t.failure)
+            failures += fmt::format(
+                "<h3 class=\"failed\">{}: gate {} failed</h3>\n<p>{}</p>\n<pre>{}</pre>\n<p><code>{}</code></p>\n",
+                escape(t.target), escape(t.failure->gate), escape(t.failure->summary), escape(t.failure->report),
+                escape(repro_command(*t.failure, ctx)));
+        for (const auto& [k, n] : t.known)
+            failures += fmt::format(
+                "<p class=\"known\">{}: {} case(s) failed as ledger entry {} says{}</p>\n", escape(t.target), n, k,
+                ctx.ledger ? ": " + escape(ctx.ledger->entries[static_cast<size_t>(k)].reason) : std::string());
+    }
+    for (const auto& e : r.worker_errors) failures += "<p class=\"failed\">" + escape(e) + "</p>\n";
+    return fmt::format(R"(<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>attncheck run</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}
+table{{border-collapse:collapse}}.held{{background:#e6f4e6}}.failed{{background:#f8d7d7}}
+.skipped{{background:#f2f2f2;color:#777}}.known{{background:#fff3cd}}pre{{background:#f7f7f7;padding:1em}}</style>
+</head><body>
+<h1>attncheck run</h1>
+<p>{} cases in {:.1f} s ({:.1f} cases/s, {} worker(s)); commit {}; {}</p>
+<table>
+{}{}</table>
+<h2>Failures</h2>
+{}
+</body></html>
+)",
+                       r.cases, r.wall_seconds, r.cases_per_second(), r.workers, escape(ctx.commit), escape(ctx.device),
+                       head, rows, failures.empty() ? "<p>none</p>" : failures);
+}
+
+} // namespace
+
+void write_run_report(const std::string& dir, const RunSpec& spec, const RunReport& r, const ReportContext& ctx) {
+    std::filesystem::create_directories(dir);
+    write_file(std::filesystem::path(dir) / "results.json", results_json(spec, r, ctx).dump(2) + "\n");
+    write_file(std::filesystem::path(dir) / "junit.xml", junit_xml(r, ctx));
+    write_file(std::filesystem::path(dir) / "index.html", index_html(r, ctx));
+}
+
+} // namespace attncheck
