@@ -42,8 +42,12 @@ TEST(SeededDrawer, CasesDependOnTheSeedAndIndexOnly) {
 }
 
 // A seeded campaign finds a mutant and RapidCheck shrinks it from the
-// recorded draws: the shrunk case still fails the same gate and is no
-// larger than the one first found.
+// recorded draws: the shrunk case is small and still fails the gate it was
+// recorded with. (Which gate is first depends on the case: without
+// RapidCheck's size ramp the first failing draw can be large, and on the
+// H200 normalization's one-hot check saw this mutant before effective_scale;
+// the mutation score, which names the expected gate, uses RapidCheck's
+// drawer.)
 TEST(SeededDrawer, FindsAndShrinksAMutant) {
     ATTNCHECK_REQUIRE_BACKEND();
     auto t = make_target("decode", test_backend(), Mutant::scale_twice);
@@ -54,16 +58,15 @@ TEST(SeededDrawer, FindsAndShrinksAMutant) {
     o.cases = 2000;
     const CampaignResult r = run_campaign(*t, o);
     ASSERT_TRUE(r.failure) << "scale_twice survived " << r.cases << " seeded cases";
-    EXPECT_EQ(r.failure->gate, "effective_scale");
     EXPECT_GE(r.failure->shrink_steps, 0);
-    // Shrinking reached a small case: a few keys, one or two heads.
+    // Shrinking reached a small case: one or two sequences, a few heads.
     const Case& c = r.failure->kase;
     EXPECT_LE(c.batch(), 2);
     EXPECT_LE(c.n_q_heads, 4);
-    // And it replays: the same gate fails on the shrunk case.
+    // And it replays: the recorded gate is the first to fail on the shrunk case.
     const CaseCheck chk = check_case(*t, c, gate_pointers({}));
     ASSERT_NE(chk.failure(), nullptr);
-    EXPECT_STREQ(chk.failure()->gate->name, "effective_scale");
+    EXPECT_EQ(std::string(chk.failure()->gate->name), r.failure->gate);
 }
 
 // Worker threads on one backend: every gate held, the workers' tallies add
