@@ -37,8 +37,9 @@ struct RunArgs {
     std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
     std::string oracle = "auto";
     std::vector<std::string> plugins;
-    std::string known_failures; // ledger file
-    std::string report_dir;     // --report: results.json, junit.xml, index.html
+    std::string known_failures;         // ledger file
+    std::string report_dir;             // --report: results.json, junit.xml, index.html
+    std::vector<std::string> externals; // adapter commands
 };
 
 // "all" -> every visible device; "0,2" -> those.
@@ -166,13 +167,15 @@ int cmd_run(const RunArgs& a) {
     parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
     spec.plugins = a.plugins;
     spec.known_failures = a.known_failures;
+    spec.externals = a.externals;
     std::optional<Ledger> ledger;
     if (!a.known_failures.empty()) ledger = load_ledger(a.known_failures); // bad files fail here, exit 2
     spec.workers = a.workers > 0 ? a.workers : default_workers();
     if (spec.backend == Backend::cuda && !spec.devices.empty())
         spec.workers = std::max(spec.workers, static_cast<int>(spec.devices.size()));
     const auto gates = gate_pointers(a.gates);
-    const auto targets = make_run_targets(spec.backend, spec.mutant, a.targets, a.plugins); // validates the names
+    // Validates the names (and starts each adapter once, to read its capabilities).
+    const auto targets = make_run_targets(spec.backend, spec.mutant, a.targets, a.plugins, a.externals);
     fmt::print("attncheck run: backend {}, {} target(s), {} gate(s), seed {}, {}, {} worker(s)\n",
                backend_name(spec.backend), targets.size(), gates.size(), a.seed,
                a.seconds > 0 ? fmt::format("{} s", a.seconds) : fmt::format("{} cases per target", a.cases),
@@ -195,6 +198,7 @@ int cmd_run(const RunArgs& a) {
                    f.shrink_steps, f.report);
         std::string plugin_args;
         for (const auto& pl : a.plugins) plugin_args += " --plugin " + pl;
+        for (const auto& ex : a.externals) plugin_args += " --external '" + ex + "'";
         fmt::print("counterexample: {}\nreplay:         attncheck repro {}{}\n\n", f.path, f.path, plugin_args);
     }
     for (const auto& e : r.worker_errors) fmt::print("  {}\n", e);
@@ -206,7 +210,7 @@ int cmd_run(const RunArgs& a) {
                 fmt::print("  {:28} known   {} case(s) failed {} as entry {} says: {}{}\n", t.target, n, e.gate, k,
                            e.reason, e.link.empty() ? "" : " (" + e.link + ")");
             }
-        auto ledger_targets = make_run_targets(spec.backend, spec.mutant, a.targets, a.plugins);
+        auto ledger_targets = make_run_targets(spec.backend, spec.mutant, a.targets, a.plugins, a.externals);
         for (const StaleEntry& s : stale_entries(*ledger, ledger_targets))
             fmt::print("  stale ledger entry {}: {}\n", s.entry, s.detail);
     }
@@ -221,6 +225,7 @@ int cmd_run(const RunArgs& a) {
     if (!a.report_dir.empty()) {
         ReportContext ctx{build_commit(), device_line(), ledger ? &*ledger : nullptr, {}};
         for (const auto& pl : a.plugins) ctx.plugin_args += " --plugin " + pl;
+        for (const auto& ex : a.externals) ctx.plugin_args += " --external '" + ex + "'";
         write_run_report(a.report_dir, spec, r, ctx);
         fmt::print("report: {}/index.html, junit.xml, results.json\n", a.report_dir);
     }
@@ -236,7 +241,7 @@ int cmd_run(const RunArgs& a) {
 // when the first gate to fail is not the one the file records (the bug is
 // still caught, but no longer by the gate that names it).
 int cmd_repro(const std::string& file, const std::string& backend_override, const std::string& mutant_override,
-              bool expect_gate, const std::vector<std::string>& plugins) {
+              bool expect_gate, const std::vector<std::string>& plugins, const std::vector<std::string>& externals) {
     const CounterexampleFile f = load_counterexample(file);
     if (expect_gate && !f.gate)
         throw std::invalid_argument(
@@ -246,9 +251,9 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
     const Mutant m = mutant_override.empty() ? f.mutant : mutant_arg(mutant_override);
     std::vector<std::unique_ptr<Target>> targets;
     if (f.target) {
-        targets = make_run_targets(b, m, {*f.target}, plugins); // a plugin's target, or the engine's
+        targets = make_run_targets(b, m, {*f.target}, plugins, externals); // a plugin's, an adapter's, or the engine's
     } else {
-        targets = make_run_targets(b, m, {}, plugins);
+        targets = make_run_targets(b, m, {}, plugins, externals);
     }
     fmt::print("attncheck repro {}\n", file);
     if (f.gate) fmt::print("recorded: {} failed gate {}: {}\n", f.target.value_or("?"), *f.gate, f.summary);
@@ -359,6 +364,9 @@ void register_property_commands(CLI::App& app, int& rc) {
         ->check(CLI::Range(1, 1 << 16));
     run->add_option("--max-work", ra.max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
         ->check(CLI::Range(1LL, 1LL << 40));
+    run->add_option("--external", ra.externals,
+                    "an adapter command (docs/adapter-protocol.md; repeatable): started once per worker, its "
+                    "implementation checked like a target");
     run->add_option("--report", ra.report_dir, "write results.json, junit.xml and index.html to this directory");
     run->add_option("--known-failures", ra.known_failures,
                     "ledger of known failures (docs/known-failures.md): matching failures are reported as known "
@@ -382,9 +390,10 @@ void register_property_commands(CLI::App& app, int& rc) {
     repro->add_option("--mutant", rm, "override the recorded mutant (e.g. none: does the production build pass?)");
     repro->add_flag("--expect-gate", rexpect,
                     "exit 1 only if the file's recorded gate is the first to fail; 3 if another gate fails first");
-    static std::vector<std::string> rplugins;
+    static std::vector<std::string> rplugins, rexternals;
     repro->add_option("--plugin", rplugins, "shared library holding the recorded target (repeatable)");
-    repro->callback([&rc] { rc = cmd_repro(file, rb, rm, rexpect, rplugins); });
+    repro->add_option("--external", rexternals, "adapter command serving the recorded target (repeatable)");
+    repro->callback([&rc] { rc = cmd_repro(file, rb, rm, rexpect, rplugins, rexternals); });
 
     static std::string mb;
     static bool mj = false;

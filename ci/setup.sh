@@ -4,7 +4,8 @@
 # libFuzzer). Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-pkgs=(cmake ninja-build g++ librapidcheck-dev libgtest-dev libboost-dev nlohmann-json3-dev libcli11-dev libfmt-dev)
+pkgs=(cmake ninja-build g++ librapidcheck-dev libgtest-dev libboost-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+      python3-numpy)  # numpy: the external adapter test's numpy adapter (python/examples)
 if [[ "${1:-}" == "--fuzz" ]]; then
   pkgs+=(clang-14 libclang-rt-14-dev)
 fi

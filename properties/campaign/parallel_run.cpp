@@ -1,7 +1,6 @@
 #include "properties/campaign/parallel_run.hpp"
 
 #include <poll.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "engine/cuda/device.hpp"
 #endif
+#include "properties/campaign/child_process.hpp"
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/plugin_targets.hpp"
 #include "properties/gates/oracle_service.hpp"
@@ -58,7 +58,7 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
     const auto gates = gate_pointers(spec.gates);
     std::optional<Ledger> ledger;
     if (!spec.known_failures.empty()) ledger = load_ledger(spec.known_failures);
-    auto targets = make_run_targets(spec.backend, spec.mutant, spec.targets, spec.plugins);
+    auto targets = make_run_targets(spec.backend, spec.mutant, spec.targets, spec.plugins, spec.externals);
     for (auto& t : targets) {
         CampaignOptions co;
         co.drawer = drawer;
@@ -143,6 +143,7 @@ std::string run_spec_json(const RunSpec& s) {
     j["oracle"] = s.oracle;
     j["plugins"] = s.plugins;
     j["known_failures"] = s.known_failures;
+    j["externals"] = s.externals;
     return j.dump();
 }
 
@@ -169,6 +170,7 @@ RunSpec run_spec_from_json(const std::string& text) {
     s.oracle = j.at("oracle").get<std::string>();
     s.plugins = j.at("plugins").get<std::vector<std::string>>();
     s.known_failures = j.at("known_failures").get<std::string>();
+    s.externals = j.at("externals").get<std::vector<std::string>>();
     return s;
 }
 
@@ -287,53 +289,23 @@ void merge_into(RunReport& into, RunReport&& w) {
 }
 
 struct Child {
-    pid_t pid = -1;
-    int in = -1, out = -1; // parent's ends: the worker's stdin, the worker's stdout
+    PipedChild io;
     std::string output;
     bool open = true;
 };
 
 Child spawn_worker(const std::string& exe, int w, int workers, const std::vector<int>& devices) {
-    int to_child[2], from_child[2];
-    if (pipe(to_child) != 0 || pipe(from_child) != 0) throw std::runtime_error("run: pipe() failed");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, to_child[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, from_child[1], STDOUT_FILENO);
-    for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) posix_spawn_file_actions_addclose(&fa, fd);
-    const std::string ws = std::to_string(w), wn = std::to_string(workers);
-    std::vector<char*> argv = {const_cast<char*>(exe.c_str()), const_cast<char*>("_worker"),
-                               const_cast<char*>(ws.c_str()), const_cast<char*>(wn.c_str()), nullptr};
     // One GPU per worker, round robin, through the runtime's own variable.
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e)
-        if (devices.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env_store.emplace_back(*e);
-    if (!devices.empty())
-        env_store.push_back("CUDA_VISIBLE_DEVICES=" + std::to_string(devices[static_cast<size_t>(w) % devices.size()]));
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    Child c;
-    const int err = posix_spawn(&c.pid, exe.c_str(), &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    close(to_child[0]);
-    close(from_child[1]);
-    if (err != 0) {
-        close(to_child[1]);
-        close(from_child[0]);
-        throw std::runtime_error(fmt::format("run: cannot start worker {} ({}): {}", w, exe, std::strerror(err)));
+    std::vector<std::string> env;
+    if (!devices.empty()) {
+        for (char** e = environ; *e; ++e)
+            if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.emplace_back(*e);
+        env.push_back("CUDA_VISIBLE_DEVICES=" + std::to_string(devices[static_cast<size_t>(w) % devices.size()]));
     }
-    c.in = to_child[1];
-    c.out = from_child[0];
-    return c;
-}
-
-void write_all(int fd, const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-        const ssize_t n = write(fd, s.data() + off, s.size() - off);
-        if (n <= 0) throw std::runtime_error("run: cannot send the run spec to a worker");
-        off += static_cast<size_t>(n);
+    try {
+        return Child{spawn_piped({exe, "_worker", std::to_string(w), std::to_string(workers)}, env), {}, true};
+    } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("run: cannot start worker {}: {}", w, e.what()));
     }
 }
 
@@ -387,24 +359,24 @@ RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
     const std::string spec_text = run_spec_json(spec);
     for (int w = 0; w < n; ++w) {
         kids.push_back(spawn_worker(self_exe, w, n, spec.devices));
-        write_all(kids.back().in, spec_text);
-        close(kids.back().in);
+        write_all(kids.back().io.in, spec_text, "a worker");
+        close(kids.back().io.in);
     }
     // Read every worker's stdout as it comes (a report can exceed a pipe's buffer).
     for (int open = n; open > 0;) {
         std::vector<pollfd> fds;
         for (const Child& c : kids)
-            if (c.open) fds.push_back({c.out, POLLIN, 0});
+            if (c.open) fds.push_back({c.io.out, POLLIN, 0});
         if (poll(fds.data(), fds.size(), -1) < 0) continue;
         for (const pollfd& p : fds) {
             if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            Child& c = *std::find_if(kids.begin(), kids.end(), [&](const Child& k) { return k.out == p.fd; });
+            Child& c = *std::find_if(kids.begin(), kids.end(), [&](const Child& k) { return k.io.out == p.fd; });
             char buf[65536];
-            const ssize_t got = read(c.out, buf, sizeof buf);
+            const ssize_t got = read(c.io.out, buf, sizeof buf);
             if (got > 0) {
                 c.output.append(buf, static_cast<size_t>(got));
             } else {
-                close(c.out);
+                close(c.io.out);
                 c.open = false;
                 --open;
             }
@@ -415,7 +387,7 @@ RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
     for (int w = 0; w < n; ++w) {
         Child& c = kids[static_cast<size_t>(w)];
         int status = 0;
-        waitpid(c.pid, &status, 0);
+        waitpid(c.io.pid, &status, 0);
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         try {
             if (!ok)

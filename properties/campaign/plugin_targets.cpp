@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "kernels/registry.hpp"
+#include "properties/campaign/external_target.hpp"
 
 // The ABI this build speaks (include/attncheck/plugin.hpp defines it too;
 // the two must agree, which the static_assert below keeps true).
@@ -52,11 +53,13 @@ std::vector<std::unique_ptr<Target>> plugin_targets(const std::string& path) {
 }
 
 std::vector<std::unique_ptr<Target>> make_run_targets(Backend b, Mutant m, const std::vector<std::string>& names,
-                                                      const std::vector<std::string>& plugins) {
-    if (plugins.empty()) return make_targets_named(b, m, names);
+                                                      const std::vector<std::string>& plugins,
+                                                      const std::vector<std::string>& externals) {
+    if (plugins.empty() && externals.empty()) return make_targets_named(b, m, names);
     std::vector<std::unique_ptr<Target>> from_plugins;
     for (const auto& p : plugins)
         for (auto& t : plugin_targets(p)) from_plugins.push_back(std::move(t));
+    for (const auto& cmd : externals) from_plugins.push_back(std::make_unique<ExternalTarget>(cmd));
     if (names.empty()) return from_plugins;
     std::vector<std::unique_ptr<Target>> out;
     for (const auto& n : names) {

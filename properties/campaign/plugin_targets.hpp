@@ -16,11 +16,14 @@ namespace attncheck {
 // entry point, another ABI, no targets).
 std::vector<std::unique_ptr<Target>> plugin_targets(const std::string& path);
 
-// A run's targets. Without plugins: the engine's families on backend b
-// (all, or those named). With plugins: every plugin target, or those named,
-// where a name no plugin target has may be an engine family (to run beside
-// yours). Throws std::invalid_argument for a name nothing has.
+// A run's targets. Without plugins or external adapters: the engine's
+// families on backend b (all, or those named). With them: every plugin
+// target and one ExternalTarget per adapter command
+// (properties/campaign/external_target.hpp), or those named, where a name
+// none of them has may be an engine family (to run beside yours). Throws
+// std::invalid_argument for a name nothing has.
 std::vector<std::unique_ptr<Target>> make_run_targets(Backend b, Mutant m, const std::vector<std::string>& names,
-                                                      const std::vector<std::string>& plugins);
+                                                      const std::vector<std::string>& plugins,
+                                                      const std::vector<std::string>& externals = {});
 
 } // namespace attncheck
