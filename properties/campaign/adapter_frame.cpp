@@ -47,6 +47,10 @@ std::string encode_frame(const Frame& f) {
     return out;
 }
 
+namespace {
+Frame frame_from_header(const nlohmann::json& h, const std::function<void(char*, std::size_t)>& read_exact);
+} // namespace
+
 Frame decode_frame(const std::function<void(char*, std::size_t)>& read_exact) {
     std::uint64_t n = 0;
     read_exact(reinterpret_cast<char*>(&n), 8);
@@ -60,6 +64,18 @@ Frame decode_frame(const std::function<void(char*, std::size_t)>& read_exact) {
         throw std::runtime_error(std::string("adapter message: header is not JSON: ") + e.what());
     }
     if (!h.is_object()) throw std::runtime_error("adapter message: header is not a JSON object");
+    try {
+        return frame_from_header(h, read_exact);
+    } catch (const json::exception& e) {
+        // A field of the wrong JSON type (found by fuzz/fuzz_adapter_frame.cpp:
+        // "dtype": [1, 3] escaped as nlohmann's type_error).
+        throw std::runtime_error(std::string("adapter message: malformed header: ") + e.what());
+    }
+}
+
+namespace {
+
+Frame frame_from_header(const nlohmann::json& h, const std::function<void(char*, std::size_t)>& read_exact) {
     Frame f;
     std::uint64_t data_bytes = 0;
     struct Span {
@@ -100,5 +116,7 @@ Frame decode_frame(const std::function<void(char*, std::size_t)>& read_exact) {
     }
     return f;
 }
+
+} // namespace
 
 } // namespace attncheck

@@ -57,7 +57,10 @@ const std::map<std::string, std::optional<IntRangePredicate> CasePredicate::*> k
 CasePredicate parse_when(const json& w, const std::string& where) {
     CasePredicate p;
     if (!w.is_object()) throw std::invalid_argument(where + ": 'when' must be an object");
-    for (const auto& [key, v] : w.items()) {
+    for (const auto& item : w.items()) {
+        // Not a structured binding: the lambdas below capture it (clang 14, the fuzz build, cannot).
+        const std::string key = item.key();
+        const json& v = item.value();
         const std::string at = where + ": when." + key;
         auto boolean = [&]() -> bool {
             if (!v.is_boolean()) throw std::invalid_argument(at + " must be true or false");
@@ -108,7 +111,8 @@ Ledger load_ledger(const std::string& path) {
     } catch (const json::exception& e) {
         throw std::invalid_argument(fmt::format("--known-failures {}: not JSON: {}", path, e.what()));
     }
-    if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("entries") || !j.at("entries").is_array())
+    if (!j.is_object() || !j.contains("version") || j.at("version") != 1 || !j.contains("entries") ||
+        !j.at("entries").is_array())
         throw std::invalid_argument(
             fmt::format("--known-failures {}: expected {{\"version\": 1, \"entries\": [...]}}", path));
     Ledger l;
