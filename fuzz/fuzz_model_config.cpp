@@ -6,20 +6,31 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "model/model_config.hpp"
 
 using namespace attncheck;
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const std::string text(reinterpret_cast<const char*>(data), size);
-    ModelConfig c;
+namespace {
+
+// The reader's verdict: a configuration, or none when it refused the text
+// with a ConfigError (a message: fine).
+std::optional<ModelConfig> read_config(const std::string& text) {
     try {
-        c = parse_hf_config(text);
+        return parse_hf_config(text);
     } catch (const ConfigError&) {
-        return 0; // rejected with a message: fine
+        return std::nullopt;
     }
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::optional<ModelConfig> read = read_config(std::string(reinterpret_cast<const char*>(data), size));
+    if (!read) return 0;
+    const ModelConfig& c = *read;
     try {
         validate(c);
         const ModelConfig back = parse_hf_config(hf_config_json(c));
