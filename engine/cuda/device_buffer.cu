@@ -58,7 +58,6 @@ __global__ void guard_check_kernel(RegionTable t, int* first_bad) {
 struct GuardSlots {
     int* dev = nullptr;
     int* host = nullptr;
-    int device = -1;
 };
 
 GuardSlots& thread_slots() {
@@ -69,7 +68,6 @@ GuardSlots& thread_slots() {
     if (!s.dev) {
         CUDA_CHECK(cudaMalloc(&s.dev, kMaxRegions * sizeof(int)));
         CUDA_CHECK(cudaMallocHost(&s.host, kMaxRegions * sizeof(int)));
-        s.device = dev;
     }
     return s;
 }

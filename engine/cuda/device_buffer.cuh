@@ -52,15 +52,6 @@ void pool_free(void* p) noexcept;
 struct PinnedStage {
     static unsigned char* take(std::size_t bytes);
     static void fence();
-    // Offsets of consecutive blocks in a staged region, each 256-byte aligned.
-    struct Layout {
-        std::size_t total = 0;
-        std::size_t add(std::size_t bytes) {
-            const std::size_t at = total;
-            total += (bytes + 255) / 256 * 256;
-            return at;
-        }
-    };
 };
 
 // One buffer's guard bands, for check_guard_bands.
@@ -122,10 +113,6 @@ public:
         if (h.size() != n_) throw std::logic_error(name_ + ": upload size mismatch");
         if (n_) CUDA_CHECK(cudaMemcpyAsync(get(), h.data(), bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
     }
-    // From pinned memory (PinnedStage): asynchronous.
-    void upload_async(const T* src) {
-        if (n_) CUDA_CHECK(cudaMemcpyAsync(get(), src, bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
-    }
     // Synchronous (pageable destination).
     std::vector<T> download() const {
         std::vector<T> h(n_);
@@ -134,11 +121,6 @@ public:
             CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
         }
         return h;
-    }
-    // Enqueues the copy of the payload to `dst` (pinned, so truly
-    // asynchronous); the caller synchronizes the stream before reading it.
-    void download_async(T* dst) const {
-        if (n_) CUDA_CHECK(cudaMemcpyAsync(dst, get(), bytes(), cudaMemcpyDeviceToHost, cudaStreamPerThread));
     }
     GuardRegion guards() const { return {raw_, bytes(), &name_}; }
     // Throws GuardBandError when either band changed.

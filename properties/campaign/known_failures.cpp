@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -17,19 +16,56 @@ namespace attncheck {
 
 using nlohmann::json;
 
+namespace {
+
+long long longest(const std::vector<int>& lens) {
+    long long m = 0;
+    for (int x : lens) m = std::max<long long>(m, x);
+    return m;
+}
+
+// The `when` keys other than dtype, written once: the member each sets and
+// the case's value it is checked against.
+struct FlagKey {
+    const char* key;
+    std::optional<bool> CasePredicate::*member;
+    bool (*of)(const Case&);
+};
+const FlagKey kFlagKeys[] = {
+    {"causal", &CasePredicate::causal, [](const Case& c) { return c.causal; }},
+    {"window", &CasePredicate::window, [](const Case& c) { return c.window > 0; }},
+    {"gqa", &CasePredicate::gqa, [](const Case& c) { return c.n_q_heads != c.n_kv_heads; }},
+};
+struct RangeKey {
+    const char* key;
+    std::optional<IntRangePredicate> CasePredicate::*member;
+    long long (*of)(const Case&);
+};
+const RangeKey kRangeKeys[] = {
+    {"head_dim", &CasePredicate::head_dim, [](const Case& c) -> long long { return c.head_dim; }},
+    {"q_heads", &CasePredicate::q_heads, [](const Case& c) -> long long { return c.n_q_heads; }},
+    {"kv_heads", &CasePredicate::kv_heads, [](const Case& c) -> long long { return c.n_kv_heads; }},
+    {"batch", &CasePredicate::batch, [](const Case& c) -> long long { return c.batch(); }},
+    {"q_len", &CasePredicate::q_len, [](const Case& c) { return longest(c.q_lens); }},
+    {"kv_len", &CasePredicate::kv_len, [](const Case& c) { return longest(c.kv_lens); }},
+    {"splits", &CasePredicate::splits, [](const Case& c) -> long long { return c.num_splits; }},
+};
+
+template <class Table>
+const auto* find_key(const Table& table, const std::string& key) {
+    for (const auto& k : table)
+        if (key == k.key) return &k;
+    return static_cast<decltype(&table[0])>(nullptr);
+}
+
+} // namespace
+
 bool CasePredicate::holds(const Case& c) const {
-    int longest_q = 0, longest_kv = 0;
-    for (int x : c.q_lens) longest_q = std::max(longest_q, x);
-    for (int x : c.kv_lens) longest_kv = std::max(longest_kv, x);
     if (!dtypes.empty() && std::find(dtypes.begin(), dtypes.end(), c.dtype) == dtypes.end()) return false;
-    if (causal && *causal != c.causal) return false;
-    if (window && *window != (c.window > 0)) return false;
-    if (gqa && *gqa != (c.n_q_heads != c.n_kv_heads)) return false;
-    const std::pair<const std::optional<IntRangePredicate>*, long long> ranges[] = {
-        {&head_dim, c.head_dim}, {&q_heads, c.n_q_heads}, {&kv_heads, c.n_kv_heads}, {&batch, c.batch()},
-        {&q_len, longest_q},     {&kv_len, longest_kv},   {&splits, c.num_splits}};
-    for (const auto& [r, x] : ranges)
-        if (*r && !(*r)->holds(x)) return false;
+    for (const FlagKey& f : kFlagKeys)
+        if (this->*f.member && *(this->*f.member) != f.of(c)) return false;
+    for (const RangeKey& r : kRangeKeys)
+        if (this->*r.member && !(this->*r.member)->holds(r.of(c))) return false;
     return true;
 }
 
@@ -44,15 +80,6 @@ int Ledger::match(const Target& t, const std::string& failed_gate, const Case& c
 }
 
 namespace {
-
-// The `when` keys that are flags and ranges, and the members they set.
-const std::map<std::string, std::optional<bool> CasePredicate::*> kFlags = {
-    {"causal", &CasePredicate::causal}, {"window", &CasePredicate::window}, {"gqa", &CasePredicate::gqa}};
-const std::map<std::string, std::optional<IntRangePredicate> CasePredicate::*> kRanges = {
-    {"head_dim", &CasePredicate::head_dim}, {"q_heads", &CasePredicate::q_heads},
-    {"kv_heads", &CasePredicate::kv_heads}, {"batch", &CasePredicate::batch},
-    {"q_len", &CasePredicate::q_len},       {"kv_len", &CasePredicate::kv_len},
-    {"splits", &CasePredicate::splits}};
 
 CasePredicate parse_when(const json& w, const std::string& where) {
     CasePredicate p;
@@ -79,10 +106,10 @@ CasePredicate parse_when(const json& w, const std::string& where) {
                 if (!dt) throw std::invalid_argument(at + ": unknown dtype " + d.dump());
                 p.dtypes.push_back(*dt);
             }
-        } else if (const auto f = kFlags.find(key); f != kFlags.end()) {
-            p.*(f->second) = boolean();
-        } else if (const auto r = kRanges.find(key); r != kRanges.end()) {
-            p.*(r->second) = range();
+        } else if (const FlagKey* f = find_key(kFlagKeys, key)) {
+            p.*(f->member) = boolean();
+        } else if (const RangeKey* r = find_key(kRangeKeys, key)) {
+            p.*(r->member) = range();
         } else {
             throw std::invalid_argument(at +
                                         ": unknown key (dtype, causal, window, gqa, head_dim, q_heads, "

@@ -57,7 +57,6 @@ public:
     const ProblemBounds& bounds();
     // The bounds of a transformed problem under the target's profile for it.
     ProblemBounds bounds_of(const AttentionProblem& p);
-    OracleDevice oracle_device() const { return oracle_; }
 
     // The target on a transformed problem (throws UnsupportedCase when the
     // target cannot run it: callers ask supports() first).

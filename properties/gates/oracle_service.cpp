@@ -27,8 +27,6 @@ OracleResult on_host(const AttentionProblem& p, const PrecisionProfile& f, bool 
 
 } // namespace
 
-const char* oracle_device_name(OracleDevice d) { return d == OracleDevice::gpu ? "gpu" : "host"; }
-
 void set_oracle_preference(OraclePreference p) { g_preference = p; }
 
 OraclePreference parse_oracle_preference(const std::string& s) {

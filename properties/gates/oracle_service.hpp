@@ -25,7 +25,6 @@
 namespace attncheck {
 
 enum class OracleDevice { host, gpu };
-const char* oracle_device_name(OracleDevice d);
 
 // The user's choice (`--oracle`): auto (GPU for CUDA targets when this build
 // has CUDA), host, or gpu (an error where there is no GPU oracle).
