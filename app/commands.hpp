@@ -15,6 +15,7 @@ void register_oracle_commands(CLI::App& app, int& rc);   // selfcheck, validate,
 void register_property_commands(CLI::App& app, int& rc); // list, run, repro, mutants
 void register_model_commands(CLI::App& app);             // model-* (app/model_commands.cpp)
 void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _worker (app/bench_commands.cpp)
+void register_bench_kernels(CLI::App& bench, int& rc);   // bench kernels (app/bench_kernels.cpp)
 
 // This program's own path (workers are started from it), and the default
 // number of workers (one per core).

@@ -2,7 +2,7 @@
 # The GPU lane, run on a machine with a CUDA device from the repository root,
 # with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
 # of every log to $OUT (or ./gpu_results).
-# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|all]... | long
+# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|kernels|all]... | long
 #   long: one `attncheck run --backend cuda` of LONG_SECONDS (default 540) with
 #   seed LONG_SEED (default 7), every target and gate, one worker per core;
 #   not part of `all` (it takes a device call of its own).
@@ -41,6 +41,7 @@ if want tests; then
   run gpu_smoke "$bin"/test_gpu_smoke --gtest_output=xml:"$out/gpu_smoke.xml"
   run case_portable "$bin"/test_case --gtest_filter='Case.MaterializedBitsArePortable:Case.Json*'
   run kernels_gpu "$bin"/test_kernels_gpu --gtest_output=xml:"$out/kernels_gpu.xml"
+  run decode_split_gpu "$bin"/test_decode_split_gpu --gtest_output=xml:"$out/decode_split_gpu.xml"
   run oracle_gpu "$bin"/test_oracle_gpu --gtest_output=xml:"$out/oracle_gpu.xml"
   run materialize_device "$bin"/test_materialize_device --gtest_output=xml:"$out/materialize_device.xml"
   run selfcheck "$bin"/attncheck selfcheck --cases "${SELFCHECK_CASES:-2000}"
@@ -83,6 +84,8 @@ if want sanitize; then
   for tool in memcheck racecheck synccheck initcheck; do
     ATTNCHECK_GRID_EVERY="${SANITIZE_EVERY:-1}" run "sanitize_$tool" compute-sanitizer --tool "$tool" --error-exitcode 99 \
       "$bin"/test_kernels_gpu --gtest_filter="$filter"
+    run "sanitize_${tool}_decode_split" compute-sanitizer --tool "$tool" --error-exitcode 99 \
+      "$bin"/test_decode_split_gpu --gtest_filter='DecodeSplitGrouped.MatchesOracleUnderErrorModel'
   done
 fi
 if want throughput; then
@@ -95,6 +98,18 @@ if want throughput; then
   python3 bench/pytorch_test_loop.py --seconds "${THROUGHPUT_SECONDS:-30}" > "$final/pytorch_test_loop.json" \
     2> "$out/pytorch_test_loop.log" || rc=1
   cat "$final/pytorch_test_loop.json"
+fi
+if want kernels; then
+  # Each family at the anchor shapes beside PyTorch's SDPA backends timed the
+  # same way in the same run (bench/sdpa_kernels.py), as ratios.
+  echo "=== kernels"
+  "$bin"/attncheck bench kernels --print-shapes > "$out/shapes.json" || rc=1
+  python3 bench/sdpa_kernels.py --shapes "$out/shapes.json" > "$final/sdpa_kernels.json" \
+    2> "$out/sdpa_kernels.log" || rc=1
+  "$bin"/attncheck bench kernels --anchors "$final/sdpa_kernels.json" > "$out/bench_kernels.txt" \
+    2> "$out/bench_kernels.log" || rc=1
+  cp "$out/bench_kernels.txt" "$final/"
+  cat "$out/bench_kernels.txt"
 fi
 if [[ "$modes" == *" long "* ]]; then
   STEP_TIMEOUT=$(( ${LONG_SECONDS:-540} + 50 )) run long_run_cuda "$bin"/attncheck run --backend cuda \

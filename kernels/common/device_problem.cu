@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+
+#include "engine/cuda/kernel_clock.hpp"
 
 namespace attncheck {
 
@@ -9,12 +12,42 @@ namespace {
 
 void fill(DeviceBuffer<float>& b, float value) { b.upload(std::vector<float>(b.size(), value)); }
 
+// Uniform values in [-1, 1) from a hash of (seed, stream, index), rounded to
+// T: bench inputs made where they are used (see KernelClock).
+template <class T>
+__global__ void fill_uniform(T* x, long long n, unsigned long long seed) {
+    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<long long>(gridDim.x) * blockDim.x) {
+        unsigned long long h = seed ^ (static_cast<unsigned long long>(i) * 0x9E3779B97F4A7C15ull);
+        h ^= h >> 31;
+        h *= 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+        const float u = static_cast<float>(h >> 40) * 0x1p-24f; // [0, 1)
+        x[i] = static_cast<T>(2.0f * u - 1.0f);
+    }
+}
+
+template <class T>
+void fill_on_device(DeviceBuffer<T>& b, unsigned long long seed) {
+    const long long n = static_cast<long long>(b.size());
+    if (n == 0) return;
+    fill_uniform<T><<<1024, 256, 0, cudaStreamPerThread>>>(b.get(), n, seed);
+    CUDA_CHECK_LAUNCH();
+}
+
 } // namespace
 
 template <class T>
 DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {
     shape = kernels::attn_shape_of(p);
-    const size_t nq = p.q.size(), nkv = p.k.size(), nb = p.q_lens.size();
+    // A problem without values (problem_shape) is a benchmark's: filled on the device below.
+    const KernelClock* clock = KernelClock::installed();
+    const bool device_fill = p.q.empty() && p.k.empty() && p.v.empty() && clock;
+    const size_t nq = p.q_elems(), nkv = p.kv_elems(), nb = p.q_lens.size();
+    if (!device_fill && (p.q.size() != nq || p.k.size() != nkv || p.v.size() != nkv))
+        throw std::logic_error(
+            "DeviceProblem: Q, K or V does not match the problem's shape (values are only "
+            "left out under a KernelClock)");
     const size_t nlse = static_cast<size_t>(p.total_q()) * p.n_q_heads;
     const size_t rq = arena_.reserve<T>(nq), rk = arena_.reserve<T>(nkv), rv = arena_.reserve<T>(nkv);
     o_region_ = arena_.reserve<T>(nq);
@@ -26,9 +59,11 @@ DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {
         T* h = arena_.image_payload<T>(region);
         for (size_t i = 0; i < x.size(); ++i) h[i] = to_storage<T>(x[i]);
     };
-    put_values(rq, p.q);
-    put_values(rk, p.k);
-    put_values(rv, p.v);
+    if (!device_fill) {
+        put_values(rq, p.q);
+        put_values(rk, p.k);
+        put_values(rv, p.v);
+    }
     auto put_ints = [&](size_t region, const auto& x) {
         int* h = arena_.image_payload<int>(region);
         for (size_t i = 0; i < x.size(); ++i) h[i] = static_cast<int>(x[i]);
@@ -49,6 +84,12 @@ DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {
     kv_start = arena_.view<int>(rks, nb, "kv_start");
     q_lens = arena_.view<int>(rql, nb, "q_lens");
     kv_lens = arena_.view<int>(rkl, nb, "kv_lens");
+    if (device_fill) {
+        const unsigned long long seed = clock->plan().fill_seed * 0xD1B54A32D192ED03ull;
+        fill_on_device(q, seed ^ 1);
+        fill_on_device(k, seed ^ 2);
+        fill_on_device(v, seed ^ 3);
+    }
     max_q_len = p.q_lens.empty() ? 0 : *std::max_element(p.q_lens.begin(), p.q_lens.end());
     max_kv_len = p.kv_lens.empty() ? 0 : *std::max_element(p.kv_lens.begin(), p.kv_lens.end());
 }

@@ -33,6 +33,7 @@
 #include <type_traits>
 
 #include "engine/cuda/check.cuh"
+#include "engine/cuda/kernel_clock.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/decode_probe.cuh"
@@ -208,10 +209,12 @@ template <class T, Mutant M>
 Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     const DecodeProbe<M> dprobe(p, dp.shape, probe, kTile);
     const dim3 grid(static_cast<unsigned>(p.n_q_heads), static_cast<unsigned>(p.batch()));
-    decode_kernel<T, M><<<grid, kThreads>>>(dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(),
-                                            dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(),
-                                            dp.shape, dprobe.view());
-    CUDA_CHECK_LAUNCH();
+    timed_kernels([&] {
+        decode_kernel<T, M><<<grid, kThreads>>>(dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(),
+                                                dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(),
+                                                dp.shape, dprobe.view());
+        CUDA_CHECK_LAUNCH();
+    });
     Observation obs = dp.download(); // synchronizes, checks every guard band
     dprobe.finish(obs);
     return obs;

@@ -33,6 +33,7 @@
 
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/dynamic_smem.cuh"
+#include "engine/cuda/kernel_clock.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/decode_probe.cuh"
@@ -40,7 +41,7 @@
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/decode_gqa/decode_gqa.hpp"
-#include "kernels/decode_gqa/decode_gqa_groups.hpp"
+#include "kernels/common/gqa_groups.hpp"
 
 namespace attncheck::kernels {
 
@@ -239,10 +240,12 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     const DecodeProbe<M> dprobe(p, dp.shape, probe, kTile);
     const dim3 grid(static_cast<unsigned>(p.n_kv_heads), static_cast<unsigned>(p.batch()),
                     static_cast<unsigned>(parts));
-    decode_gqa_kernel<T, M><<<grid, warps * kWarpSize, smem>>>(
-        dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(), dp.q_start.get(), dp.kv_start.get(),
-        dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, dprobe.view());
-    CUDA_CHECK_LAUNCH();
+    timed_kernels([&] {
+        decode_gqa_kernel<T, M><<<grid, warps * kWarpSize, smem>>>(
+            dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(), dp.q_start.get(), dp.kv_start.get(),
+            dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, dprobe.view());
+        CUDA_CHECK_LAUNCH();
+    });
     Observation obs = dp.download({heads.guards()}); // synchronizes, checks every guard band
     dprobe.finish(obs);
     return obs;

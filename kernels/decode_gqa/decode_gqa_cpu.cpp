@@ -27,7 +27,7 @@
 #include "kernels/common/host_observation.hpp"
 #include "kernels/common/probe_trace.hpp"
 #include "kernels/decode_gqa/decode_gqa.hpp"
-#include "kernels/decode_gqa/decode_gqa_groups.hpp"
+#include "kernels/common/gqa_groups.hpp"
 
 namespace attncheck::kernels {
 

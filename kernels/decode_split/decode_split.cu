@@ -27,23 +27,33 @@
 // <= 2^28. Any GQA ratio, ragged batches, kv_len 0, q_len 0 sequences,
 // num_splits > kv_len. Mutants are built for fp16 only.
 //
-// Performance notes: a block of 4 warps per (row, split) is the classic
-// flash-decoding shape for q_len = 1 (many splits keep the GPU busy when
-// batch * heads is small). K rows are shared by the q heads of a GQA group
-// but loaded once per q head here (decode_gqa is the family that shares
-// them). Correctness first: a tile costs three block barriers.
+// Two phase-1 kernels. Decode shapes (q_len <= 1 everywhere) at head_dim 64
+// or 128 in fp16 or bf16 run the grouped kernel of decode_split_grouped.cuh:
+// one block per (split, kv head, sequence) for the whole GQA group, K and V
+// streamed through a cp.async ring, the production path. Everything else runs
+// the portable kernel below: a block of 4 warps per (row, split), the classic
+// flash-decoding shape, K rows loaded once per q head, three block barriers
+// a tile; correctness first. Both write the same partials in the same
+// chunking and tiles, and share the merge kernel. decode_split_cuda_splits
+// gives production callers a split count for the shape and the device.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device_buffer.cuh"
+#include "engine/cuda/dynamic_smem.cuh"
+#include "engine/cuda/kernel_clock.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
+#include "kernels/common/gqa_groups.hpp"
 #include "kernels/decode_split/decode_split.hpp"
+#include "kernels/decode_split/decode_split_grouped.cuh"
 
 namespace attncheck::kernels {
 
@@ -59,6 +69,8 @@ constexpr int kWarps = kThreads / kWarp;
 constexpr int kAccPerThread = kMaxHeadDim / kThreads;
 constexpr unsigned kFullMask = 0xffffffffu;
 
+static_assert(kThreads == decode_split_grouped::kThreads,
+              "both phase-1 kernels run kThreads-thread blocks (decode_split_cuda_splits' occupancy query)");
 static_assert(kThreads % kWarp == 0, "phase-1 block must be whole warps (shuffle reductions use full masks)");
 static_assert(kMaxHeadDim % kThreads == 0, "channels c = tid + k * kThreads must cover kMaxHeadDim exactly");
 static_assert(kThreads >= kTile, "a tile's exps are formed with one thread per key");
@@ -80,13 +92,6 @@ __device__ __forceinline__ int seq_of_token(const int* __restrict__ q_start, int
     }
     return lo;
 }
-
-struct SeqArrays {
-    const int* q_start;
-    const int* kv_start;
-    const int* q_lens;
-    const int* kv_lens;
-};
 
 // Phase 1. grid = (rows, num_splits), block = kThreads. Row = packed
 // (token, q head) index = token * n_q_heads + head (the LSE index; Q and O
@@ -236,6 +241,49 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     }
 }
 
+// The grouped path takes decode shapes (q_len <= 1) at the head dims it is
+// built for, in fp16 and bf16; its mutant builds are fp16 at head_dim 64
+// (mutant kernels are fp16 only anyway). Everything else runs the portable
+// phase 1 above.
+template <class T, Mutant M>
+bool grouped_path_applies(const AttentionProblem& p) {
+    if constexpr (std::is_same_v<T, float>) {
+        return false;
+    } else {
+        if (p.head_dim != 64 && (p.head_dim != 128 || M != Mutant::none)) return false;
+        for (int q : p.q_lens)
+            if (q > 1) return false;
+        return true;
+    }
+}
+
+// Calls f(kernel, smem bytes, D) with the grouped phase-1 kernel for the problem's head_dim.
+template <class T, Mutant M, class F>
+void with_grouped_kernel(int head_dim, F&& f) {
+    namespace gp = decode_split_grouped;
+    if constexpr (!std::is_same_v<T, float>) {
+        if (head_dim == 64) return f(gp::grouped_partial_kernel<T, 64, M>, gp::smem_bytes<T, 64>());
+        if constexpr (M == Mutant::none)
+            if (head_dim == 128) return f(gp::grouped_partial_kernel<T, 128, M>, gp::smem_bytes<T, 128>());
+    }
+    throw std::logic_error("decode_split: no grouped kernel for this head_dim");
+}
+
+template <class T, Mutant M>
+void launch_grouped(DeviceProblem<T>& dp, const AttentionProblem& p, int S, const int* heads, float* ml, float* acc,
+                    const DeviceProbeView& view) {
+    with_grouped_kernel<T, M>(p.head_dim, [&](auto kernel, size_t smem) {
+        if (smem > 48 * 1024) allow_max_dynamic_smem(kernel);
+        const int parts = decode_split_grouped::parts_of(p.group());
+        const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(p.n_kv_heads * parts),
+                        static_cast<unsigned>(p.batch()));
+        const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
+        kernel<<<grid, decode_split_grouped::kThreads, smem>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs,
+                                                               heads, S, ml, acc, view);
+        CUDA_CHECK_LAUNCH();
+    });
+}
+
 template <class T, Mutant M>
 Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& req) {
     const int S = p.num_splits, d = p.head_dim;
@@ -244,6 +292,12 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     DeviceBuffer<float> acc(static_cast<std::size_t>(rows * S * d), "decode_split.partial_acc");
     ml.poison();
     acc.poison();
+    const bool grouped = grouped_path_applies<T, M>(p);
+    DeviceBuffer<int> heads;
+    if (grouped) {
+        heads = DeviceBuffer<int>(static_cast<std::size_t>(p.n_q_heads), "decode_split.group_heads");
+        heads.upload(group_table<M>(dp.shape));
+    }
 
     std::optional<DeviceProbe> probe;
     DeviceProbeView view; // inactive unless a probe is requested
@@ -254,16 +308,22 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
 
     const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
     if (rows > 0) { // a batch of q_len = 0 sequences has nothing to launch
-        const dim3 grid1(static_cast<unsigned>(rows), static_cast<unsigned>(S));
-        split_partial_kernel<T, M>
-            <<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S, ml.get(), acc.get(), view);
-        CUDA_CHECK_LAUNCH();
-        const int merge_threads = (d + kWarp - 1) / kWarp * kWarp;
-        split_merge_kernel<T, M><<<static_cast<unsigned>(rows), merge_threads>>>(dp.shape, seqs, S, ml.get(), acc.get(),
-                                                                                 dp.o.get(), dp.lse.get(), view);
-        CUDA_CHECK_LAUNCH();
+        timed_kernels([&] {
+            if (grouped) {
+                launch_grouped<T, M>(dp, p, S, heads.get(), ml.get(), acc.get(), view);
+            } else {
+                const dim3 grid1(static_cast<unsigned>(rows), static_cast<unsigned>(S));
+                split_partial_kernel<T, M><<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S,
+                                                                ml.get(), acc.get(), view);
+                CUDA_CHECK_LAUNCH();
+            }
+            const int merge_threads = (d + kWarp - 1) / kWarp * kWarp;
+            split_merge_kernel<T, M><<<static_cast<unsigned>(rows), merge_threads>>>(
+                dp.shape, seqs, S, ml.get(), acc.get(), dp.o.get(), dp.lse.get(), view);
+            CUDA_CHECK_LAUNCH();
+        });
     }
-    Observation obs = dp.download({ml.guards(), acc.guards()}); // synchronizes, checks every guard band
+    Observation obs = dp.download({ml.guards(), acc.guards(), heads.guards()}); // synchronizes, checks every guard band
     if (probe) obs.probe = probe->download(0, S);
     return obs;
 }
@@ -276,6 +336,28 @@ Observation dispatch(DeviceProblem<T>& dp, const AttentionProblem& p, Mutant m,
 }
 
 } // namespace
+
+int decode_split_cuda_splits(const AttentionProblem& p) {
+    int device = 0, sms = 0, per_sm = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    long long blocks_per_split = p.total_q() * p.n_q_heads; // the portable path: one block per row
+    auto occupancy = [&](auto kernel, size_t smem) {        // both phase-1 kernels run kThreads-thread blocks
+        if (smem > 48 * 1024) allow_max_dynamic_smem(kernel);
+        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
+    };
+    auto grouped = [&](auto t) {
+        using T = decltype(t);
+        if (!grouped_path_applies<T, Mutant::none>(p)) return false;
+        with_grouped_kernel<T, Mutant::none>(p.head_dim, occupancy);
+        blocks_per_split = static_cast<long long>(p.batch()) * p.n_kv_heads * decode_split_grouped::parts_of(p.group());
+        return true;
+    };
+    const bool g = p.dtype == DType::f16 ? grouped(__half{}) : p.dtype == DType::bf16 && grouped(__nv_bfloat16{});
+    if (!g) occupancy(split_partial_kernel<float, Mutant::none>, 0);
+    const int max_kv = p.kv_lens.empty() ? 0 : *std::max_element(p.kv_lens.begin(), p.kv_lens.end());
+    return heuristic_splits(blocks_per_split, max_kv, static_cast<long long>(sms) * per_sm);
+}
 
 Observation decode_split_cuda(const AttentionProblem& p, Mutant m, const std::optional<ProbeRequest>& probe) {
     const std::string why =

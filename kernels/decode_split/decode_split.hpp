@@ -57,6 +57,35 @@ AC_HD long long acc_index(long long row, int num_splits, int split, int head_dim
     return (row * num_splits + split) * static_cast<long long>(head_dim);
 }
 
+// Per-sequence arrays of a launch, on the device (both phase-1 paths and the merge).
+struct SeqArrays {
+    const int* q_start;
+    const int* kv_start;
+    const int* q_lens;
+    const int* kv_lens;
+};
+
+// Fewest keys the split heuristic gives a split: four tiles, so that a
+// split's fixed costs (its query rows, the pipeline's fill, the write and
+// merge of its partial) stay small beside its keys.
+inline constexpr int kMinSplitKeys = 4 * kTile;
+
+// The split count for a launch of `blocks_per_split` phase-1 blocks per split
+// on a GPU that holds `slots` of them at once (SMs x resident blocks per SM):
+// as many splits as fit in one wave of resident blocks, so that every SM
+// streams keys and no second, nearly empty wave follows; one when the batch
+// alone fills the GPU (a decode kernel that streams memory hides a partial
+// last wave behind the loads of the blocks still resident); never so many
+// that a split gets fewer than kMinSplitKeys keys of the longest sequence.
+// Production callers use it (decode_split_cuda_splits); test cases choose
+// their own counts to reach empty and uneven splits.
+inline int heuristic_splits(long long blocks_per_split, int max_kv_len, long long slots) {
+    if (blocks_per_split <= 0 || slots <= 0) return 1;
+    long long s = slots / blocks_per_split;
+    if (s > max_kv_len / kMinSplitKeys) s = max_kv_len / kMinSplitKeys;
+    return s < 1 ? 1 : static_cast<int>(s);
+}
+
 // Empty when the combination is computed correctly; otherwise the reason.
 // rows = sum(q_lens) * n_q_heads.
 inline std::string unsupported_reason(int head_dim, DType dtype, long long rows, int num_splits, Backend b, Mutant m) {
@@ -205,3 +234,16 @@ AC_HD float reconstruct_merged_probabilities(const float* masked, int n, float m
 }
 
 } // namespace attncheck::kernels::decode_split_detail
+
+namespace attncheck {
+struct AttentionProblem;
+}
+
+namespace attncheck::kernels {
+
+// CUDA builds only: the split count heuristic_splits gives a problem's shape
+// on the current device (its SM count and the occupancy of the phase-1
+// kernel the problem would run). num_splits of the problem is ignored.
+int decode_split_cuda_splits(const AttentionProblem& p);
+
+} // namespace attncheck::kernels

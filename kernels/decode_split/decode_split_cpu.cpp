@@ -12,9 +12,12 @@
 // O = sum_i w_i acc_i / sum_i w_i l_i, LSE = m + log(sum_i w_i l_i).
 //
 // Differences from the CUDA version that do not change the declared
-// rounding: the q.k dot product is summed left to right here and by a warp
-// shuffle tree there (both fp32, both within gamma_{d+2}); nvcc may contract
-// a*b + c into an FMA (more accurate, never less).
+// rounding: the q.k dot product is summed left to right here and in the
+// grouped kernel, by a warp shuffle tree in the portable one (both fp32,
+// both within gamma_{d+2}); a tile's exps join the row sum in key order here
+// and in the portable kernel, as a butterfly sum in the grouped one (fp32,
+// at most kTile terms); nvcc may contract a*b + c into an FMA (more
+// accurate, never less).
 #include <algorithm>
 #include <cmath>
 #include <limits>

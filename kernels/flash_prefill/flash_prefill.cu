@@ -19,6 +19,7 @@
 
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/dynamic_smem.cuh"
+#include "engine/cuda/kernel_clock.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/flash_prefill/flash_prefill.hpp"
@@ -47,8 +48,10 @@ void launch(DeviceProblem<T>& dp, const DeviceProbeView& pv) {
                           dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(), dp.shape};
     const dim3 grid(static_cast<unsigned>(q_blocks), static_cast<unsigned>(dp.shape.n_q_heads),
                     static_cast<unsigned>(dp.shape.batch));
-    kernel<<<grid, kThreads, smem>>>(params, pv);
-    CUDA_CHECK_LAUNCH();
+    timed_kernels([&] {
+        kernel<<<grid, kThreads, smem>>>(params, pv);
+        CUDA_CHECK_LAUNCH();
+    });
 }
 
 // Runs one (T, D, M) build, with the probe when asked.

@@ -1,8 +1,8 @@
 // PTX wrappers of the flash_prefill kernel (flash_prefill_kernel.cuh), one
-// instruction each: cp.async 16-byte copies into shared memory (with zero
-// fill), ldmatrix fragment loads (plain and transposed), the m16n8k16 mma with
-// fp32 accumulation for fp16 and bf16, and fp32 pairs rounded to nearest into
-// the packed 2 x 16-bit registers the fragments are made of. The fragment
+// instruction each (cp.async is in kernels/common/cp_async.cuh): ldmatrix
+// fragment loads (plain and transposed), the m16n8k16 mma with fp32
+// accumulation for fp16 and bf16, and fp32 pairs rounded to nearest into the
+// packed 2 x 16-bit registers the fragments are made of. The fragment
 // layouts are the PTX ISA's for mma.m16n8k16 (row-major A, column-major B).
 // Needs sm_80 or later (the build targets sm_90a).
 #pragma once
@@ -12,20 +12,9 @@
 
 #include <cstdint>
 
+#include "kernels/common/cp_async.cuh"
+
 namespace attncheck::kernels::flash {
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global -> shared copy; src_bytes = 0 writes 16 zero bytes and reads
-// nothing (the source address is then only a valid placeholder).
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(src_bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"

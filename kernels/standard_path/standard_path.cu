@@ -60,6 +60,7 @@
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/cublas_handle.hpp"
 #include "engine/cuda/device_buffer.cuh"
+#include "engine/cuda/kernel_clock.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/device_convert.cuh"
@@ -285,79 +286,82 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
     std::vector<const void*> a, bptr;
     std::vector<void*> c;
 
-    for (int b = 0; b < p.batch(); ++b) {
-        const int q_len = p.q_lens[b], kv_len = p.kv_lens[b];
-        if (q_len == 0) continue;
-        const long long q0 = p.q_start[b], k0 = p.kv_start[b];
-        if (kv_len == 0) { // empty cache: O = 0 (all-zero bytes in every T), LSE = -inf
-            CUDA_CHECK(cudaMemset(dp.o.get() + q0 * ldq, 0, sizeof(T) * static_cast<std::size_t>(q_len * ldq)));
-            const long long n = static_cast<long long>(q_len) * Hq;
-            fill_f32<<<grid_for(n, 256), 256>>>(dp.lse.get() + q0 * Hq, n, -INFINITY);
-            CUDA_CHECK_LAUNCH();
-            continue;
-        }
-        const long long qn = q_len * ldq, kvn = kv_len * ldkv;
-        const T* qb = qa.in(qsrc + q0 * ldq, qn);
-        const T* kb = ka.in(dp.k.get() + k0 * ldkv, kvn);
-        const T* vb = va.in(dp.v.get() + k0 * ldkv, kvn);
-        T* ob = oa.out(dp.o.get() + q0 * ldq, qn);
-        const SeqPlan pl = plan_sequence(q_len, kv_len, Hq);
-        for (int h0 = 0; h0 < Hq; h0 += pl.heads) {
-            const int hc = std::min(pl.heads, Hq - h0);
-            for (int r0 = 0; r0 < q_len; r0 += pl.rows) {
-                const int rc = std::min(pl.rows, q_len - r0);
-                // Re-poison the part of S and P this chunk uses: nothing of
-                // an earlier chunk can stand in for a missing write.
-                const std::size_t used = static_cast<std::size_t>(hc) * static_cast<std::size_t>(pl.stride);
-                CUDA_CHECK(cudaMemset(S.get(), kPoisonByte, used * sizeof(float)));
-                CUDA_CHECK(cudaMemset(P.get(), kPoisonByte, used * sizeof(T)));
-
-                // 1. S_h (column-major kv_len x rc, ld kv_len) = K_h^T (d x kv_len, ld Hkv*d)^T . Q_h (d x rc, ld Hq*d)
-                a.assign(hc, nullptr);
-                bptr.assign(hc, nullptr);
-                c.assign(hc, nullptr);
-                for (int hl = 0; hl < hc; ++hl) {
-                    const int h = h0 + hl;
-                    const int kvh = kv_head_of<M>(sh, h);
-                    a[hl] = kb + static_cast<long long>(kvh) * d;
-                    bptr[hl] = qb + (static_cast<long long>(r0) * Hq + h) * d;
-                    c[hl] = S.get() + hl * pl.stride;
-                }
-                gemm_batch(handle,
-                           GemmCall{CUBLAS_OP_T, CUBLAS_OP_N, kv_len, rc, d, &one, &zero, tt, tt, CUDA_R_32F,
-                                    static_cast<int>(ldkv), static_cast<int>(ldq), kv_len, compute_32f<T>()},
-                           a, bptr, c, ptrs);
-
-                // 2. softmax: S -> P (in T), LSE
-                softmax_rows<T, MS><<<dim3(rc, hc), kSoftmaxThreads>>>(S.get(), P.get(), dp.lse.get(), sh, b, q_len,
-                                                                       kv_len, q0, r0, h0, pl.stride, pv);
+    timed_kernels([&] {
+        for (int b = 0; b < p.batch(); ++b) {
+            const int q_len = p.q_lens[b], kv_len = p.kv_lens[b];
+            if (q_len == 0) continue;
+            const long long q0 = p.q_start[b], k0 = p.kv_start[b];
+            if (kv_len == 0) { // empty cache: O = 0 (all-zero bytes in every T), LSE = -inf
+                CUDA_CHECK(cudaMemset(dp.o.get() + q0 * ldq, 0, sizeof(T) * static_cast<std::size_t>(q_len * ldq)));
+                const long long n = static_cast<long long>(q_len) * Hq;
+                fill_f32<<<grid_for(n, 256), 256>>>(dp.lse.get() + q0 * Hq, n, -INFINITY);
                 CUDA_CHECK_LAUNCH();
+                continue;
+            }
+            const long long qn = q_len * ldq, kvn = kv_len * ldkv;
+            const T* qb = qa.in(qsrc + q0 * ldq, qn);
+            const T* kb = ka.in(dp.k.get() + k0 * ldkv, kvn);
+            const T* vb = va.in(dp.v.get() + k0 * ldkv, kvn);
+            T* ob = oa.out(dp.o.get() + q0 * ldq, qn);
+            const SeqPlan pl = plan_sequence(q_len, kv_len, Hq);
+            for (int h0 = 0; h0 < Hq; h0 += pl.heads) {
+                const int hc = std::min(pl.heads, Hq - h0);
+                for (int r0 = 0; r0 < q_len; r0 += pl.rows) {
+                    const int rc = std::min(pl.rows, q_len - r0);
+                    // Re-poison the part of S and P this chunk uses: nothing of
+                    // an earlier chunk can stand in for a missing write.
+                    const std::size_t used = static_cast<std::size_t>(hc) * static_cast<std::size_t>(pl.stride);
+                    CUDA_CHECK(cudaMemset(S.get(), kPoisonByte, used * sizeof(float)));
+                    CUDA_CHECK(cudaMemset(P.get(), kPoisonByte, used * sizeof(T)));
 
-                // 3. O_h (d x rc, ld Hq*d) = V_h (d x kv_len, ld Hkv*d) . P_h (kv_len x rc, ld kv_len)
-                for (int hl = 0; hl < hc; ++hl) {
-                    const int h = h0 + hl;
-                    const int vh = v_head_of<M>(sh, kv_head_of<M>(sh, h));
-                    a[hl] = vb + static_cast<long long>(vh) * d;
-                    bptr[hl] = P.get() + hl * pl.stride;
-                    c[hl] = ob + (static_cast<long long>(r0) * Hq + h) * d;
-                }
-                if constexpr (M == Mutant::fp16_accumulation && std::is_same_v<T, __half>) {
-                    // The mutant's P.V accumulates in fp16 (CUBLAS_COMPUTE_16F,
-                    // fp16 scalars); the row sum in softmax_rows does too.
+                    // 1. S_h (column-major kv_len x rc, ld kv_len) = K_h^T (d x kv_len, ld Hkv*d)^T . Q_h (d x rc, ld
+                    // Hq*d)
+                    a.assign(hc, nullptr);
+                    bptr.assign(hc, nullptr);
+                    c.assign(hc, nullptr);
+                    for (int hl = 0; hl < hc; ++hl) {
+                        const int h = h0 + hl;
+                        const int kvh = kv_head_of<M>(sh, h);
+                        a[hl] = kb + static_cast<long long>(kvh) * d;
+                        bptr[hl] = qb + (static_cast<long long>(r0) * Hq + h) * d;
+                        c[hl] = S.get() + hl * pl.stride;
+                    }
                     gemm_batch(handle,
-                               GemmCall{CUBLAS_OP_N, CUBLAS_OP_N, d, rc, kv_len, &one_h, &zero_h, tt, tt, tt,
-                                        static_cast<int>(ldkv), kv_len, static_cast<int>(ldq), CUBLAS_COMPUTE_16F},
+                               GemmCall{CUBLAS_OP_T, CUBLAS_OP_N, kv_len, rc, d, &one, &zero, tt, tt, CUDA_R_32F,
+                                        static_cast<int>(ldkv), static_cast<int>(ldq), kv_len, compute_32f<T>()},
                                a, bptr, c, ptrs);
-                } else {
-                    gemm_batch(handle,
-                               GemmCall{CUBLAS_OP_N, CUBLAS_OP_N, d, rc, kv_len, &one, &zero, tt, tt, tt,
-                                        static_cast<int>(ldkv), kv_len, static_cast<int>(ldq), compute_32f<T>()},
-                               a, bptr, c, ptrs);
+
+                    // 2. softmax: S -> P (in T), LSE
+                    softmax_rows<T, MS><<<dim3(rc, hc), kSoftmaxThreads>>>(S.get(), P.get(), dp.lse.get(), sh, b, q_len,
+                                                                           kv_len, q0, r0, h0, pl.stride, pv);
+                    CUDA_CHECK_LAUNCH();
+
+                    // 3. O_h (d x rc, ld Hq*d) = V_h (d x kv_len, ld Hkv*d) . P_h (kv_len x rc, ld kv_len)
+                    for (int hl = 0; hl < hc; ++hl) {
+                        const int h = h0 + hl;
+                        const int vh = v_head_of<M>(sh, kv_head_of<M>(sh, h));
+                        a[hl] = vb + static_cast<long long>(vh) * d;
+                        bptr[hl] = P.get() + hl * pl.stride;
+                        c[hl] = ob + (static_cast<long long>(r0) * Hq + h) * d;
+                    }
+                    if constexpr (M == Mutant::fp16_accumulation && std::is_same_v<T, __half>) {
+                        // The mutant's P.V accumulates in fp16 (CUBLAS_COMPUTE_16F,
+                        // fp16 scalars); the row sum in softmax_rows does too.
+                        gemm_batch(handle,
+                                   GemmCall{CUBLAS_OP_N, CUBLAS_OP_N, d, rc, kv_len, &one_h, &zero_h, tt, tt, tt,
+                                            static_cast<int>(ldkv), kv_len, static_cast<int>(ldq), CUBLAS_COMPUTE_16F},
+                                   a, bptr, c, ptrs);
+                    } else {
+                        gemm_batch(handle,
+                                   GemmCall{CUBLAS_OP_N, CUBLAS_OP_N, d, rc, kv_len, &one, &zero, tt, tt, tt,
+                                            static_cast<int>(ldkv), kv_len, static_cast<int>(ldq), compute_32f<T>()},
+                                   a, bptr, c, ptrs);
+                    }
                 }
             }
+            oa.finish(dp.o.get() + q0 * ldq, qn);
         }
-        oa.finish(dp.o.get() + q0 * ldq, qn);
-    }
+    });
 
     // Synchronizes and checks every guard band, scratch included (an
     // unallocated scratch buffer has none).

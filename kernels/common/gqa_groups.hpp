@@ -1,6 +1,7 @@
-// Which q heads each kv head serves, for both halves of decode_gqa (the CUDA
-// host builds it for the kernel, the CPU twin walks it), so the two can
-// never group heads differently.
+// Which q heads each kv head serves, for the kernels that serve a whole GQA
+// group per block (decode_gqa and decode_split's grouped path build it for
+// the kernel; decode_gqa's CPU twin walks it), so that no two of them can
+// group heads differently.
 #pragma once
 
 #include <stdexcept>
@@ -21,7 +22,7 @@ std::vector<int> group_table(const AttnShape& s) {
     for (int h = 0; h < s.n_q_heads; ++h) {
         const int kv = kv_head_of<M>(s, h);
         if (kv < 0 || kv >= s.n_kv_heads || filled[kv] >= g)
-            throw std::logic_error("decode_gqa: the GQA map does not split the q heads into equal groups");
+            throw std::logic_error("group_table: the GQA map does not split the q heads into equal groups");
         table[static_cast<size_t>(kv) * g + filled[kv]++] = h;
     }
     return table;
