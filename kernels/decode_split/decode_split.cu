@@ -27,15 +27,16 @@
 // <= 2^28. Any GQA ratio, ragged batches, kv_len 0, q_len 0 sequences,
 // num_splits > kv_len. Mutants are built for fp16 only.
 //
-// Two phase-1 kernels. Decode shapes (q_len <= 1 everywhere) at head_dim 64
-// or 128 in fp16 or bf16 run the grouped kernel of decode_split_grouped.cuh:
-// one block per (split, kv head, sequence) for the whole GQA group, K and V
-// streamed through a cp.async ring, the production path. Everything else runs
-// the portable kernel below: a block of 4 warps per (row, split), the classic
-// flash-decoding shape, K rows loaded once per q head, three block barriers
-// a tile; correctness first. Both write the same partials in the same
-// chunking and tiles, and share the merge kernel. decode_split_cuda_splits
-// gives production callers a split count for the shape and the device.
+// Two phase-1 kernels. Decode sequences (q_len = 1) at head_dim 64 or 128 in
+// fp16 or bf16 run the grouped kernel of decode_split_grouped.cuh: one block
+// per (split, kv head, sequence) for the whole GQA group, K and V streamed
+// through a cp.async ring, the production path. Every other row runs the
+// portable kernel below (a mixed batch launches both): a block of 4 warps
+// per (row, split), the classic flash-decoding shape, K rows loaded once per
+// q head, three block barriers a tile; correctness first. Both write the
+// same partials in the same chunking and tiles, and share the merge kernel.
+// decode_split_cuda_splits gives production callers a split count for the
+// shape and the device.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -95,12 +96,13 @@ __device__ __forceinline__ int seq_of_token(const int* __restrict__ q_start, int
 
 // Phase 1. grid = (rows, num_splits), block = kThreads. Row = packed
 // (token, q head) index = token * n_q_heads + head (the LSE index; Q and O
-// rows start at row * head_dim).
+// rows start at row * head_dim). With decode_rows_grouped, the rows of
+// q_len = 1 sequences are the grouped kernel's and their blocks leave.
 template <class T, Mutant M>
 __global__ void __launch_bounds__(kThreads)
     split_partial_kernel(AttnShape s, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
                          SeqArrays seqs, int num_splits, float* __restrict__ part_ml, float* __restrict__ part_acc,
-                         DeviceProbeView probe) {
+                         DeviceProbeView probe, int decode_rows_grouped) {
     __shared__ float q_s[kMaxHeadDim]; // the query row, as loaded (q_loaded)
     __shared__ float s_s[kTile];       // the tile's masked scores
     __shared__ float p_s[kTile];       // the tile's exps
@@ -112,6 +114,7 @@ __global__ void __launch_bounds__(kThreads)
     const int b = seq_of_token(seqs.q_start, s.batch, t);
     const int i = t - seqs.q_start[b];
     const int q_len = seqs.q_lens[b], kv_len = seqs.kv_lens[b];
+    if (decode_rows_grouped && q_len == 1) return; // the whole block, before any barrier
     const int kvh = kv_head_of<M>(s, h), vh = v_head_of<M>(s, kvh);
     const int pos = query_position<M>(q_len, kv_len, i);
     int lo, hi; // the row's visible range; lo is its first visible key (normalizer mutant)
@@ -241,20 +244,18 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     }
 }
 
-// The grouped path takes decode shapes (q_len <= 1) at the head dims it is
-// built for, in fp16 and bf16; its mutant builds are fp16 at head_dim 64
-// (mutant kernels are fp16 only anyway). Everything else runs the portable
-// phase 1 above.
+// The grouped kernel serves the decode sequences (q_len = 1) of problems at
+// the head dims it is built for, in fp16 and bf16; its mutant builds are
+// fp16 at head_dim 64 (mutant kernels are fp16 only anyway). The portable
+// phase 1 above serves every other row. Which kernel computes a sequence
+// depends on that sequence alone, never on its neighbours, so a sequence's
+// bits do not depend on the batch it sits in.
 template <class T, Mutant M>
-bool grouped_path_applies(const AttentionProblem& p) {
-    if constexpr (std::is_same_v<T, float>) {
+bool grouped_head_dim(const AttentionProblem& p) {
+    if constexpr (std::is_same_v<T, float>)
         return false;
-    } else {
-        if (p.head_dim != 64 && (p.head_dim != 128 || M != Mutant::none)) return false;
-        for (int q : p.q_lens)
-            if (q > 1) return false;
-        return true;
-    }
+    else
+        return p.head_dim == 64 || (p.head_dim == 128 && M == Mutant::none);
 }
 
 // Calls f(kernel, smem bytes, D) with the grouped phase-1 kernel for the problem's head_dim.
@@ -292,7 +293,9 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     DeviceBuffer<float> acc(static_cast<std::size_t>(rows * S * d), "decode_split.partial_acc");
     ml.poison();
     acc.poison();
-    const bool grouped = grouped_path_applies<T, M>(p);
+    const bool grouped = grouped_head_dim<T, M>(p);
+    const bool decode_rows = std::count(p.q_lens.begin(), p.q_lens.end(), 1) > 0;
+    const bool other_rows = std::any_of(p.q_lens.begin(), p.q_lens.end(), [](int q) { return q > 1; });
     DeviceBuffer<int> heads;
     if (grouped) {
         heads = DeviceBuffer<int>(static_cast<std::size_t>(p.n_q_heads), "decode_split.group_heads");
@@ -309,12 +312,11 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
     if (rows > 0) { // a batch of q_len = 0 sequences has nothing to launch
         timed_kernels([&] {
-            if (grouped) {
-                launch_grouped<T, M>(dp, p, S, heads.get(), ml.get(), acc.get(), view);
-            } else {
+            if (grouped && decode_rows) launch_grouped<T, M>(dp, p, S, heads.get(), ml.get(), acc.get(), view);
+            if (!grouped || other_rows) {
                 const dim3 grid1(static_cast<unsigned>(rows), static_cast<unsigned>(S));
                 split_partial_kernel<T, M><<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S,
-                                                                ml.get(), acc.get(), view);
+                                                                ml.get(), acc.get(), view, grouped ? 1 : 0);
                 CUDA_CHECK_LAUNCH();
             }
             const int merge_threads = (d + kWarp - 1) / kWarp * kWarp;
@@ -348,7 +350,7 @@ int decode_split_cuda_splits(const AttentionProblem& p) {
     };
     auto grouped = [&](auto t) {
         using T = decltype(t);
-        if (!grouped_path_applies<T, Mutant::none>(p)) return false;
+        if (!grouped_head_dim<T, Mutant::none>(p)) return false;
         with_grouped_kernel<T, Mutant::none>(p.head_dim, occupancy);
         blocks_per_split = static_cast<long long>(p.batch()) * p.n_kv_heads * decode_split_grouped::parts_of(p.group());
         return true;

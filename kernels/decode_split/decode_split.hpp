@@ -70,20 +70,34 @@ struct SeqArrays {
 // merge of its partial) stay small beside its keys.
 inline constexpr int kMinSplitKeys = 4 * kTile;
 
+// A split's fixed cost in keys' worth of time (its query rows, the pipeline's
+// fill and drain, the write and merge of its partial): two tiles, measured
+// on the H200 as the time of a split of a few tiles beside a long one.
+inline constexpr int kSplitOverheadKeys = 2 * kTile;
+
 // The split count for a launch of `blocks_per_split` phase-1 blocks per split
-// on a GPU that holds `slots` of them at once (SMs x resident blocks per SM):
-// as many splits as fit in one wave of resident blocks, so that every SM
-// streams keys and no second, nearly empty wave follows; one when the batch
-// alone fills the GPU (a decode kernel that streams memory hides a partial
-// last wave behind the loads of the blocks still resident); never so many
-// that a split gets fewer than kMinSplitKeys keys of the longest sequence.
-// Production callers use it (decode_split_cuda_splits); test cases choose
-// their own counts to reach empty and uneven splits.
+// on a GPU that holds `slots` of them at once (SMs x resident blocks per SM).
+// A block's time is about its keys plus the fixed cost; blocks run in waves
+// of `slots`, and a last, partly filled wave costs as much as a full one
+// (its few blocks cannot draw the bandwidth the full waves did). So the count
+// minimizes waves(s) x (keys per split + kSplitOverheadKeys), taking the
+// fewest splits among equals, with no split under kMinSplitKeys keys of the
+// longest sequence. Production callers use it (decode_split_cuda_splits);
+// test cases choose their own counts to reach empty and uneven splits.
 inline int heuristic_splits(long long blocks_per_split, int max_kv_len, long long slots) {
-    if (blocks_per_split <= 0 || slots <= 0) return 1;
-    long long s = slots / blocks_per_split;
-    if (s > max_kv_len / kMinSplitKeys) s = max_kv_len / kMinSplitKeys;
-    return s < 1 ? 1 : static_cast<int>(s);
+    if (blocks_per_split <= 0 || slots <= 0 || max_kv_len <= 0) return 1;
+    const long long most = max_kv_len / kMinSplitKeys < 1 ? 1 : max_kv_len / kMinSplitKeys;
+    int best = 1;
+    double best_cost = -1;
+    for (long long s = 1; s <= most && s <= 4096; ++s) {
+        const double waves = static_cast<double>((blocks_per_split * s + slots - 1) / slots);
+        const double cost = waves * static_cast<double>((max_kv_len + s - 1) / s + kSplitOverheadKeys);
+        if (best_cost < 0 || cost < best_cost) {
+            best = static_cast<int>(s);
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 // Empty when the combination is computed correctly; otherwise the reason.

@@ -1,7 +1,7 @@
-// Split-KV decode, phase 1 for decode shapes: the production path of
-// decode_split when every sequence has at most one query token, head_dim is
-// 64 or 128 and the inputs are fp16 or bf16 (decode_split.cu dispatches; the
-// portable phase 1 there takes every other case).
+// Split-KV decode, phase 1 for decode sequences: the production path of
+// decode_split for sequences of one query token when head_dim is 64 or 128
+// and the inputs are fp16 or bf16 (decode_split.cu dispatches; the portable
+// phase 1 there takes every other row).
 //
 // Algorithm. One block per (split, kv head, sequence) serves every q head of
 // the kv head's GQA group (up to kRowsPerBlock of them; a larger group is cut
@@ -15,16 +15,15 @@
 // Each warp owns whole rows (q heads): warp w computes rows w and
 // w + kWarps. Per tile and row, lane jj scores key ka + t * kTile + jj: the
 // whole dot product over head_dim from its key's row in shared memory and
-// the query row (fp32, in shared memory), summed left to right as the CPU
-// twin does; then a butterfly gives the tile max, the online step moves
-// (m, l) and rescales the accumulator by online_alpha, and P.V adds the
-// tile's keys in key order, lane c owning head_dim / 32 adjacent channels,
-// p_j broadcast by shuffle. The partial (m, l, acc) goes to the same scratch
-// layout the portable path writes, and the same merge kernel finishes.
+// the query row (fp32, in shared memory), in kDotParts interleaved partial
+// sums (short dependency chains; the CPU twin sums left to right); then a butterfly gives the tile max, the online step
+// moves (m, l) and rescales the accumulator by online_alpha, and P.V adds the tile's keys in key order, lane c owning
+// head_dim / 32 adjacent channels, p_j broadcast by shuffle. The partial (m, l, acc) goes to the same scratch layout
+// the portable path writes, and the same merge kernel finishes.
 //
 // Rounding is the portable path's and the twin's (fp32 everywhere, expf):
-// only the order of the tile's row-sum additions differs (a butterfly here,
-// key order in the twin), both fp32 sums of at most kTile terms.
+// only the order of additions differs (the dot product's partial sums, the
+// tile's row sum as a butterfly), fp32 sums within the same gamma_n.
 //
 // Shared memory: kStages * 2 * kTile rows of (D + kPadElems) elements of T,
 // plus kRowsPerBlock * D fp32 query values: 73.7 KB at D = 128 (three blocks
@@ -61,9 +60,13 @@ constexpr int kStages = 4;
 // distinct bank quads.
 constexpr int kPadElems = 8;
 constexpr unsigned kFullMask = 0xffffffffu;
+// Independent partial sums of a dot product: a head_dim-long chain of
+// dependent FMAs (4 cycles each) would otherwise set each tile's latency.
+constexpr int kDotParts = 4;
 
 static_assert(kTile == kWarp, "lane jj scores key jj of the tile");
 static_assert(kRowsPerBlock % kWarps == 0, "every warp owns the same number of row slots");
+static_assert(kDotParts == 4, "the dot product's partial sums are added as a pair of pairs");
 
 // Blocks per kv head: a group of more than kRowsPerBlock q heads is cut.
 __host__ __device__ constexpr int parts_of(int group) { return (group + kRowsPerBlock - 1) / kRowsPerBlock; }
@@ -186,9 +189,11 @@ __global__ void __launch_bounds__(kThreads)
         const int j0 = ka + t * kTile, nt = min(kTile, kb - j0), j = j0 + lane;
 
         // Scores of this warp's rows for key j: one pass over the key's row.
-        float dot[kRowsPerWarp];
+        float dot[kRowsPerWarp], parts[kRowsPerWarp][kDotParts];
 #pragma unroll
-        for (int rr = 0; rr < kRowsPerWarp; ++rr) dot[rr] = 0.0f;
+        for (int rr = 0; rr < kRowsPerWarp; ++rr)
+#pragma unroll
+            for (int k = 0; k < kDotParts; ++k) parts[rr][k] = 0.0f;
         if (lane < nt) {
 #pragma unroll
             for (int ch = 0; ch < kChunks; ++ch) {
@@ -200,7 +205,7 @@ __global__ void __launch_bounds__(kThreads)
                     const float* qr = q_s + (warp + rr * kWarps) * D + ch * 8;
                     const float4 qa = *reinterpret_cast<const float4*>(qr);
                     const float4 qb = *reinterpret_cast<const float4*>(qr + 4);
-                    float x = dot[rr];
+                    float x = parts[rr][ch % kDotParts];
                     x += qa.x * kf[0];
                     x += qa.y * kf[1];
                     x += qa.z * kf[2];
@@ -209,10 +214,13 @@ __global__ void __launch_bounds__(kThreads)
                     x += qb.y * kf[5];
                     x += qb.z * kf[6];
                     x += qb.w * kf[7];
-                    dot[rr] = x;
+                    parts[rr][ch % kDotParts] = x;
                 }
             }
         }
+#pragma unroll
+        for (int rr = 0; rr < kRowsPerWarp; ++rr)
+            dot[rr] = (parts[rr][0] + parts[rr][1]) + (parts[rr][2] + parts[rr][3]);
 
 #pragma unroll
         for (int rr = 0; rr < kRowsPerWarp; ++rr) {
@@ -246,7 +254,11 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
                 for (int i = 0; i < kCpl; ++i) acc[rr][i] = acc[rr][i] * alpha;
             }
-            for (int jj = 0; jj < nt; ++jj) {
+            // Unrolled over the whole tile (nt is warp-uniform), so the
+            // shuffles and loads of later keys issue ahead of the FMAs.
+#pragma unroll
+            for (int jj = 0; jj < kTile; ++jj) {
+                if (jj >= nt) break;
                 const float pk = __shfl_sync(kFullMask, pj, jj);
                 float vf[kCpl];
                 load_n(vs + jj * kStride + lane * kCpl, vf);
