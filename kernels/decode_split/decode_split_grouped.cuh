@@ -26,8 +26,8 @@
 // tile's row sum as a butterfly), fp32 sums within the same gamma_n.
 //
 // Shared memory: kStages * 2 * kTile rows of (D + kPadElems) elements of T,
-// plus kRowsPerBlock * D fp32 query values: 73.7 KB at D = 128 (three blocks
-// per SM on Hopper), 38.9 KB at D = 64. Mutant builds: fp16, D = 64 only.
+// plus kRowsPerBlock * D fp32 query values: 55 KB at D = 128 (four blocks
+// per SM on Hopper), 29 KB at D = 64. Mutant builds: fp16, D = 64 only.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -51,10 +51,14 @@ constexpr int kWarps = kThreads / kWarp;
 // 32/8, 7 for 14/2 and 28/4, 8 for 64/8) in one block.
 constexpr int kRowsPerBlock = 8;
 constexpr int kRowsPerWarp = kRowsPerBlock / kWarps;
-// Tiles in flight per block: at D = 128 a stage is 16 KB of K and V, and
-// three blocks per SM keep ~150 KB of loads in flight, well above the
-// bandwidth-latency product of one SM's share of HBM (~40 KB).
-constexpr int kStages = 4;
+// Stages of the ring: two tiles in flight while one is computed. At D = 128
+// a stage is 16 KB of K and V; four blocks per SM (the shared-memory limit at
+// three stages) keep ~128 KB of loads in flight, well above the
+// bandwidth-latency product of one SM's share of HBM (~40 KB). Four stages
+// allowed only three blocks (12 warps) per SM, and ncu showed the kernel
+// latency-bound (half the issue slots idle, 0.66 eligible warps per
+// scheduler): more warps pay more than deeper prefetch.
+constexpr int kStages = 3;
 // Shared-memory row pad: a 16-byte shift per key row, so that the 8 lanes of
 // a quarter-warp reading 16 bytes each of 8 different key rows hit 8
 // distinct bank quads.
