@@ -96,6 +96,15 @@ bool rows_bitwise_equal(const AttentionProblem& pa, const Observation& a, const 
     return std::memcmp(&la, &lb, sizeof(float)) == 0;
 }
 
+bool rows_same_values(const AttentionProblem& pa, const Observation& a, const ProbeRequest& ra,
+                      const AttentionProblem& pb, const Observation& b, const ProbeRequest& rb) {
+    auto same = [](float x, float y) { return x == y || (std::isnan(x) && std::isnan(y)); };
+    const long long ia = pa.o_index(ra.seq, ra.token, ra.head), ib = pb.o_index(rb.seq, rb.token, rb.head);
+    for (int c = 0; c < pa.head_dim; ++c)
+        if (!same(a.o[ia + c], b.o[ib + c])) return false;
+    return same(a.lse[pa.lse_index(ra.seq, ra.token, ra.head)], b.lse[pb.lse_index(rb.seq, rb.token, rb.head)]);
+}
+
 AttentionProblem select_sequences(const AttentionProblem& p, const std::vector<int>& seqs) {
     AttentionProblem out = p;
     out.q_lens.clear();

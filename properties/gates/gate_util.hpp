@@ -23,6 +23,13 @@ std::string row_name(const ProbeRequest& r);
 GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, const ReferenceOutput& ref,
                            const ProblemBounds& bounds, const Observation& obs);
 
+// The same values: equal floats (+0 and -0 are equal) or NaN on both sides.
+// For relations on what a row computes (the future is invisible) rather than
+// on how (bitwise determinism): a masked key whose p = 0 multiplies a
+// negative V gives -0, and whether O's sum of zeros ends as +0 or -0 is no
+// leak of that key.
+bool rows_same_values(const AttentionProblem& pa, const Observation& a, const ProbeRequest& ra,
+                      const AttentionProblem& pb, const Observation& b, const ProbeRequest& rb);
 // Bitwise equality of O and LSE of one row in two observations of possibly
 // different problems (rows addressed in each).
 bool rows_bitwise_equal(const AttentionProblem& pa, const Observation& a, const ProbeRequest& ra,
