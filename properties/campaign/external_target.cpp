@@ -47,23 +47,40 @@ AdapterCapabilities parse_capabilities(const std::string& text) {
     c.gqa = j.value("gqa", false);
     c.batch_invariant = j.value("batch_invariant", false);
     c.max_kv_len = j.value("max_kv_len", 0);
-    if (j.contains("profile")) {
-        const json& p = j.at("profile");
+    // One profile for every dtype ("profile"), and optionally one per input
+    // dtype ("profiles": {"fp16": {...}}) where an implementation rounds
+    // differently by dtype (tensor cores for fp16/bf16, CUDA cores for fp32).
+    // A field left out keeps its value from the profile below it: "profile"
+    // starts from PrecisionProfile's defaults, a "profiles" entry from "profile".
+    auto parse_profile = [&](const json& p, const std::string& where) {
+        if (!p.is_object()) fail(where + " must be an object");
         auto dtype_of = [&](const char* key, DType dflt) {
             if (!p.contains(key)) return dflt;
             const auto dt = parse_dtype(p.at(key).get<std::string>());
-            if (!dt) fail(std::string("profile.") + key + ": unknown dtype");
+            if (!dt) fail(where + "." + key + ": unknown dtype");
             return *dt;
         };
-        c.profile.u_acc = p.value("u_acc", c.profile.u_acc);
-        c.profile.scores_stored = p.value("scores_stored", false);
-        c.profile.probs_stored = p.value("probs_stored", false);
-        c.profile.store = dtype_of("store", DType::f32);
-        c.profile.output = dtype_of("output", DType::f32);
-        c.profile.exp_ulps = p.value("exp_ulps", c.profile.exp_ulps);
-        c.profile.kv_tile = p.value("kv_tile", 0);
-        c.profile.uses_splits = p.value("uses_splits", false);
-        if (!(c.profile.u_acc > 0 && c.profile.u_acc < 0.01)) fail("profile.u_acc must be in (0, 0.01)");
+        PrecisionProfile r = c.profile;
+        r.u_acc = p.value("u_acc", r.u_acc);
+        r.scores_stored = p.value("scores_stored", r.scores_stored);
+        r.probs_stored = p.value("probs_stored", r.probs_stored);
+        r.store = dtype_of("store", r.store);
+        r.output = dtype_of("output", r.output);
+        r.exp_ulps = p.value("exp_ulps", r.exp_ulps);
+        r.kv_tile = p.value("kv_tile", r.kv_tile);
+        r.uses_splits = p.value("uses_splits", r.uses_splits);
+        if (!(r.u_acc > 0 && r.u_acc < 0.01)) fail(where + ".u_acc must be in (0, 0.01)");
+        return r;
+    };
+    if (j.contains("profile")) c.profile = parse_profile(j.at("profile"), "profile");
+    if (j.contains("profiles")) {
+        const json& ps = j.at("profiles");
+        if (!ps.is_object()) fail("profiles must be an object of dtype: profile");
+        for (const auto& [key, p] : ps.items()) {
+            const auto dt = parse_dtype(key);
+            if (!dt) fail("profiles." + key + ": unknown dtype");
+            c.profiles_by_dtype[*dt] = parse_profile(p, "profiles." + key);
+        }
     }
     return c;
 }
@@ -125,7 +142,8 @@ std::string ExternalTarget::unsupported(const Case& c) const {
 }
 
 PrecisionProfile ExternalTarget::profile(const Case& c) const {
-    PrecisionProfile p = caps_.profile;
+    const auto it = caps_.profiles_by_dtype.find(c.dtype);
+    PrecisionProfile p = it != caps_.profiles_by_dtype.end() ? it->second : caps_.profile;
     p.input = c.dtype;
     return p;
 }

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,8 +19,9 @@ struct AdapterCapabilities {
     std::vector<DType> dtypes;
     std::vector<int> head_dims; // empty: any
     bool causal = false, window = false, gqa = false, batch_invariant = false;
-    int max_kv_len = 0; // 0: no limit
-    PrecisionProfile profile;
+    int max_kv_len = 0;                                  // 0: no limit
+    PrecisionProfile profile;                            // "profile": every dtype
+    std::map<DType, PrecisionProfile> profiles_by_dtype; // "profiles": where a dtype rounds differently
 };
 
 // Parses the adapter's capabilities JSON; throws std::invalid_argument
