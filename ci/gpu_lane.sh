@@ -2,7 +2,7 @@
 # The GPU lane, run on a machine with a CUDA device from the repository root,
 # with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
 # of every log to $OUT (or ./gpu_results).
-# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|kernels|all]... | long
+# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|kernels|adapters|all]... | long
 #   long: one `attncheck run --backend cuda` of LONG_SECONDS (default 540) with
 #   seed LONG_SEED (default 7), every target and gate, one worker per core;
 #   not part of `all` (it takes a device call of its own).
@@ -110,6 +110,18 @@ if want kernels; then
     2> "$out/bench_kernels.log" || rc=1
   cp "$out/bench_kernels.txt" "$final/"
   cat "$out/bench_kernels.txt"
+fi
+if want adapters; then
+  # PyTorch SDPA with each backend forced, through the external adapter
+  # protocol (python/attncheck_adapter/torch_sdpa.py): ADAPTER_SECONDS each,
+  # failures shrunk to $out/adapter_counterexamples, a report per backend.
+  export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+  for be in flash efficient cudnn math; do
+    run "adapter_$be" "$bin"/attncheck run --backend cpu --workers "${ADAPTER_WORKERS:-4}" \
+      --seconds "${ADAPTER_SECONDS:-60}" --seed "${ADAPTER_SEED:-3}" \
+      --external "python3 -m attncheck_adapter.torch_sdpa --backend $be" \
+      --out "$out/adapter_counterexamples" --report "$out/report_$be"
+  done
 fi
 if [[ "$modes" == *" long "* ]]; then
   STEP_TIMEOUT=$(( ${LONG_SECONDS:-540} + 50 )) run long_run_cuda "$bin"/attncheck run --backend cuda \
