@@ -114,13 +114,15 @@ fi
 if want adapters; then
   # PyTorch SDPA with each backend forced, through the external adapter
   # protocol (python/attncheck_adapter/torch_sdpa.py): ADAPTER_SECONDS each,
-  # failures shrunk to $out/adapter_counterexamples, a report per backend.
+  # failures shrunk to $out/adapter_counterexamples, a report per backend;
+  # ADAPTER_LEDGER=corpus/known/torch_sdpa_h200.json counts what is explained.
   export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
   for be in flash efficient cudnn math; do
     run "adapter_$be" "$bin"/attncheck run --backend cpu --workers "${ADAPTER_WORKERS:-4}" \
       --seconds "${ADAPTER_SECONDS:-60}" --seed "${ADAPTER_SEED:-3}" \
       --external "python3 -m attncheck_adapter.torch_sdpa --backend $be" \
-      --out "$out/adapter_counterexamples" --report "$out/report_$be"
+      --out "$out/adapter_counterexamples" --report "$out/report_$be" \
+      ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"}
   done
 fi
 if [[ "$modes" == *" long "* ]]; then
