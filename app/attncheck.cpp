@@ -7,6 +7,7 @@
 
 #include "app/commands.hpp"
 #include "engine/case/case.hpp"
+#include "model/model_case.hpp"
 
 int main(int argc, char** argv) {
     using namespace attncheck;
@@ -23,6 +24,12 @@ int main(int argc, char** argv) {
         const int code = app.exit(e); // prints help or the parse error
         return code == 0 ? 0 : 2;
     } catch (const CaseError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    } catch (const ModelCaseError& e) { // a malformed model case file
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    } catch (const ConfigError& e) { // a model case's configuration
         fmt::print(stderr, "error: {}\n", e.what());
         return 2;
     } catch (const std::invalid_argument& e) {

@@ -17,6 +17,13 @@ void register_model_commands(CLI::App& app);             // model-* (app/model_c
 void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _worker (app/bench_commands.cpp)
 void register_bench_kernels(CLI::App& bench, int& rc);   // bench kernels (app/bench_kernels.cpp)
 
+// The model campaign (app/model_campaign_commands.cpp): `run --target model`
+// and `repro` of a model case file (`text` is the file's content).
+int cmd_run_model(const std::string& backend, const std::string& mutant, long long cases, double seconds,
+                  std::uint64_t seed, const std::string& out_dir);
+int cmd_repro_model(const std::string& file, const std::string& text, const std::string& backend_override,
+                    const std::string& mutant_override);
+
 // This program's own path (workers are started from it), and the default
 // number of workers (one per core).
 std::string self_exe();

@@ -27,12 +27,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/case/rng.hpp"
-#include "model/model_cpu.hpp"
+#include "model/model_session.hpp"
 #include "model/oracle/model_oracle_check.hpp"
 #include "model/safetensors_loader.hpp"
-#ifdef ATTNCHECK_HAVE_CUDA
-#include "model/model_cuda.hpp"
-#endif
 
 namespace attncheck {
 
@@ -96,12 +93,11 @@ ModelWeights preset_weights(const Opts& o) {
 }
 
 std::unique_ptr<ModelEngine> make_engine(const ModelWeights& w, Backend b, int slots, ModelMutant m) {
-    if (b == Backend::cpu) return make_cpu_model(w, slots, m);
-#ifdef ATTNCHECK_HAVE_CUDA
-    return make_cuda_model(w, slots, m);
-#else
-    throw BadInput("--backend cuda: the CUDA backend was not built");
-#endif
+    try {
+        return make_model_engine(w, b, slots, m);
+    } catch (const ModelError& e) {
+        throw BadInput(std::string("--backend: ") + e.what());
+    }
 }
 
 nlohmann::json finite_or_null(const std::vector<double>& v, size_t from, size_t n) {

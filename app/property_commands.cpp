@@ -3,13 +3,17 @@
 // of the counterexample file it wrote, and the one command that replays it.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
 #include "kernels/registry.hpp"
+#include "model/model_case.hpp"
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/known_failures.hpp"
@@ -150,6 +154,11 @@ int cmd_list() {
 }
 
 int cmd_run(const RunArgs& a) {
+    if (std::find(a.targets.begin(), a.targets.end(), "model") != a.targets.end()) {
+        if (a.targets.size() != 1 || !a.plugins.empty() || !a.externals.empty() || !a.gates.empty())
+            throw std::invalid_argument("--target model runs alone (its own gates, no plugins or adapters)");
+        return cmd_run_model(a.backend, a.mutant, a.cases, a.seconds, a.seed, a.out_dir);
+    }
     RunSpec spec;
     spec.backend = resolve_backend(a.backend);
     spec.mutant = mutant_arg(a.mutant);
@@ -242,6 +251,11 @@ int cmd_run(const RunArgs& a) {
 // still caught, but no longer by the gate that names it).
 int cmd_repro(const std::string& file, const std::string& backend_override, const std::string& mutant_override,
               bool expect_gate, const std::vector<std::string>& plugins, const std::vector<std::string>& externals) {
+    if (std::ifstream in(file); in) {
+        std::stringstream ss;
+        ss << in.rdbuf();
+        if (looks_like_model_case(ss.str())) return cmd_repro_model(file, ss.str(), backend_override, mutant_override);
+    }
     const CounterexampleFile f = load_counterexample(file);
     if (expect_gate && !f.gate)
         throw std::invalid_argument(

@@ -7,7 +7,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(attncheck_installed_libs attncheck_core attncheck_engine attncheck_properties)
+set(attncheck_installed_libs attncheck_core attncheck_engine attncheck_model attncheck_properties)
 if(ATTNCHECK_HAVE_CUDA)
   list(APPEND attncheck_installed_libs attncheck_cuda)
 endif()
@@ -33,7 +33,7 @@ add_library(attncheck::headers ALIAS attncheck_headers)
 install(TARGETS ${attncheck_installed_libs} attncheck_api attncheck_headers EXPORT attncheckTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS attncheck RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY engine kernels oracle properties DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck
+install(DIRECTORY engine kernels model oracle properties DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck
         FILES_MATCHING PATTERN "*.hpp" PATTERN "*.cuh")
 install(FILES include/attncheck/attncheck.hpp include/attncheck/plugin.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/attncheck)

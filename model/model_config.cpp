@@ -13,6 +13,18 @@ namespace attncheck {
 const char* arch_name(ModelArch a) { return a == ModelArch::llama ? "llama" : "qwen2"; }
 const char* pairing_name(RopePairing p) { return p == RopePairing::rotate_half ? "rotate_half" : "interleaved"; }
 
+std::optional<ModelArch> parse_arch(const std::string& s) {
+    for (ModelArch a : {ModelArch::llama, ModelArch::qwen2})
+        if (s == arch_name(a)) return a;
+    return std::nullopt;
+}
+
+std::optional<RopePairing> parse_pairing(const std::string& s) {
+    for (RopePairing p : {RopePairing::rotate_half, RopePairing::interleaved})
+        if (s == pairing_name(p)) return p;
+    return std::nullopt;
+}
+
 long long ModelConfig::parameter_count() const {
     const long long h = hidden, per_layer = static_cast<long long>(h) * qkv_dim() +
                                             static_cast<long long>(q_dim()) * h + 3LL * h * ffn + 2 * h +
@@ -136,12 +148,9 @@ ModelConfig parse_hf_config(const std::string& text) {
     if (!j.contains("model_type") || !j.at("model_type").is_string())
         throw ConfigError("config.json: required string \"model_type\" missing");
     const std::string mt = j.at("model_type").get<std::string>();
-    if (mt == "llama")
-        c.arch = ModelArch::llama;
-    else if (mt == "qwen2")
-        c.arch = ModelArch::qwen2;
-    else
-        throw ConfigError(fmt::format("config.json: model_type \"{}\" not supported (llama, qwen2)", mt));
+    const auto arch = parse_arch(mt);
+    if (!arch) throw ConfigError(fmt::format("config.json: model_type \"{}\" not supported (llama, qwen2)", mt));
+    c.arch = *arch;
     c.vocab = get_int(j, "vocab_size");
     c.hidden = get_int(j, "hidden_size");
     c.layers = get_int(j, "num_hidden_layers");

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -30,6 +31,9 @@ enum class RopePairing { rotate_half, interleaved };
 
 const char* arch_name(ModelArch a);
 const char* pairing_name(RopePairing p);
+// The inverses of the two names above (nullopt for anything else).
+std::optional<ModelArch> parse_arch(const std::string& s);
+std::optional<RopePairing> parse_pairing(const std::string& s);
 
 struct ModelConfig {
     ModelArch arch = ModelArch::llama;

@@ -12,6 +12,7 @@
 
 #include "engine/case/rng.hpp"
 #include "model/model_cpu.hpp"
+#include "model/model_session.hpp"
 #include "model/oracle/model_oracle_check.hpp"
 #if defined(ATTNCHECK_TEST_CUDA) && defined(ATTNCHECK_HAVE_CUDA)
 #include "engine/cuda/device.hpp"
@@ -59,48 +60,10 @@ inline std::vector<int> random_tokens(Rng& r, int n, int vocab) {
     return t;
 }
 
-// An engine plus the token history of each slot, so every call can be
-// checked against the oracle recomputing the slot from scratch.
-struct Session {
-    ModelWeights w;
-    std::unique_ptr<ModelEngine> engine;
-    ModelPrecision prec;
-    std::vector<std::vector<int>> history;
-    CacheLedger ledger; // bounds the cached positions were appended under
-
+// The engine under test in a checked session (model/model_session.hpp).
+struct Session : CheckedSession {
     Session(ModelWeights weights, int slots, ModelMutant m = ModelMutant::none)
-        : w(std::move(weights)),
-          engine(make_engine(w, slots, m)),
-          prec(model_precision(w.config, kBackend)),
-          history(static_cast<size_t>(slots)) {}
-
-    void reset(int slot) {
-        engine->reset(slot);
-        history[static_cast<size_t>(slot)].clear();
-        ledger.reset(slot);
-    }
-    StepOutput run(const std::vector<SeqChunk>& batch, ForwardOptions o = {}) {
-        o.trace = true;
-        StepOutput out = engine->forward(batch, o);
-        for (const auto& ch : batch) {
-            auto& h = history[static_cast<size_t>(ch.seq)];
-            h.insert(h.end(), ch.tokens.begin(), ch.tokens.end());
-        }
-        return out;
-    }
-    // Checks a traced call against the oracle and records its K/V bounds in
-    // the ledger (call once per run, in order).
-    DivergenceReport check(const StepOutput& out) {
-        std::map<int, OracleTrace> oracles;
-        std::map<int, const OracleTrace*> ptrs;
-        for (const auto& [slot, pos] : out.rows)
-            if (!oracles.count(slot))
-                oracles.emplace(slot, model_oracle_forward(w, history[static_cast<size_t>(slot)]));
-        for (const auto& [slot, o] : oracles) ptrs[slot] = &o;
-        DivergenceReport r = check_forward(w, *out.trace, ptrs, prec, &ledger);
-        ledger.record(w.config, *out.trace, r);
-        return r;
-    }
+        : CheckedSession(weights, make_engine(weights, slots, m), kBackend) {}
 };
 
 inline std::string describe(const DivergenceReport& r) { return r.summary() + "\n" + (r.ok ? "" : r.table()); }

@@ -7,22 +7,9 @@
 #include <rapidcheck.h>
 
 #include "engine/timing/phase_timer.hpp"
+#include "properties/campaign/rapidcheck_driver.hpp"
 
 namespace attncheck {
-
-namespace {
-
-// Campaigns report their own failures (gate report, counterexample file);
-// RapidCheck's default listener would also print a reproduce string at exit
-// for every campaign that found one, mutation runs included.
-class QuietListener final : public rc::detail::TestListener {
-public:
-    void onTestCaseFinished(const rc::detail::CaseDescription&) override {}
-    void onShrinkTried(const rc::detail::CaseDescription&, bool) override {}
-    void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
-};
-
-} // namespace
 
 Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& failed) {
     Counterexample ce;
@@ -49,16 +36,10 @@ std::uint64_t case_seed(std::uint64_t campaign_seed, long long i) {
     return splitmix64(x);
 }
 
-namespace {
-
-// RapidCheck keeps its state in globals: one property check at a time per
-// process, whichever thread runs it.
 std::mutex& rapidcheck_lock() {
     static std::mutex m;
     return m;
 }
-
-} // namespace
 
 CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     using clock = std::chrono::steady_clock;

@@ -1,0 +1,86 @@
+// `attncheck run --target model` and `attncheck repro MODEL_CASE.json`: the
+// model campaign over random model configurations
+// (properties/campaign/model_campaign.hpp) and the replay of its
+// counterexample files with the per-layer divergence report.
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include "app/commands.hpp"
+
+#include "properties/campaign/model_campaign.hpp"
+
+namespace attncheck {
+
+namespace {
+
+ModelMutant model_mutant_arg(const std::string& name) {
+    const auto m = parse_model_mutant(name);
+    if (m) return *m;
+    std::string names;
+    for (const auto& i : all_model_mutants()) names += std::string(names.empty() ? "" : ", ") + i.name;
+    throw std::invalid_argument(fmt::format("--mutant {}: not a model mutant ({})", name, names));
+}
+
+void print_verdict(const ModelVerdict& v) {
+    if (v.ok) {
+        fmt::print("every model gate held: {}\n", v.summary);
+        return;
+    }
+    fmt::print("gate {} FAILED{}: {}\n", v.gate,
+               v.layer >= 0 ? fmt::format(" at layer {}, stage {}", v.layer, v.stage) : std::string(), v.summary);
+    if (!v.table.empty()) fmt::print("\n{}\n", v.table);
+}
+
+} // namespace
+
+int cmd_run_model(const std::string& backend, const std::string& mutant, long long cases, double seconds,
+                  std::uint64_t seed, const std::string& out_dir) {
+    ModelRunSpec spec;
+    spec.backend = resolve_backend(backend);
+    spec.mutant = model_mutant_arg(mutant);
+    spec.cases = cases;
+    spec.seconds = seconds;
+    spec.seed = seed;
+    spec.out_dir = out_dir;
+    fmt::print("attncheck run --target model: backend {}, mutant {}, seed {}, {}\n", backend_name(spec.backend),
+               model_mutant_name(spec.mutant), seed,
+               seconds > 0 ? fmt::format("{} s", seconds) : fmt::format("{} cases", cases));
+    std::fflush(stdout);
+    const ModelRunReport r = run_model_campaign(spec);
+    if (!r.failure) {
+        fmt::print("{} random model cases in {:.1f} s ({:.1f}/s): every model gate held (stages, decode_prefill)\n",
+                   r.cases, r.seconds, r.seconds > 0 ? r.cases / r.seconds : 0.0);
+        return 0;
+    }
+    const ModelFailure& f = *r.failure;
+    fmt::print("  {}/model FAILED after {} cases, {:.1f} s; shrunk in {} steps to {}\n\n", backend_name(spec.backend),
+               r.cases, r.seconds, f.shrink_steps, model_case_summary(f.shrunk));
+    print_verdict(f.verdict);
+    fmt::print("\ncounterexample: {}\nreplay:         attncheck repro {}\n", f.file, f.file);
+    return 1;
+}
+
+int cmd_repro_model(const std::string& file, const std::string& text, const std::string& backend_override,
+                    const std::string& mutant_override) {
+    const ModelCase c = model_case_from_json(text);
+    std::string recorded_backend = "cpu", recorded_mutant = "none";
+    if (const auto j = nlohmann::json::parse(text); j.contains("failure")) {
+        recorded_backend = j["failure"].value("backend", recorded_backend);
+        recorded_mutant = j["failure"].value("mutant", recorded_mutant);
+        fmt::print("recorded: {} failed gate {}: {}\n",
+                   recorded_mutant == "none" ? "model" : "model+" + recorded_mutant,
+                   j["failure"].value("gate", std::string("?")), j["failure"].value("summary", std::string()));
+    }
+    const Backend b = resolve_backend(backend_override.empty() ? recorded_backend : backend_override);
+    const ModelMutant m = model_mutant_arg(mutant_override.empty() ? recorded_mutant : mutant_override);
+    fmt::print("attncheck repro {}: {} on {}/model{}\n", file, model_case_summary(c), backend_name(b),
+               m == ModelMutant::none ? "" : std::string("+") + model_mutant_name(m));
+    const ModelVerdict v = check_model_case(c, b, m);
+    print_verdict(v);
+    return v.ok ? 0 : 1;
+}
+
+} // namespace attncheck
