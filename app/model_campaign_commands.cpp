@@ -41,7 +41,7 @@ int cmd_run_model(const std::string& backend, const std::string& mutant, long lo
     ModelRunSpec spec;
     spec.backend = resolve_backend(backend);
     spec.mutant = model_mutant_arg(mutant);
-    spec.cases = cases;
+    spec.cases = seconds > 0 ? (1LL << 40) : cases; // a time budget replaces the case count
     spec.seconds = seconds;
     spec.seed = seed;
     spec.out_dir = out_dir;
@@ -51,8 +51,9 @@ int cmd_run_model(const std::string& backend, const std::string& mutant, long lo
     std::fflush(stdout);
     const ModelRunReport r = run_model_campaign(spec);
     if (!r.failure) {
-        fmt::print("{} random model cases in {:.1f} s ({:.1f}/s): every model gate held (stages, decode_prefill)\n",
-                   r.cases, r.seconds, r.seconds > 0 ? r.cases / r.seconds : 0.0);
+        fmt::print(
+            "{} random model cases in {:.1f} s ({:.1f}/s): every model gate held (stages, decode_prefill, families)\n",
+            r.cases, r.seconds, r.seconds > 0 ? r.cases / r.seconds : 0.0);
         return 0;
     }
     const ModelFailure& f = *r.failure;

@@ -21,13 +21,13 @@ namespace attncheck {
 
 struct ModelVerdict {
     bool ok = true;
-    std::string gate;    // "stages" or "decode_prefill" when !ok
+    std::string gate;    // "stages", "decode_prefill" or "families" when !ok
     std::string summary; // one paragraph
     int step = -1;       // schedule step the failure shows at
     int layer = -1;      // stages: where the divergence report points
     std::string stage;
     std::string table; // stages: the per-layer table
-    long long calls = 0, rows_compared = 0;
+    long long calls = 0, rows_compared = 0, family_pairs = 0;
 };
 
 ModelVerdict check_model_case(const ModelCase& c, Backend b, ModelMutant m = ModelMutant::none);
