@@ -23,6 +23,10 @@ int cmd_run_model(const std::string& backend, const std::string& mutant, long lo
                   std::uint64_t seed, const std::string& out_dir);
 int cmd_repro_model(const std::string& file, const std::string& text, const std::string& backend_override,
                     const std::string& mutant_override);
+// `mutants --target model`: each model mutant against the model campaign,
+// with the layer and stage that caught it beside where the mutant acts.
+int cmd_mutants_model(const std::string& backend, bool json, long long cases, double seconds, std::uint64_t seed,
+                      const std::vector<std::string>& mutants, const std::string& save);
 
 // This program's own path (workers are started from it), and the default
 // number of workers (one per core).

@@ -2,6 +2,8 @@
 // model campaign over random model configurations
 // (properties/campaign/model_campaign.hpp) and the replay of its
 // counterexample files with the per-layer divergence report.
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -82,6 +84,57 @@ int cmd_repro_model(const std::string& file, const std::string& text, const std:
     const ModelVerdict v = check_model_case(c, b, m);
     print_verdict(v);
     return v.ok ? 0 : 1;
+}
+
+int cmd_mutants_model(const std::string& backend, bool json, long long cases, double seconds, std::uint64_t seed,
+                      const std::vector<std::string>& mutants, const std::string& save) {
+    const Backend b = resolve_backend(backend);
+    for (const auto& n : mutants) model_mutant_arg(n); // bad names fail before anything runs
+    nlohmann::json rows = nlohmann::json::array();
+    int survived = 0, misplaced = 0;
+    if (!json)
+        fmt::print("{:<24} {:<7} {:>6} {:>8}  {:<16} {:<24} {}\n", "model mutant", "killed", "cases", "seconds", "gate",
+                   "caught at", "acts at");
+    for (const ModelMutantInfo& info : all_model_mutants()) {
+        if (info.id == ModelMutant::none) continue;
+        if (!mutants.empty() && std::find(mutants.begin(), mutants.end(), info.name) == mutants.end()) continue;
+        ModelRunSpec spec;
+        spec.backend = b;
+        spec.mutant = info.id;
+        spec.cases = cases;
+        spec.seconds = seconds;
+        spec.seed = seed;
+        spec.out_dir = save.empty() ? "attncheck-counterexamples" : save;
+        const ModelRunReport r = run_model_campaign(spec);
+        const bool killed = r.failure.has_value();
+        const ModelVerdict* v = killed ? &r.failure->verdict : nullptr;
+        const int acts_layer = killed ? model_mutant_layer(info.id, r.failure->shrunk.config.layers) : -1;
+        const bool placed = killed && v->layer == acts_layer && v->stage == info.first_stage;
+        survived += !killed;
+        misplaced += killed && !placed;
+        // Without --save the shrunk case is not kept (run_model_campaign writes it to its out_dir).
+        if (save.empty() && killed) std::filesystem::remove(r.failure->file);
+        rows.push_back({{"mutant", info.name},
+                        {"models", info.models},
+                        {"backend", backend_name(b)},
+                        {"killed", killed},
+                        {"cases", r.cases},
+                        {"seconds", r.seconds},
+                        {"gate", killed ? v->gate : ""},
+                        {"layer", killed ? v->layer : -1},
+                        {"stage", killed ? v->stage : ""},
+                        {"expected_layer", acts_layer},
+                        {"expected_stage", info.first_stage},
+                        {"placed_as_expected", placed},
+                        {"shrunk_case", killed ? model_case_summary(r.failure->shrunk) : ""}});
+        if (!json)
+            fmt::print(
+                "{:<24} {:<7} {:>6} {:>8.2f}  {:<16} {:<24} {}\n", info.name, killed ? "yes" : "NO", r.cases, r.seconds,
+                killed ? v->gate : "-", killed ? fmt::format("layer {} {}", v->layer, v->stage) : "-",
+                fmt::format("layer {} {}{}", acts_layer, info.first_stage, killed && !placed ? "  (differs)" : ""));
+    }
+    if (json) fmt::print("{}\n", rows.dump(2));
+    return survived == 0 && misplaced == 0 ? 0 : 1;
 }
 
 } // namespace attncheck

@@ -309,6 +309,10 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
 int cmd_mutants(const std::string& backend, bool json, long long cases, double seconds, std::uint64_t seed,
                 const std::vector<std::string>& mutants, const std::vector<std::string>& targets,
                 const std::string& save) {
+    if (std::find(targets.begin(), targets.end(), "model") != targets.end()) {
+        if (targets.size() != 1) throw std::invalid_argument("--target model runs alone");
+        return cmd_mutants_model(backend, json, cases, seconds, seed, mutants, save);
+    }
     MutationOptions mo;
     mo.backend = resolve_backend(backend);
     for (const auto& n : mutants) mo.mutants.push_back(mutant_arg(n));
