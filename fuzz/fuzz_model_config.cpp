@@ -9,26 +9,14 @@
 #include <optional>
 #include <string>
 
+#include "fuzz/fuzz_verdict.hpp"
 #include "model/model_config.hpp"
 
 using namespace attncheck;
 
-namespace {
-
-// The reader's verdict: a configuration, or none when it refused the text
-// with a ConfigError (a message: fine).
-std::optional<ModelConfig> read_config(const std::string& text) {
-    try {
-        return parse_hf_config(text);
-    } catch (const ConfigError&) {
-        return std::nullopt;
-    }
-}
-
-} // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const std::optional<ModelConfig> read = read_config(std::string(reinterpret_cast<const char*>(data), size));
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    const std::optional<ModelConfig> read = fuzz::accepted<ConfigError>([&] { return parse_hf_config(text); });
     if (!read) return 0;
     const ModelConfig& c = *read;
     try {

@@ -128,6 +128,34 @@ bool looks_like_model_case(const std::string& text) {
     }
 }
 
+namespace {
+
+// Checked readers: a wrong type or an integer that does not fit is the
+// field's error, never a silent conversion (a float to int that does not fit
+// is undefined behaviour).
+int int_of(const json& v, const std::string& what) {
+    if (!v.is_number_integer()) fail(what + " must be an integer");
+    const long long x =
+        v.is_number_unsigned() && v.get<unsigned long long>() > (1ULL << 62) ? (1LL << 62) : v.get<long long>();
+    if (x < -(1LL << 31) || x >= (1LL << 31)) fail(what + " does not fit a 32-bit integer");
+    return static_cast<int>(x);
+}
+
+const json& array_at(const json& j, const char* key, size_t most, const std::string& what) {
+    const json& a = j.at(key);
+    if (!a.is_array()) fail(what + " must be an array");
+    if (a.size() > most) fail(fmt::format("{} has {} entries, at most {}", what, a.size(), most));
+    return a;
+}
+
+std::vector<int> ints_of(const json& a, const std::string& what) {
+    std::vector<int> v;
+    for (size_t i = 0; i < a.size(); ++i) v.push_back(int_of(a[i], fmt::format("{}[{}]", what, i)));
+    return v;
+}
+
+} // namespace
+
 ModelCase model_case_from_json(const std::string& text) {
     ModelCase c;
     try {
@@ -140,7 +168,7 @@ ModelCase model_case_from_json(const std::string& text) {
         const auto a = parse_arch(arch);
         if (!a) fail("config.arch: expected llama or qwen2 (got \"" + arch + "\")");
         m.arch = *a;
-        for (const auto& f : kConfigInts) m.*f.member = cf.at(f.key).get<int>();
+        for (const auto& f : kConfigInts) m.*f.member = int_of(cf.at(f.key), std::string("config.") + f.key);
         for (const auto& f : kConfigDoubles) m.*f.member = cf.at(f.key).get<double>();
         for (const auto& f : kConfigBools) m.*f.member = cf.at(f.key).get<bool>();
         const std::string pairing = cf.at("rope_pairing").get<std::string>();
@@ -152,22 +180,30 @@ ModelCase model_case_from_json(const std::string& text) {
         m.dtype = *dt;
         const json& wj = j.at("weights");
         RandomWeightOptions& w = c.weights;
+        if (!wj.at("seed").is_number_unsigned()) fail("weights.seed must be a non-negative integer");
         w.seed = wj.at("seed").get<std::uint64_t>();
         for (const auto& f : kWeightStds) w.*f.member = wj.value(f.key, w.*f.member);
-        w.massive_channels = wj.value("massive_channels", std::vector<int>{});
+        if (wj.contains("massive_channels"))
+            w.massive_channels =
+                ints_of(array_at(wj, "massive_channels", 1024, "weights.massive_channels"), "weights.massive_channels");
         w.massive_value = wj.value("massive_value", 0.0);
         w.qk_bias_norm = wj.value("qk_bias_norm", 0.0);
-        c.slots = j.at("slots").get<int>();
-        for (const json& s : j.at("schedule")) {
+        c.slots = int_of(j.at("slots"), "slots");
+        const json& sched = array_at(j, "schedule", kMaxSteps, "schedule");
+        for (size_t i = 0; i < sched.size(); ++i) {
+            const json& s = sched[i];
+            const std::string at = fmt::format("schedule[{}]", i);
             ModelStep st;
             if (s.contains("reset")) {
                 st.reset = true;
-                st.reset_slot = s.at("reset").get<int>();
+                st.reset_slot = int_of(s.at("reset"), at + ".reset");
             } else {
-                for (const json& ch : s.at("call"))
-                    st.batch.push_back({ch.at("seq").get<int>(), ch.at("tokens").get<std::vector<int>>()});
+                const json& call = array_at(s, "call", kMaxSlots, at + ".call");
+                for (const json& ch : call)
+                    st.batch.push_back({int_of(ch.at("seq"), at + ".seq"),
+                                        ints_of(array_at(ch, "tokens", kMaxChunk, at + ".tokens"), at + ".tokens")});
                 st.attention = s.value("attention", std::string("auto"));
-                st.num_splits = s.value("num_splits", 1);
+                st.num_splits = s.contains("num_splits") ? int_of(s.at("num_splits"), at + ".num_splits") : 1;
             }
             c.schedule.push_back(std::move(st));
         }

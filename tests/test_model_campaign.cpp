@@ -91,7 +91,10 @@ TEST(ModelCase, BadInputIsRefusedByField) {
     refused(with("\"arch\": \"qwen2\"", "\"arch\": \"gpt2\""), "config.arch");
     refused(with("\"head_dim\": 16", "\"head_dim\": 15"), "head_dim");
     refused(with("\"seq\": 1", "\"seq\": 0"), "appears twice");
-    refused(with("\"hidden\": 32", "\"hidden\": \"wide\""), "wrong type");
+    refused(with("\"hidden\": 32", "\"hidden\": \"wide\""), "config.hidden must be an integer");
+    refused(with("\"hidden\": 32", "\"hidden\": 1e30"), "config.hidden must be an integer");
+    refused(with("\"hidden\": 32", "\"hidden\": 99999999999"), "does not fit");
+    refused(with("\"arch\": \"qwen2\"", "\"arch\": 7"), "wrong type");
     refused(with("\"massive_channels\": [\n   3\n  ]", "\"massive_channels\": [99]"), "massive_channels");
 }
 
