@@ -104,7 +104,9 @@ int cmd_mutants_model(const std::string& backend, bool json, long long cases, do
         spec.cases = cases;
         spec.seconds = seconds;
         spec.seed = seed;
-        spec.out_dir = save.empty() ? "attncheck-counterexamples" : save;
+        // Without --save the shrunk case goes to a scratch folder and is removed below.
+        spec.out_dir =
+            save.empty() ? (std::filesystem::temp_directory_path() / "attncheck-model-mutants").string() : save;
         const ModelRunReport r = run_model_campaign(spec);
         const bool killed = r.failure.has_value();
         const ModelVerdict* v = killed ? &r.failure->verdict : nullptr;
@@ -112,7 +114,6 @@ int cmd_mutants_model(const std::string& backend, bool json, long long cases, do
         const bool placed = killed && v->layer == acts_layer && v->stage == info.first_stage;
         survived += !killed;
         misplaced += killed && !placed;
-        // Without --save the shrunk case is not kept (run_model_campaign writes it to its out_dir).
         if (save.empty() && killed) std::filesystem::remove(r.failure->file);
         rows.push_back({{"mutant", info.name},
                         {"models", info.models},
