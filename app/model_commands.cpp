@@ -12,7 +12,7 @@
 //       check a trace recorded by another implementation (transformers'
 //       forward hooks, see ci/transformers_crosscheck.py) stage by stage
 //       against the fp64 oracle under the transformers fp32 precision
-//   model-save --preset NAME [--dtype D] [--seed S] --out DIR
+//   model-save --preset NAME [--dtype D] [--seed S] [--shard-bytes N] --out DIR
 //       write random weights as config.json + model.safetensors
 //
 // Exit codes: 0 all good, 1 a check failed, 2 bad input.
@@ -40,6 +40,7 @@ struct Opts {
                               mutant = "none";
     std::uint64_t seed = 1;
     int prompt = 8, decode = 4, splits = 1;
+    unsigned long long shard_bytes = 0; // model-save: 0 writes one model.safetensors
 };
 
 struct BadInput : std::runtime_error {
@@ -240,8 +241,9 @@ int cmd_check_trace(const Opts& o) {
 int cmd_save(const Opts& o) {
     if (o.out.empty()) throw BadInput("model-save needs --out");
     const ModelWeights w = preset_weights(o);
-    save_hf_model(w, o.out);
-    fmt::print("wrote {} ({})\n", o.out, w.config.summary());
+    save_hf_model(w, o.out, o.shard_bytes);
+    fmt::print("wrote {} ({}{})\n", o.out, w.config.summary(),
+               o.shard_bytes ? fmt::format(", shards of at most {} bytes", o.shard_bytes) : std::string());
     return 0;
 }
 
@@ -308,6 +310,8 @@ void register_model_commands(CLI::App& app) {
     sv->add_option("--dtype", o.dtype, "fp32, fp16, bf16");
     sv->add_option("--seed", o.seed, "weights seed");
     sv->add_option("--out", o.out, "output directory")->required();
+    sv->add_option("--shard-bytes", o.shard_bytes,
+                   "write a sharded checkpoint (model.safetensors.index.json) with shards of at most this many bytes");
     sv->final_callback([] { run_and_exit(cmd_save, o); });
 }
 

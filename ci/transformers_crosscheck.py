@@ -91,14 +91,19 @@ def build(make, seed):
     return cfg, model
 
 
-def save(model, d):
+def save(model, d, shard=None):
+    """save_pretrained into d: one model.safetensors, or (shard: a size such
+    as "100KB") shards and model.safetensors.index.json, which attncheck must
+    read as the same weights."""
+    kw = {"max_shard_size": shard} if shard else {}
     try:
-        model.save_pretrained(d, safe_serialization=True)
+        model.save_pretrained(d, safe_serialization=True, **kw)
     except TypeError:  # transformers versions without the argument always write safetensors
-        model.save_pretrained(d)
+        model.save_pretrained(d, **kw)
     names = os.listdir(d)
-    if "model.safetensors" not in names:
-        die(f"save_pretrained wrote {names}, expected a single model.safetensors")
+    want = "model.safetensors.index.json" if shard else "model.safetensors"
+    if want not in names:
+        die(f"save_pretrained wrote {names}, expected {want}")
 
 
 def max_abs(a):
@@ -200,10 +205,10 @@ def record_trace(model, cfg, toks):
     return logits, hidden, trace
 
 
-def run_one(arch, make, args, tmp):
+def run_one(arch, make, args, tmp, shard=None):
     cfg, model = build(make, seed=1234)
     d = os.path.join(tmp, arch)
-    save(model, d)
+    save(model, d, shard)
     g = torch.Generator().manual_seed(99)
     toks = torch.randint(0, cfg.vocab_size, (args.tokens,), generator=g).tolist()
     trace_err = None
@@ -304,8 +309,10 @@ def main():
     all_ok = True
     table = []
     with tempfile.TemporaryDirectory(prefix="attncheck_xcheck_") as tmp:
-        for arch, make in (("qwen2", qwen2_model), ("llama", llama_model)):
-            ok, rows = run_one(arch, make, args, tmp)
+        # The sharded run: transformers' own shards and index, read by attncheck.
+        for arch, make, shard in (("qwen2", qwen2_model, None), ("llama", llama_model, None),
+                                  ("qwen2-sharded", qwen2_model, "100KB")):
+            ok, rows = run_one(arch, make, args, tmp, shard)
             all_ok = all_ok and ok
             table += rows
     w = [max(len(str(r[i])) for r in table + [("arch", "check", "our err", "hf err", "limit", "")]) for i in range(6)]

@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "model/checkpoint_index.hpp"
+
 namespace attncheck {
 
 static_assert(std::endian::native == std::endian::little,
@@ -169,12 +171,17 @@ std::vector<std::pair<std::string, std::vector<long long>>> hf_tensor_names(cons
     return v;
 }
 
-ModelWeights load_hf_model_from(const std::string& config_json, const std::string& st_bytes, const std::string& what) {
-    const ModelConfig c = parse_hf_config(config_json);
-    auto tensors = parse_safetensors(st_bytes, what);
+namespace {
+
+// The weights of config c from its named tensors; source(name) names the file
+// a tensor came from (or the checkpoint, for one that is missing).
+template <class Source>
+ModelWeights weights_from_tensors(const ModelConfig& c, const std::map<std::string, SafeTensor>& tensors,
+                                  const Source& source) {
     const std::string want = st_dtype(c.dtype);
     std::set<std::string> used;
     auto take = [&](const std::string& name, const std::vector<long long>& shape) -> std::vector<float> {
+        const std::string what = source(name);
         auto it = tensors.find(name);
         if (it == tensors.end()) throw ModelFileError(fmt::format("{}: tensor \"{}\" missing", what, name));
         const SafeTensor& t = it->second;
@@ -224,37 +231,85 @@ ModelWeights load_hf_model_from(const std::string& config_json, const std::strin
         // A tied checkpoint may still carry the copy; it must be the copy.
         if (take("lm_head.weight", {c.vocab, h}) != w.embed)
             throw ModelFileError(
-                fmt::format("{}: tie_word_embeddings is true but lm_head.weight differs from the embedding", what));
+                fmt::format("{}: tie_word_embeddings is true but lm_head.weight differs from the embedding",
+                            source("lm_head.weight")));
     }
     for (const auto& [name, t] : tensors) {
         if (used.count(name)) continue;
         // Older transformers saved the RoPE frequencies; they follow from the config.
         if (name.size() >= 19 && name.compare(name.size() - 19, 19, "rotary_emb.inv_freq") == 0) continue;
-        throw ModelFileError(fmt::format("{}: unexpected tensor \"{}\" (not part of a {} model with this config)", what,
-                                         name, arch_name(c.arch)));
+        throw ModelFileError(fmt::format("{}: unexpected tensor \"{}\" (not part of a {} model with this config)",
+                                         source(name), name, arch_name(c.arch)));
     }
     try {
         validate(w);
     } catch (const ConfigError& e) {
-        throw ModelFileError(fmt::format("{}: {}", what, e.what()));
+        throw ModelFileError(fmt::format("{}: {}", source(""), e.what()));
     }
     return w;
+}
+
+// The tensors of a sharded checkpoint, each checked against the index: every
+// indexed tensor in its shard, every shard tensor indexed there.
+std::map<std::string, SafeTensor> read_shards(const std::filesystem::path& dir,
+                                              const std::map<std::string, std::string>& weight_map,
+                                              const std::string& index_path) {
+    std::map<std::string, SafeTensor> all;
+    std::set<std::string> shards;
+    for (const auto& [name, shard] : weight_map) shards.insert(shard);
+    for (const std::string& shard : shards) {
+        const std::filesystem::path p = dir / shard;
+        if (!std::filesystem::is_regular_file(p))
+            throw ModelFileError(fmt::format("{}: names shard {}, which is missing", index_path, shard));
+        for (auto& [name, t] : parse_safetensors(read_file_bytes(p.string()), p.string())) {
+            const auto it = weight_map.find(name);
+            if (it == weight_map.end())
+                throw ModelFileError(
+                    fmt::format("{}: tensor \"{}\" is not in the index {}", p.string(), name, index_path));
+            if (it->second != shard)
+                throw ModelFileError(fmt::format("{}: tensor \"{}\" is here, but the index places it in {}", p.string(),
+                                                 name, it->second));
+            all.emplace(name, std::move(t));
+        }
+    }
+    for (const auto& [name, shard] : weight_map)
+        if (!all.count(name))
+            throw ModelFileError(
+                fmt::format("{}: lists tensor \"{}\" in {}, which does not hold it", index_path, name, shard));
+    return all;
+}
+
+} // namespace
+
+ModelWeights load_hf_model_from(const std::string& config_json, const std::string& st_bytes, const std::string& what) {
+    const ModelConfig c = parse_hf_config(config_json);
+    return weights_from_tensors(c, parse_safetensors(st_bytes, what), [&](const std::string&) { return what; });
 }
 
 ModelWeights load_hf_model(const std::string& dir) {
     namespace fs = std::filesystem;
     const fs::path d(dir);
     if (!fs::is_directory(d)) throw ModelFileError(fmt::format("{}: not a directory", dir));
-    const fs::path cfg = d / "config.json", st = d / "model.safetensors";
+    const fs::path cfg = d / "config.json", st = d / "model.safetensors", index = d / kShardIndexFile;
     if (!fs::exists(cfg)) throw ModelFileError(fmt::format("{}: no config.json", dir));
-    if (!fs::exists(st))
-        throw ModelFileError(fmt::format("{}: no model.safetensors (sharded checkpoints are not supported)", dir));
+    if (!fs::exists(st) && !fs::exists(index))
+        throw ModelFileError(
+            fmt::format("{}: neither model.safetensors nor {} (a sharded checkpoint)", dir, kShardIndexFile));
     std::string cfg_text = read_file_bytes(cfg.string());
+    ModelConfig c;
     try {
-        return load_hf_model_from(cfg_text, read_file_bytes(st.string()), st.string());
+        c = parse_hf_config(cfg_text);
     } catch (const ConfigError& e) {
         throw ConfigError(fmt::format("{}: {}", cfg.string(), e.what()));
     }
+    if (fs::exists(st))
+        return weights_from_tensors(c, parse_safetensors(read_file_bytes(st.string()), st.string()),
+                                    [&](const std::string&) { return st.string(); });
+    const auto weight_map = parse_shard_index(read_file_bytes(index.string()), index.string());
+    return weights_from_tensors(c, read_shards(d, weight_map, index.string()), [&](const std::string& name) {
+        const auto it = weight_map.find(name);
+        return it == weight_map.end() ? index.string() : (d / it->second).string();
+    });
 }
 
 std::string safetensors_image(const std::map<std::string, SafeTensor>& tensors) {
@@ -277,7 +332,9 @@ std::string safetensors_image(const std::map<std::string, SafeTensor>& tensors) 
     return out + hs + data;
 }
 
-std::string safetensors_image(const ModelWeights& w) {
+namespace {
+
+std::map<std::string, SafeTensor> named_tensors(const ModelWeights& w) {
     validate(w);
     const ModelConfig& c = w.config;
     const std::string dt = st_dtype(c.dtype);
@@ -308,10 +365,14 @@ std::string safetensors_image(const ModelWeights& w) {
     }
     put("model.norm.weight", {h}, w.final_norm.data(), w.final_norm.size());
     if (!c.tied_embeddings) put("lm_head.weight", {c.vocab, h}, w.lm_head.data(), w.lm_head.size());
-    return safetensors_image(m);
+    return m;
 }
 
-void save_hf_model(const ModelWeights& w, const std::string& dir) {
+} // namespace
+
+std::string safetensors_image(const ModelWeights& w) { return safetensors_image(named_tensors(w)); }
+
+void save_hf_model(const ModelWeights& w, const std::string& dir, unsigned long long max_shard_bytes) {
     namespace fs = std::filesystem;
     fs::create_directories(dir);
     auto write = [](const fs::path& p, const std::string& s) {
@@ -320,7 +381,32 @@ void save_hf_model(const ModelWeights& w, const std::string& dir) {
         if (!f) throw ModelFileError(fmt::format("{}: write failed", p.string()));
     };
     write(fs::path(dir) / "config.json", hf_config_json(w.config));
-    write(fs::path(dir) / "model.safetensors", safetensors_image(w));
+    if (max_shard_bytes == 0) {
+        write(fs::path(dir) / "model.safetensors", safetensors_image(w));
+        return;
+    }
+    // Tensors in name order into shards of at most max_shard_bytes (a larger
+    // tensor gets a shard of its own), as transformers' save_pretrained does.
+    std::vector<std::map<std::string, SafeTensor>> shards(1);
+    unsigned long long in_shard = 0, total = 0;
+    for (auto& [name, t] : named_tensors(w)) {
+        const unsigned long long n = t.values.size() * elem_size(t.dtype);
+        if (in_shard > 0 && in_shard + n > max_shard_bytes) {
+            shards.emplace_back();
+            in_shard = 0;
+        }
+        in_shard += n;
+        total += n;
+        shards.back().emplace(name, std::move(t));
+    }
+    std::map<std::string, std::string> weight_map;
+    const int count = static_cast<int>(shards.size());
+    for (int i = 0; i < count; ++i) {
+        const std::string file = shard_file_name(i + 1, count);
+        for (const auto& [name, t] : shards[static_cast<size_t>(i)]) weight_map[name] = file;
+        write(fs::path(dir) / file, safetensors_image(shards[static_cast<size_t>(i)]));
+    }
+    write(fs::path(dir) / kShardIndexFile, shard_index_json(weight_map, total));
 }
 
 } // namespace attncheck

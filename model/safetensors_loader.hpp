@@ -40,8 +40,10 @@ struct SafeTensor {
 std::map<std::string, SafeTensor> parse_safetensors(const std::string& bytes, const std::string& what);
 std::string read_file_bytes(const std::string& path);
 
-// dir/config.json + dir/model.safetensors -> validated weights. Throws
-// ConfigError (config) or ModelFileError (tensors).
+// dir/config.json + dir/model.safetensors (or a sharded checkpoint: the
+// shards model.safetensors.index.json names, model/checkpoint_index.hpp) ->
+// validated weights. Throws ConfigError (config) or ModelFileError (tensors,
+// naming the file that holds the bad one).
 ModelWeights load_hf_model(const std::string& dir);
 // The same from the two images in memory (the tests' bad files).
 ModelWeights load_hf_model_from(const std::string& config_json, const std::string& safetensors_bytes,
@@ -50,8 +52,10 @@ ModelWeights load_hf_model_from(const std::string& config_json, const std::strin
 // Hugging Face tensor names of a config, in file order, with their shapes.
 std::vector<std::pair<std::string, std::vector<long long>>> hf_tensor_names(const ModelConfig& c);
 
-// Writes dir/config.json and dir/model.safetensors (dtype = config dtype).
-void save_hf_model(const ModelWeights& w, const std::string& dir);
+// Writes dir/config.json and dir/model.safetensors (dtype = config dtype);
+// with max_shard_bytes > 0, shards of at most that many tensor bytes and
+// model.safetensors.index.json instead.
+void save_hf_model(const ModelWeights& w, const std::string& dir, unsigned long long max_shard_bytes = 0);
 std::string safetensors_image(const ModelWeights& w);
 // A safetensors image from named tensors (any of F32/F16/BF16), for tests
 // that need a file this writer would never produce from weights.

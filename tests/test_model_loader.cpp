@@ -237,7 +237,7 @@ TEST(ModelLoaderErrors, MissingDirectoryAndFiles) {
     std::filesystem::create_directories(dir);
     expect_error<ModelFileError>([&] { load_hf_model(dir.string()); }, "no config.json");
     std::ofstream(dir / "config.json") << hf_config_json(tiny().config);
-    expect_error<ModelFileError>([&] { load_hf_model(dir.string()); }, "no model.safetensors");
+    expect_error<ModelFileError>([&] { load_hf_model(dir.string()); }, "neither model.safetensors nor");
     std::filesystem::remove_all(dir);
 }
 
@@ -271,4 +271,84 @@ TEST(ModelExternalTrace, RoundTripPassesAndAPerturbationIsNamed) {
     EXPECT_THROW(trace_from_json(c, R"({"tokens": [1, 2]})", out.trace->attn_profile[0], nullptr),
                  std::invalid_argument);
     EXPECT_THROW(trace_from_json(c, "{", out.trace->attn_profile[0], nullptr), std::invalid_argument);
+}
+
+// ---- sharded checkpoints (model.safetensors.index.json)
+namespace {
+
+struct ShardedDir {
+    std::filesystem::path dir;
+    ModelWeights w = tiny(ModelArch::qwen2, DType::bf16);
+    explicit ShardedDir(const std::string& tag, unsigned long long shard_bytes = 600)
+        : dir(std::filesystem::temp_directory_path() / ("attncheck_sharded_" + tag + std::to_string(getpid()))) {
+        std::filesystem::remove_all(dir);
+        save_hf_model(w, dir.string(), shard_bytes);
+    }
+    ~ShardedDir() { std::filesystem::remove_all(dir); }
+    std::string index() const { return read_file_bytes((dir / "model.safetensors.index.json").string()); }
+    void set_index(const std::string& text) const { std::ofstream(dir / "model.safetensors.index.json") << text; }
+    void replace_in_index(const std::string& from, const std::string& to) const {
+        std::string s = index();
+        const size_t at = s.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        set_index(s.replace(at, from.size(), to));
+    }
+};
+
+} // namespace
+
+TEST(ModelLoaderSharded, ShardsLoadTheSameWeightsAsOneFile) {
+    const ShardedDir d("ok");
+    int shards = 0;
+    for (const auto& e : std::filesystem::directory_iterator(d.dir))
+        shards += e.path().filename().string().rfind("model-", 0) == 0;
+    EXPECT_GE(shards, 3) << "600-byte shards must split the tiny model";
+    EXPECT_FALSE(std::filesystem::exists(d.dir / "model.safetensors"));
+    const ModelWeights r = load_hf_model(d.dir.string());
+    EXPECT_EQ(r.embed, d.w.embed);
+    EXPECT_EQ(r.layers[0].wqkv, d.w.layers[0].wqkv);
+    EXPECT_EQ(r.layers[0].bqkv, d.w.layers[0].bqkv);
+    EXPECT_EQ(r.layers[0].w_down, d.w.layers[0].w_down);
+    EXPECT_EQ(r.final_norm, d.w.final_norm);
+    EXPECT_EQ(r.lm_head, d.w.lm_head);
+}
+
+TEST(ModelLoaderSharded, BadIndexesAreRefusedByName) {
+    {
+        const ShardedDir d("json");
+        d.set_index("{\"weight_map\": [1,");
+        expect_error<ModelFileError>([&] { load_hf_model(d.dir.string()); }, "not valid JSON");
+    }
+    {
+        const ShardedDir d("nomap");
+        d.set_index("{\"metadata\": {}}");
+        expect_error<ModelFileError>([&] { load_hf_model(d.dir.string()); }, "needs a \"weight_map\" object");
+    }
+    {
+        const ShardedDir d("path");
+        d.replace_in_index("\"model-00001-of-", "\"../model-00001-of-");
+        expect_error<ModelFileError>([&] { load_hf_model(d.dir.string()); }, "not a plain *.safetensors file name");
+    }
+    {
+        const ShardedDir d("missing");
+        for (const auto& e : std::filesystem::directory_iterator(d.dir))
+            if (e.path().filename().string().rfind("model-00002-of-", 0) == 0) std::filesystem::remove(e.path());
+        expect_error<ModelFileError>([&] { load_hf_model(d.dir.string()); }, "which is missing");
+    }
+    {
+        const ShardedDir d("unindexed"); // a shard tensor the index does not list
+        d.replace_in_index("\"model.norm.weight\"", "\"model.norm.weight_renamed\"");
+        expect_error<ModelFileError>([&] { load_hf_model(d.dir.string()); }, "is not in the index");
+    }
+    {
+        const ShardedDir d("wrongshard"); // the index places a tensor in another shard
+        const std::string s = d.index();
+        const size_t at = s.find("\"model.norm.weight\": \"model-0000");
+        ASSERT_NE(at, std::string::npos);
+        std::string t = s;
+        const size_t digit = at + std::string("\"model.norm.weight\": \"model-0000").size();
+        t[digit] = t[digit] == '1' ? '2' : '1';
+        d.set_index(t);
+        expect_error<ModelFileError>([&] { load_hf_model(d.dir.string()); }, "the index places it in");
+    }
 }
