@@ -70,6 +70,22 @@ def llama_model():
     return cfg, LlamaForCausalLM
 
 
+def with_rope_scaling(make, scaling):
+    """The same model with transformers' rope_scaling set (llama3 for Llama
+    3.1-style checkpoints, yarn for Qwen's long-context ones): a short
+    original context so the tokens of the check reach the scaled regime."""
+    def made():
+        cfg, cls = make()
+        cfg.rope_scaling = dict(scaling)
+        return cfg, cls
+    return made
+
+
+LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 8}
+YARN = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8}
+
+
 def build(make, seed):
     cfg, cls = make()
     # The plain (eager) attention: the textbook computation, no fused kernel.
@@ -311,7 +327,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="attncheck_xcheck_") as tmp:
         # The sharded run: transformers' own shards and index, read by attncheck.
         for arch, make, shard in (("qwen2", qwen2_model, None), ("llama", llama_model, None),
-                                  ("qwen2-sharded", qwen2_model, "100KB")):
+                                  ("qwen2-sharded", qwen2_model, "100KB"),
+                                  ("llama-rope-llama3", with_rope_scaling(llama_model, LLAMA3), None),
+                                  ("qwen2-rope-yarn", with_rope_scaling(qwen2_model, YARN), None)):
             ok, rows = run_one(arch, make, args, tmp, shard)
             all_ok = all_ok and ok
             table += rows

@@ -105,6 +105,8 @@ std::string model_case_to_json(const ModelCase& c) {
                {"massive_value", w.massive_value},
                {"qk_bias_norm", w.qk_bias_norm}};
     for (const auto& f : kWeightStds) wj[f.key] = w.*f.member;
+    if (m.rope_scaling.type != RopeScalingType::none)
+        cfg["rope_scaling"] = json::parse(rope_scaling_json(m.rope_scaling));
     json sched = json::array();
     for (const ModelStep& s : c.schedule) {
         if (s.reset) {
@@ -175,6 +177,7 @@ ModelCase model_case_from_json(const std::string& text) {
         const auto pr = parse_pairing(pairing);
         if (!pr) fail("config.rope_pairing: unknown \"" + pairing + "\"");
         m.rope_pairing = *pr;
+        if (cf.contains("rope_scaling")) m.rope_scaling = parse_rope_scaling_json(cf.at("rope_scaling").dump());
         const auto dt = parse_dtype(cf.at("dtype").get<std::string>());
         if (!dt) fail("config.dtype: expected fp32, fp16 or bf16");
         m.dtype = *dt;
@@ -216,9 +219,13 @@ ModelCase model_case_from_json(const std::string& text) {
 
 std::string model_case_summary(const ModelCase& c) {
     const ModelConfig& m = c.config;
-    return fmt::format("{} {}L h{} {}/{}x{} ffn{} {}{}, {} steps over {} slot(s)", arch_name(m.arch), m.layers,
+    return fmt::format("{} {}L h{} {}/{}x{} ffn{} {}{}{}, {} steps over {} slot(s)", arch_name(m.arch), m.layers,
                        m.hidden, m.n_q_heads, m.n_kv_heads, m.head_dim, m.ffn, dtype_name(m.dtype),
-                       m.rope_pairing == RopePairing::interleaved ? " interleaved" : "", c.schedule.size(), c.slots);
+                       m.rope_pairing == RopePairing::interleaved ? " interleaved" : "",
+                       m.rope_scaling.type == RopeScalingType::none
+                           ? std::string()
+                           : fmt::format(" rope {} x{}", rope_scaling_name(m.rope_scaling.type), m.rope_scaling.factor),
+                       c.schedule.size(), c.slots);
 }
 
 } // namespace attncheck

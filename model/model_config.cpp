@@ -13,6 +13,25 @@ namespace attncheck {
 const char* arch_name(ModelArch a) { return a == ModelArch::llama ? "llama" : "qwen2"; }
 const char* pairing_name(RopePairing p) { return p == RopePairing::rotate_half ? "rotate_half" : "interleaved"; }
 
+namespace {
+constexpr std::pair<RopeScalingType, const char*> kRopeScalingNames[] = {{RopeScalingType::none, "default"},
+                                                                         {RopeScalingType::linear, "linear"},
+                                                                         {RopeScalingType::llama3, "llama3"},
+                                                                         {RopeScalingType::yarn, "yarn"}};
+} // namespace
+
+const char* rope_scaling_name(RopeScalingType t) {
+    for (const auto& [type, name] : kRopeScalingNames)
+        if (type == t) return name;
+    return "default";
+}
+
+std::optional<RopeScalingType> parse_rope_scaling_type(const std::string& s) {
+    for (const auto& [type, name] : kRopeScalingNames)
+        if (s == name) return type;
+    return std::nullopt;
+}
+
 std::optional<ModelArch> parse_arch(const std::string& s) {
     for (ModelArch a : {ModelArch::llama, ModelArch::qwen2})
         if (s == arch_name(a)) return a;
@@ -62,6 +81,26 @@ void validate(const ModelConfig& c) {
         throw ConfigError(fmt::format("model config: rope_theta = {} outside (1, 1e12]", c.rope_theta));
     if (!std::isfinite(c.rms_eps) || c.rms_eps <= 0.0 || c.rms_eps > 1e-1)
         throw ConfigError(fmt::format("model config: rms_norm_eps = {} outside (0, 0.1]", c.rms_eps));
+    const RopeScaling& rs = c.rope_scaling;
+    if (rs.type != RopeScalingType::none) {
+        auto in = [&](const char* field, double v, double lo, double hi) {
+            if (!(std::isfinite(v) && v >= lo && v <= hi))
+                throw ConfigError(fmt::format("model config: rope_scaling.{} = {} outside [{}, {}]", field, v, lo, hi));
+        };
+        in("factor", rs.factor, 1.0, 1e4);
+        in("original_max_position_embeddings", rs.original_max, 1.0, 1e9);
+        if (rs.type == RopeScalingType::llama3) {
+            in("low_freq_factor", rs.low_freq_factor, 1e-6, 1e6);
+            in("high_freq_factor", rs.high_freq_factor, 1e-6, 1e6);
+            if (!(rs.high_freq_factor > rs.low_freq_factor))
+                throw ConfigError("model config: rope_scaling.high_freq_factor must exceed low_freq_factor");
+        }
+        if (rs.type == RopeScalingType::yarn) {
+            in("beta_fast", rs.beta_fast, 1e-6, 1e6);
+            in("beta_slow", rs.beta_slow, 1e-6, 1e6);
+            in("attention_factor", rs.attention_factor, 0.0, 100.0);
+        }
+    }
     if (c.parameter_count() > ModelLimits::max_parameters)
         throw ConfigError(fmt::format("model config: {} parameters, over the limit of {}", c.parameter_count(),
                                       ModelLimits::max_parameters));
@@ -134,15 +173,71 @@ bool get_bool(const json& j, const char* key, bool dflt) {
     return v.get<bool>();
 }
 
+// RoPE scaling from transformers' "rope_scaling" (4.x) or "rope_parameters"
+// (5.x) object: the type under "rope_type" (or the older "type") and its
+// parameters; original_max_position_embeddings falls back to the config's
+// max_position_embeddings, as transformers' does.
+RopeScaling read_rope_scaling(const json& rs, const json& config, const char* where) {
+    if (!rs.is_object()) throw ConfigError(fmt::format("config.json: {} must be an object", where));
+    const char* type_key = rs.contains("rope_type") ? "rope_type" : rs.contains("type") ? "type" : nullptr;
+    std::string type = "default";
+    if (type_key) {
+        if (!rs.at(type_key).is_string())
+            throw ConfigError(fmt::format("config.json: {}.{} must be a string", where, type_key));
+        type = rs.at(type_key).get<std::string>();
+    }
+    if (type == "dynamic")
+        throw ConfigError(
+            fmt::format("config.json: {} dynamic (NTK) scaling is not supported: its frequencies change "
+                        "with the sequence length during a run",
+                        where));
+    const auto t = parse_rope_scaling_type(type);
+    if (!t)
+        throw ConfigError(
+            fmt::format("config.json: {} type \"{}\" not supported (default, linear, llama3, yarn)", where, type));
+    RopeScaling s;
+    s.type = *t;
+    if (s.type == RopeScalingType::none) return s;
+    auto required = [&](const char* key) {
+        if (!rs.contains(key) || rs.at(key).is_null())
+            throw ConfigError(fmt::format("config.json: {} {} needs \"{}\"", where, type, key));
+        return get_num(rs, key, 0.0);
+    };
+    s.factor = required("factor");
+    s.original_max =
+        get_num(rs, "original_max_position_embeddings", get_num(config, "max_position_embeddings", s.original_max));
+    if (s.type == RopeScalingType::llama3) {
+        s.low_freq_factor = required("low_freq_factor");
+        s.high_freq_factor = required("high_freq_factor");
+        s.original_max = required("original_max_position_embeddings");
+    }
+    if (s.type == RopeScalingType::yarn) {
+        for (const char* k : {"mscale", "mscale_all_dim"})
+            if (rs.contains(k) && !rs.at(k).is_null())
+                throw ConfigError(fmt::format("config.json: {} yarn with {} is not supported", where, k));
+        if (rs.contains("truncate") && !get_bool(rs, "truncate", true))
+            throw ConfigError(fmt::format("config.json: {} yarn with truncate = false is not supported", where));
+        s.beta_fast = get_num(rs, "beta_fast", s.beta_fast);
+        s.beta_slow = get_num(rs, "beta_slow", s.beta_slow);
+        if (rs.contains("attention_factor") && !rs.at("attention_factor").is_null())
+            s.attention_factor = get_num(rs, "attention_factor", 0.0);
+    }
+    return s;
+}
+
+// JSON text, or ConfigError naming `what`.
+json parse_json(const std::string& text, const char* what) {
+    try {
+        return json::parse(text);
+    } catch (const json::exception& e) {
+        throw ConfigError(std::string(what) + ": not valid JSON: " + e.what());
+    }
+}
+
 } // namespace
 
 ModelConfig parse_hf_config(const std::string& text) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw ConfigError(std::string("config.json: not valid JSON: ") + e.what());
-    }
+    const json j = parse_json(text, "config.json");
     if (!j.is_object()) throw ConfigError("config.json: top level must be a JSON object");
     ModelConfig c;
     if (!j.contains("model_type") || !j.at("model_type").is_string())
@@ -174,12 +269,10 @@ ModelConfig parse_hf_config(const std::string& text) {
     if (j.contains("rope_parameters") && j.at("rope_parameters").is_object()) {
         const json& rp = j.at("rope_parameters");
         c.rope_theta = get_num(rp, "rope_theta", c.rope_theta);
-        if (rp.contains("rope_type") && rp.at("rope_type") != "default")
-            throw ConfigError(
-                fmt::format("config.json: rope_type {} not supported (default only)", rp.at("rope_type").dump()));
+        c.rope_scaling = read_rope_scaling(rp, j, "rope_parameters");
     }
     if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null())
-        throw ConfigError("config.json: rope_scaling is not supported (plain RoPE only)");
+        c.rope_scaling = read_rope_scaling(j.at("rope_scaling"), j, "rope_scaling");
     c.rms_eps = get_num(j, "rms_norm_eps", 1e-6);
     c.tied_embeddings = get_bool(j, "tie_word_embeddings", c.arch == ModelArch::qwen2);
     c.qkv_bias = c.arch == ModelArch::qwen2;
@@ -213,6 +306,28 @@ ModelConfig parse_hf_config(const std::string& text) {
     return c;
 }
 
+std::string rope_scaling_json(const RopeScaling& s) {
+    nlohmann::ordered_json r;
+    r["rope_type"] = rope_scaling_name(s.type);
+    if (s.type == RopeScalingType::none) return r.dump();
+    r["factor"] = s.factor;
+    r["original_max_position_embeddings"] = s.original_max;
+    if (s.type == RopeScalingType::llama3) {
+        r["low_freq_factor"] = s.low_freq_factor;
+        r["high_freq_factor"] = s.high_freq_factor;
+    }
+    if (s.type == RopeScalingType::yarn) {
+        r["beta_fast"] = s.beta_fast;
+        r["beta_slow"] = s.beta_slow;
+        if (s.attention_factor > 0) r["attention_factor"] = s.attention_factor;
+    }
+    return r.dump();
+}
+
+RopeScaling parse_rope_scaling_json(const std::string& text) {
+    return read_rope_scaling(parse_json(text, "rope_scaling"), json::object(), "rope_scaling");
+}
+
 std::string hf_config_json(const ModelConfig& c) {
     if (c.arch == ModelArch::llama && c.qkv_bias)
         throw ConfigError(
@@ -231,6 +346,10 @@ std::string hf_config_json(const ModelConfig& c) {
     j["head_dim"] = c.head_dim;
     j["intermediate_size"] = c.ffn;
     j["rope_theta"] = c.rope_theta;
+    if (c.rope_scaling.type != RopeScalingType::none) {
+        j["rope_scaling"] = nlohmann::ordered_json::parse(rope_scaling_json(c.rope_scaling));
+        j["max_position_embeddings"] = c.rope_scaling.original_max;
+    }
     j["rms_norm_eps"] = c.rms_eps;
     j["tie_word_embeddings"] = c.tied_embeddings;
     j["hidden_act"] = "silu";

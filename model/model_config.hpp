@@ -29,6 +29,36 @@ enum class ModelArch { llama, qwen2 };
 // permuting the Q/K rows is the classic "wrong RoPE pairing" bug.
 enum class RopePairing { rotate_half, interleaved };
 
+// RoPE frequency scaling, as transformers defines it (modeling_rope_utils):
+//   linear: every inverse frequency divided by factor;
+//   llama3: frequencies whose wavelength exceeds original_max /
+//     low_freq_factor divided by factor, those below original_max /
+//     high_freq_factor kept, a linear blend between;
+//   yarn: a ramp between interpolated (/ factor) and kept frequencies over
+//     the dims whose rotation count at original_max lies between beta_slow
+//     and beta_fast, and cos/sin multiplied by attention_factor (default
+//     0.1 ln(factor) + 1).
+// "dynamic" (NTK) changes the frequencies with the sequence length during a
+// run and is refused.
+enum class RopeScalingType { none, linear, llama3, yarn };
+const char* rope_scaling_name(RopeScalingType t);
+std::optional<RopeScalingType> parse_rope_scaling_type(const std::string& s);
+
+struct RopeScaling {
+    RopeScalingType type = RopeScalingType::none;
+    double factor = 1.0;
+    double low_freq_factor = 1.0, high_freq_factor = 4.0; // llama3
+    double original_max = 8192;                           // llama3, yarn: original_max_position_embeddings
+    double beta_fast = 32, beta_slow = 1;                 // yarn
+    double attention_factor = 0;                          // yarn; 0: 0.1 ln(factor) + 1
+    // Spelled out: the CUDA half is compiled as C++17 (no defaulted ==).
+    bool operator==(const RopeScaling& o) const {
+        return type == o.type && factor == o.factor && low_freq_factor == o.low_freq_factor &&
+               high_freq_factor == o.high_freq_factor && original_max == o.original_max && beta_fast == o.beta_fast &&
+               beta_slow == o.beta_slow && attention_factor == o.attention_factor;
+    }
+};
+
 const char* arch_name(ModelArch a);
 const char* pairing_name(RopePairing p);
 // The inverses of the two names above (nullopt for anything else).
@@ -46,6 +76,7 @@ struct ModelConfig {
     int ffn = 256;
     double rope_theta = 10000.0;
     RopePairing rope_pairing = RopePairing::rotate_half;
+    RopeScaling rope_scaling;
     double rms_eps = 1e-6;
     bool tied_embeddings = false;
     bool qkv_bias = false;
@@ -83,6 +114,11 @@ void validate(const ModelConfig& c);
 // tied embeddings, Q/K/V bias, vocab 151936).
 ModelConfig tiny_config(ModelArch arch = ModelArch::llama, DType dtype = DType::f32);
 ModelConfig qwen25_05b_config(DType dtype = DType::bf16);
+
+// RoPE scaling as transformers' rope_scaling object (what hf_config_json
+// writes), and back (ConfigError naming the field).
+std::string rope_scaling_json(const RopeScaling& s);
+RopeScaling parse_rope_scaling_json(const std::string& json_text);
 
 // Hugging Face config.json text -> ModelConfig (validated). `dtype` is the
 // dtype the weights will be held in (the file's torch_dtype is checked for

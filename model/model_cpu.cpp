@@ -110,17 +110,8 @@ StepOutput CpuModel::forward(const std::vector<SeqChunk>& batch, const ForwardOp
 
     // cos/sin per row, fp32 from fp64.
     const int half = hd / 2;
-    std::vector<float> cosv(static_cast<size_t>(R) * half), sinv(static_cast<size_t>(R) * half);
-    {
-        std::vector<double> cd, sd;
-        for (int r = 0; r < R; ++r) {
-            rope_angles(c.rope_theta, hd, out.rows[static_cast<size_t>(r)].second, cd, sd);
-            for (int i = 0; i < half; ++i) {
-                cosv[static_cast<size_t>(r) * half + i] = static_cast<float>(cd[static_cast<size_t>(i)]);
-                sinv[static_cast<size_t>(r) * half + i] = static_cast<float>(sd[static_cast<size_t>(i)]);
-            }
-        }
-    }
+    std::vector<float> cosv, sinv;
+    rope_tables(rope_config(c, m_), out.rows, cosv, sinv);
     const RopePairing pairing =
         m_ == ModelMutant::rope_wrong_pairing
             ? (c.rope_pairing == RopePairing::rotate_half ? RopePairing::interleaved : RopePairing::rotate_half)

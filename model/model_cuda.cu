@@ -205,15 +205,8 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     DeviceBuffer<float> logits = f32(r * c.vocab, "logits");
     DeviceBuffer<float> d_cos(r * half, "rope_cos"), d_sin(r * half, "rope_sin");
     {
-        std::vector<float> cv(r * half), sv(r * half);
-        std::vector<double> cd, sd;
-        for (int i = 0; i < R; ++i) {
-            rope_angles(c.rope_theta, hd, out.rows[static_cast<size_t>(i)].second, cd, sd);
-            for (int p = 0; p < half; ++p) {
-                cv[static_cast<size_t>(i) * half + p] = static_cast<float>(cd[static_cast<size_t>(p)]);
-                sv[static_cast<size_t>(i) * half + p] = static_cast<float>(sd[static_cast<size_t>(p)]);
-            }
-        }
+        std::vector<float> cv, sv;
+        rope_tables(rope_config(c, m_), out.rows, cv, sv);
         d_cos.upload(cv);
         d_sin.upload(sv);
     }

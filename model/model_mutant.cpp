@@ -30,6 +30,10 @@ const std::vector<ModelMutantInfo>& all_model_mutants() {
          "a fused path reading K from the fused QKV buffer with the head and channel strides swapped: the fused "
          "path explodes where the standard path with the same weights works",
          "k"},
+        {ModelMutant::rope_scaling_ignored, "rope_scaling_ignored",
+         "a loader that reads rope_theta but not rope_scaling (Llama 3.1's llama3 scaling, Qwen's yarn): short "
+         "prompts look fine, the rotation frequencies are wrong at every position > 0",
+         "q_rope"},
     };
     return v;
 }
@@ -44,6 +48,12 @@ std::optional<ModelMutant> parse_model_mutant(std::string_view s) {
     for (const auto& i : all_model_mutants())
         if (s == i.name) return i.id;
     return std::nullopt;
+}
+
+ModelConfig rope_config(const ModelConfig& c, ModelMutant m) {
+    ModelConfig r = c;
+    if (m == ModelMutant::rope_scaling_ignored) r.rope_scaling = RopeScaling{};
+    return r;
 }
 
 int model_mutant_layer(ModelMutant m, int layers) {

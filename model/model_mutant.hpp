@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/model_config.hpp"
+
 namespace attncheck {
 
 enum class ModelMutant : int {
@@ -21,6 +23,7 @@ enum class ModelMutant : int {
     residual_lost,           // layer min(1, L-1): h = attn(h) instead of h + attn(h)
     kv_cache_wrong_position, // appending to a non-empty cache writes one slot early
     fused_k_wrong_layout,    // fused QKV output: K read as [head_dim][n_kv] instead of [n_kv][head_dim]
+    rope_scaling_ignored,    // the config's rope_scaling dropped: plain RoPE frequencies
     count_
 };
 
@@ -34,6 +37,10 @@ struct ModelMutantInfo {
 const std::vector<ModelMutantInfo>& all_model_mutants();
 const char* model_mutant_name(ModelMutant m);
 std::optional<ModelMutant> parse_model_mutant(std::string_view s);
+// The config the engines build RoPE tables from: the model's, or with its
+// scaling dropped for rope_scaling_ignored.
+ModelConfig rope_config(const ModelConfig& c, ModelMutant m);
+
 // The layer the mutant acts in first, for a model with `layers` layers.
 int model_mutant_layer(ModelMutant m, int layers);
 

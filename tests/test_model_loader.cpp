@@ -12,6 +12,7 @@
 
 #include "model/model_cpu.hpp"
 #include "model/oracle/model_oracle_check.hpp"
+#include "model/rope.hpp"
 #include "model/safetensors_loader.hpp"
 
 using namespace attncheck;
@@ -132,13 +133,69 @@ TEST(ModelLoaderErrors, ConfigNegativeEps) {
         },
         "rms_norm_eps");
 }
-TEST(ModelLoaderErrors, ConfigRopeScaling) {
+// RoPE scaling as transformers writes it (rope_scaling in 4.x, rope_parameters
+// in 5.x): linear, llama3 and yarn read; dynamic and unknown types refused by name.
+TEST(ModelLoader, ConfigRopeScalingVariants) {
+    const std::string head = R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 1, "intermediate_size": 8, "max_position_embeddings": 2048, )";
+    const ModelConfig lin = parse_hf_config(head + R"("rope_scaling": {"type": "linear", "factor": 2}})");
+    EXPECT_EQ(lin.rope_scaling.type, RopeScalingType::linear);
+    EXPECT_EQ(lin.rope_scaling.factor, 2.0);
+    const ModelConfig l3 = parse_hf_config(head + R"("rope_scaling": {"rope_type": "llama3", "factor": 8,
+        "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8192}})");
+    EXPECT_EQ(l3.rope_scaling.type, RopeScalingType::llama3);
+    EXPECT_EQ(l3.rope_scaling.original_max, 8192.0);
+    const ModelConfig y = parse_hf_config(head + R"("rope_parameters": {"rope_type": "yarn", "factor": 4,
+        "rope_theta": 1000000}})");
+    EXPECT_EQ(y.rope_scaling.type, RopeScalingType::yarn);
+    EXPECT_EQ(y.rope_scaling.original_max, 2048.0) << "falls back to max_position_embeddings, as transformers does";
+    EXPECT_EQ(y.rope_theta, 1e6);
+    // What attncheck writes it reads back the same.
+    ModelConfig c = tiny(ModelArch::qwen2).config;
+    c.rope_scaling = l3.rope_scaling;
+    EXPECT_EQ(parse_hf_config(hf_config_json(c)).rope_scaling, c.rope_scaling);
+    expect_error<ConfigError>([&] { parse_hf_config(head + R"("rope_scaling": {"type": "dynamic", "factor": 2}})"); },
+                              "dynamic (NTK) scaling is not supported");
+    expect_error<ConfigError>([&] { parse_hf_config(head + R"("rope_scaling": {"type": "su", "factor": 2}})"); },
+                              "not supported (default, linear, llama3, yarn)");
+    expect_error<ConfigError>([&] { parse_hf_config(head + R"("rope_scaling": {"type": "linear"}})"); },
+                              "needs \"factor\"");
+    expect_error<ConfigError>([&] { parse_hf_config(head + R"("rope_scaling": {"type": "linear", "factor": 0.5}})"); },
+                              "rope_scaling.factor");
     expect_error<ConfigError>(
-        [] {
-            parse_hf_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
-                "num_attention_heads": 1, "intermediate_size": 8, "rope_scaling": {"type": "linear", "factor": 2}})");
+        [&] {
+            parse_hf_config(head + R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 4,
+            "high_freq_factor": 1, "original_max_position_embeddings": 8192}})");
         },
-        "rope_scaling");
+        "high_freq_factor must exceed");
+    expect_error<ConfigError>(
+        [&] { parse_hf_config(head + R"("rope_scaling": {"rope_type": "yarn", "factor": 4, "mscale": 0.7}})"); },
+        "mscale");
+}
+
+// The scalings' frequencies keep the properties their definitions give them
+// (Llama 3.1's and Qwen's published settings): llama3 keeps the fast pairs
+// and divides the slow ones by the factor; yarn likewise, with the attention
+// factor 0.1 ln(factor) + 1; linear divides every one.
+TEST(ModelRopeScaling, FrequenciesFollowTheirDefinitions) {
+    ModelConfig c = tiny_config(ModelArch::llama, DType::f32);
+    c.head_dim = 128;
+    c.rope_theta = 500000;
+    ModelConfig plain = c;
+    c.rope_scaling = {RopeScalingType::llama3, 8.0, 1.0, 4.0, 8192};
+    EXPECT_EQ(rope_inv_freq(c, 0), rope_inv_freq(plain, 0)) << "wavelength 2 pi < 8192 / 4: kept";
+    EXPECT_DOUBLE_EQ(rope_inv_freq(c, 63), rope_inv_freq(plain, 63) / 8) << "wavelength > 8192: divided by 8";
+    for (int i = 1; i < 64; ++i) EXPECT_LE(rope_inv_freq(c, i), rope_inv_freq(plain, i));
+    EXPECT_EQ(rope_attention_factor(c), 1.0);
+    c.rope_scaling = RopeScaling{};
+    c.rope_scaling.type = RopeScalingType::linear;
+    c.rope_scaling.factor = 4;
+    for (int i : {0, 17, 63}) EXPECT_DOUBLE_EQ(rope_inv_freq(c, i), rope_inv_freq(plain, i) / 4);
+    c.rope_scaling.type = RopeScalingType::yarn;
+    c.rope_scaling.original_max = 4096;
+    EXPECT_EQ(rope_inv_freq(c, 0), rope_inv_freq(plain, 0));
+    EXPECT_DOUBLE_EQ(rope_inv_freq(c, 63), rope_inv_freq(plain, 63) / 4);
+    EXPECT_DOUBLE_EQ(rope_attention_factor(c), 0.1 * std::log(4.0) + 1);
 }
 
 // ---- safetensors errors

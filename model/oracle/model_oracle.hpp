@@ -10,6 +10,10 @@
 // softmax(q.k * scale) over the causal prefix, RoPE from its definition.
 #pragma once
 
+#include <algorithm>
+
+#include <boost/math/constants/constants.hpp>
+
 #include <cmath>
 #include <vector>
 
@@ -77,16 +81,56 @@ OracleTrace model_oracle_forward_t(const ModelWeights& w, const std::vector<int>
         }
         return y;
     };
-    // RoPE angles: Real(pos) * theta^(-2i/d), evaluated in Real.
+    // RoPE inverse frequencies, evaluated in Real from transformers'
+    // definitions of the scalings (written out here rather than shared with
+    // model/rope.hpp, so that a slip there is not the oracle's). yarn's
+    // correction dims are integers after floor and ceil: double is exact
+    // enough for them.
+    auto inv_freq = [&](int i) -> Real {
+        using std::pow;
+        const Real f0 = pow(Real(c.rope_theta), Real(-2 * i) / Real(hd));
+        const RopeScaling& rs = c.rope_scaling;
+        const Real two_pi = Real(2) * boost::math::constants::pi<Real>();
+        if (rs.type == RopeScalingType::linear) return f0 / Real(rs.factor);
+        if (rs.type == RopeScalingType::llama3) {
+            const Real wavelen = two_pi / f0;
+            const Real low_wavelen = Real(rs.original_max) / Real(rs.low_freq_factor);
+            const Real high_wavelen = Real(rs.original_max) / Real(rs.high_freq_factor);
+            if (wavelen > low_wavelen) return f0 / Real(rs.factor);
+            if (wavelen < high_wavelen) return f0;
+            const Real smooth = (Real(rs.original_max) / wavelen - Real(rs.low_freq_factor)) /
+                                (Real(rs.high_freq_factor) - Real(rs.low_freq_factor));
+            return (Real(1) - smooth) * f0 / Real(rs.factor) + smooth * f0;
+        }
+        if (rs.type == RopeScalingType::yarn) {
+            const double dim = hd, pi2 = 6.283185307179586;
+            const double lo = std::max(
+                0.0, std::floor(dim * std::log(rs.original_max / (rs.beta_fast * pi2)) / (2 * std::log(c.rope_theta))));
+            double hi = std::min(dim - 1, std::ceil(dim * std::log(rs.original_max / (rs.beta_slow * pi2)) /
+                                                    (2 * std::log(c.rope_theta))));
+            if (hi == lo) hi += 0.001;
+            const double ramp = std::min(1.0, std::max(0.0, (i - lo) / (hi - lo)));
+            const Real keep = Real(1) - Real(ramp); // the extrapolation (unscaled) share
+            return f0 / Real(rs.factor) * (Real(1) - keep) + f0 * keep;
+        }
+        return f0;
+    };
+    // yarn multiplies cos and sin by its attention factor.
+    const Real mscale = [&]() -> Real {
+        using std::log;
+        const RopeScaling& rs = c.rope_scaling;
+        if (rs.type != RopeScalingType::yarn) return Real(1);
+        if (rs.attention_factor > 0) return Real(rs.attention_factor);
+        return rs.factor <= 1 ? Real(1) : Real(1) / Real(10) * log(Real(rs.factor)) + Real(1);
+    }();
     auto rope = [&](const std::vector<Real>& x, int heads) {
         using std::cos;
-        using std::pow;
         using std::sin;
         std::vector<Real> y(x.size());
         for (int r = 0; r < n; ++r)
             for (int i = 0; i < half; ++i) {
-                const Real ang = Real(r) * pow(Real(c.rope_theta), Real(-2 * i) / Real(hd));
-                const Real cs = cos(ang), sn = sin(ang);
+                const Real ang = Real(r) * inv_freq(i);
+                const Real cs = mscale * cos(ang), sn = mscale * sin(ang);
                 // Written out here rather than shared with the engines, so
                 // a pairing bug in model/rope.hpp is not the oracle's.
                 const int a = c.rope_pairing == RopePairing::rotate_half ? i : 2 * i;

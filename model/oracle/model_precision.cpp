@@ -30,8 +30,12 @@ ModelPrecision transformers_fp32_precision(const ModelConfig& c) {
     c32.dtype = DType::f32;
     ModelPrecision p = model_precision(c32, Backend::cpu);
     // inv_freq = 1 / theta^(2i/d) in fp32 (pow, division: a few ulps) and
-    // the angle pos * inv_freq (one more): 8 u relative to the angle.
-    p.rope_angle_rel = 8.0 * 0x1p-24;
+    // the angle pos * inv_freq (one more): 8 u relative to the angle. A
+    // scaling adds its fp32 operations on inv_freq (linear: a division;
+    // llama3: the blend, 5 operations; yarn: the blend, 4): 8 u more. (yarn's
+    // attention factor multiplies cos and sin once more in fp32: not yet in
+    // the bound -- the cross-check on transformers' yarn will say.)
+    p.rope_angle_rel = (c.rope_scaling.type == RopeScalingType::none ? 8.0 : 16.0) * 0x1p-24;
     return p;
 }
 

@@ -77,21 +77,25 @@ void lin_bound(const float* W, int out, int in, const double* x, const double* e
     }
 }
 
-// Section 5: RoPE on `heads` heads of one position.
-void rope_bound(const double* x, const double* e, int heads, int hd, RopePairing pr, double theta, int pos,
-                const Units& U, const double* y, double* out) {
+// Section 5: RoPE on `heads` heads of one position. With yarn's attention
+// factor m, cos and sin are m times the unit ones: the table's error and the
+// products' magnitudes scale by m.
+void rope_bound(const double* x, const double* e, int heads, const ModelConfig& cfg, int pos, const Units& U,
+                const double* y, double* out) {
+    const int hd = cfg.head_dim;
+    const double m = rope_attention_factor(cfg);
     std::vector<double> c, s;
-    rope_angles(theta, hd, pos, c, s);
+    rope_angles(cfg, pos, c, s);
     for (int i = 0; i < hd / 2; ++i) {
-        const auto [a, b] = rope_pair(pr, hd, i);
-        const double ang_err = U.rope_rel * static_cast<double>(pos) * rope_inv_freq(theta, hd, i);
-        const double tab = U.u + 1e-15 * (pos + 1) + ang_err; // |c_hat - c|, |s_hat - s| relative to 1
+        const auto [a, b] = rope_pair(cfg.rope_pairing, hd, i);
+        const double ang_err = U.rope_rel * static_cast<double>(pos) * rope_inv_freq(cfg, i);
+        const double tab = U.u + 1e-15 * (pos + 1) + ang_err; // |c_hat - c|, |s_hat - s| relative to m
         const double ca = std::fabs(c[static_cast<size_t>(i)]), sa = std::fabs(s[static_cast<size_t>(i)]);
         for (int h = 0; h < heads; ++h) {
             const size_t o = static_cast<size_t>(h) * hd;
             const double ea = e[o + a], eb = e[o + b];
             const double Ma = std::fabs(x[o + a]) + ea, Mb = std::fabs(x[o + b]) + eb;
-            const double local = (Ma + Mb) * (gamma_n(3, U.u) * (1 + tab) + tab);
+            const double local = (Ma + Mb) * m * (gamma_n(3, U.u) * (1 + tab) + tab);
             out[o + a] = stored(ca * ea + sa * eb + local, y[o + a], U);
             out[o + b] = stored(ca * eb + sa * ea + local, y[o + b], U);
         }
@@ -206,11 +210,11 @@ void propagate(const ModelWeights& w, const std::vector<Row>& rows, const ModelP
         for (int r = 0; r < R; ++r) {
             const int pos = rows[static_cast<size_t>(r)].pos;
             in_err(l, Stage::q, r, e1);
-            rope_bound(orow(r, l, Stage::q), e1.data(), c.n_q_heads, hd, c.rope_pairing, c.rope_theta, pos, U,
-                       orow(r, l, Stage::q_rope), &bqr[static_cast<size_t>(r) * QD]);
+            rope_bound(orow(r, l, Stage::q), e1.data(), c.n_q_heads, c, pos, U, orow(r, l, Stage::q_rope),
+                       &bqr[static_cast<size_t>(r) * QD]);
             in_err(l, Stage::k, r, e1);
-            rope_bound(orow(r, l, Stage::k), e1.data(), c.n_kv_heads, hd, c.rope_pairing, c.rope_theta, pos, U,
-                       orow(r, l, Stage::k_rope), &bkr[static_cast<size_t>(r) * KD]);
+            rope_bound(orow(r, l, Stage::k), e1.data(), c.n_kv_heads, c, pos, U, orow(r, l, Stage::k_rope),
+                       &bkr[static_cast<size_t>(r) * KD]);
         }
         auto& ba = alloc(l, Stage::attn_out);
         {

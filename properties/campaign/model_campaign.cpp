@@ -46,6 +46,15 @@ rc::Gen<ModelCase> gen_model_case() {
         c.vocab = *rc::gen::inRange(8, 80);
         c.rope_theta = *rc::gen::element(10000.0, 1e6, 500.0);
         c.rope_pairing = *rc::gen::element(RopePairing::rotate_half, RopePairing::interleaved);
+        // RoPE scaling with a short original context, so that the schedule's
+        // positions reach the scaled frequencies' regimes.
+        RopeScaling& rs = c.rope_scaling;
+        rs.type = *rc::gen::element(RopeScalingType::none, RopeScalingType::linear, RopeScalingType::llama3,
+                                    RopeScalingType::yarn);
+        if (rs.type != RopeScalingType::none) {
+            rs.factor = *rc::gen::element(2.0, 4.0, 8.0, 32.0);
+            rs.original_max = *rc::gen::element(8.0, 64.0, 4096.0);
+        }
         c.qkv_bias = c.arch == ModelArch::qwen2 || *rc::gen::arbitrary<bool>();
         c.tied_embeddings = *rc::gen::arbitrary<bool>();
         c.rms_eps = *rc::gen::element(1e-6, 1e-5);
