@@ -138,6 +138,8 @@ int cmd_list() {
             fmt::print("  {:22} {}\n", "", capabilities_line(*t));
         }
     if (!cuda_usable()) fmt::print("  (cuda targets: {})\n", device_line());
+    fmt::print("  {:22} {}\n  {:22} {}\n", "model", "the whole decoder under random configurations and schedules", "",
+               "attncheck run --target model: its own gates (stages, decode_prefill, families; docs/model-case.md)");
     fmt::print("\nGates (in the order they run)\n");
     for (const Gate& g : all_gates())
         fmt::print("  {:18} {}\n  {:18} catches: {}\n", g.name, g.invariant, "", g.catches);

@@ -19,7 +19,7 @@
 
 #define ATTNCHECK_GATES(G)                                                                                      \
     G(determinism, "reruns give the same bits; guard bands intact", "races, missing barriers, overruns")        \
-    G(causal, "future keys change nothing (bitwise); masked P exactly 0; every past key weighted",              \
+    G(causal, "future keys change nothing (every value; +0 = -0); masked P exactly 0; every past key weighted", \
       "mask off by one, causal alignment, window off by one")                                                   \
     G(fully_masked, "a row with no visible key gives O = 0, LSE = -inf", "NaN on empty rows, finite sentinels") \
     G(gqa, "q head h reads kv head h / group; GQA equals repeated-KV MHA", "GQA map, V from the wrong head")    \
