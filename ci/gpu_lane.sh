@@ -68,6 +68,11 @@ if want model && [[ -x "$bin"/test_model_gpu ]]; then
   run model_check_qwen05b "$bin"/attncheck model-check --preset qwen2.5-0.5b-shape --dtype bf16 --prompt 8 --decode 4 --backend cuda
   # A model mutant must be caught and named (exit 1, layer 0, stage kv_cache).
   echo "=== model_mutant_kv_cache"
+  # The model campaign on the CUDA engine: random configurations and
+  # schedules (docs/model-case.md), then every model mutant killed and placed.
+  run model_campaign_cuda "$bin"/attncheck run --target model --backend cuda --seconds "${MODEL_SECONDS:-60}" \
+    --seed 3 --out "$out/model_counterexamples"
+  run model_mutants_cuda "$bin"/attncheck mutants --target model --backend cuda --cases 300
   "$bin"/attncheck model-check --preset tiny-qwen2 --dtype bf16 --decode 2 --backend cuda --mutant kv_cache_wrong_position \
     > "$out/model_mutant_kv_cache.log" 2>&1
   mrc=$?; tail -n 15 "$out/model_mutant_kv_cache.log"; echo "=== model_mutant_kv_cache: exit $mrc (expected 1)"
