@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/flash_prefill/flash_prefill.hpp"
 #include "model/model_session.hpp"
 
 namespace attncheck {
@@ -26,8 +27,6 @@ int first_disagreement(const T* a, const double* ba, const T* b, const double* b
         if (!(std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])) <= ba[i] + bb[i])) return i;
     return -1;
 }
-
-bool flash_prefill_head_dim(int d) { return d == 64 || d == 80 || d == 96 || d == 128 || d == 256; }
 
 } // namespace
 
@@ -115,9 +114,9 @@ ModelVerdict check_model_case(const ModelCase& c, Backend b, ModelMutant m) {
             return v;
         }
         // families: the same prefill through the other prefill family, layer by layer.
-        const std::string other = one.attention != "standard_path"            ? "standard_path"
-                                  : flash_prefill_head_dim(c.config.head_dim) ? "flash_prefill"
-                                                                              : "";
+        const std::string other = one.attention != "standard_path"                        ? "standard_path"
+                                  : kernels::flash::head_dim_supported(c.config.head_dim) ? "flash_prefill"
+                                                                                          : "";
         if (other.empty()) continue;
         StepOutput two;
         DivergenceReport r2;

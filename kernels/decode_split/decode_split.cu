@@ -251,11 +251,11 @@ __global__ void __launch_bounds__(kMaxHeadDim)
 // depends on that sequence alone, never on its neighbours, so a sequence's
 // bits do not depend on the batch it sits in.
 template <class T, Mutant M>
-bool grouped_head_dim(const AttentionProblem& p) {
+bool grouped_path_for(const AttentionProblem& p) {
     if constexpr (std::is_same_v<T, float>)
         return false;
     else
-        return p.head_dim == 64 || (p.head_dim == 128 && M == Mutant::none);
+        return decode_split_grouped::grouped_head_dim(p.head_dim) && (M == Mutant::none || p.head_dim == 64);
 }
 
 // Calls f(kernel, smem bytes, D) with the grouped phase-1 kernel for the problem's head_dim.
@@ -293,7 +293,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     DeviceBuffer<float> acc(static_cast<std::size_t>(rows * S * d), "decode_split.partial_acc");
     ml.poison();
     acc.poison();
-    const bool grouped = grouped_head_dim<T, M>(p);
+    const bool grouped = grouped_path_for<T, M>(p);
     const bool decode_rows = std::count(p.q_lens.begin(), p.q_lens.end(), 1) > 0;
     const bool other_rows = std::any_of(p.q_lens.begin(), p.q_lens.end(), [](int q) { return q > 1; });
     DeviceBuffer<int> heads;
@@ -350,7 +350,7 @@ int decode_split_cuda_splits(const AttentionProblem& p) {
     };
     auto grouped = [&](auto t) {
         using T = decltype(t);
-        if (!grouped_head_dim<T, Mutant::none>(p)) return false;
+        if (!grouped_path_for<T, Mutant::none>(p)) return false;
         with_grouped_kernel<T, Mutant::none>(p.head_dim, occupancy);
         blocks_per_split = static_cast<long long>(p.batch()) * p.n_kv_heads * decode_split_grouped::parts_of(p.group());
         return true;

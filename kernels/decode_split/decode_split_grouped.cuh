@@ -75,8 +75,8 @@ static_assert(kDotParts == 4, "the dot product's partial sums are added as a pai
 // Blocks per kv head: a group of more than kRowsPerBlock q heads is cut.
 __host__ __device__ constexpr int parts_of(int group) { return (group + kRowsPerBlock - 1) / kRowsPerBlock; }
 
-template <int D>
-constexpr bool grouped_head_dim = D == 64 || D == 128;
+// The head dims the grouped kernel is built for.
+__host__ __device__ constexpr bool grouped_head_dim(int d) { return d == 64 || d == 128; }
 
 __host__ __device__ constexpr int row_elems(int d) { return d + kPadElems; }
 
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kThreads)
     grouped_partial_kernel(AttnShape s, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
                            SeqArrays seqs, const int* __restrict__ group_heads, int num_splits,
                            float* __restrict__ part_ml, float* __restrict__ part_acc, DeviceProbeView probe) {
-    static_assert(grouped_head_dim<D>, "grouped path: head_dim 64 or 128");
+    static_assert(grouped_head_dim(D), "grouped path: head_dim 64 or 128");
     constexpr int kChunks = D / 8;        // 16-byte chunks per key row
     constexpr int kCpl = D / kWarp;       // P.V channels per lane
     constexpr int kStride = row_elems(D); // elements between key rows in a stage

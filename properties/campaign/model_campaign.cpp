@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "kernels/flash_prefill/flash_prefill.hpp"
 #include "properties/campaign/rapidcheck_driver.hpp"
 
 namespace attncheck {
@@ -20,8 +21,6 @@ namespace {
 const std::vector<std::pair<int, int>> kHeads = {{1, 1}, {2, 1}, {3, 1}, {4, 2}, {12, 2}, {14, 2}, {28, 4}, {32, 8}};
 // head_dim: even, 2..256, with the production sizes; small ones first.
 const std::vector<int> kHeadDims = {2, 4, 8, 16, 32, 64, 80, 96, 112, 128, 256};
-// Families flash_prefill has kernels for (the others take any head_dim).
-bool flash_supports(int d) { return d == 64 || d == 80 || d == 96 || d == 128 || d == 256; }
 
 std::vector<int> gen_tokens(int n, int vocab) {
     return *rc::gen::container<std::vector<int>>(static_cast<size_t>(n), rc::gen::inRange(0, vocab));
@@ -69,7 +68,7 @@ rc::Gen<ModelCase> gen_model_case() {
 
         // The schedule: a prompt on slot 0 (maybe in two chunks), decode
         // steps, then maybe a ragged batch with slot 1 and a reset.
-        const bool flash = flash_supports(c.head_dim);
+        const bool flash = kernels::flash::head_dim_supported(c.head_dim); // the others take any head_dim
         auto prefill_family = [&] {
             return flash ? *rc::gen::element<std::string>("auto", "standard_path", "flash_prefill")
                          : *rc::gen::element<std::string>("auto", "standard_path");
