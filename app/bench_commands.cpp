@@ -41,6 +41,10 @@ struct BenchArgs {
     bool json = false;
     std::string out_dir = "attncheck-counterexamples";
     std::string oracle = "auto";
+    std::vector<std::string> targets; // empty: all
+    int max_len = 0;                  // 0: the backend's default
+    long long max_work = 0;           // 0: the backend's default
+    int processes = 1;
 };
 
 int cmd_bench_throughput(const BenchArgs& a) {
@@ -50,6 +54,10 @@ int cmd_bench_throughput(const BenchArgs& a) {
     spec.seed = a.seed;
     spec.workers = a.workers > 0 ? a.workers : default_workers();
     spec.limits = default_limits(spec.backend);
+    if (a.max_len > 0) spec.limits.max_len = a.max_len;
+    if (a.max_work > 0) spec.limits.max_work = a.max_work;
+    spec.targets = a.targets;
+    spec.processes = a.processes;
     spec.out_dir = a.out_dir;
     spec.oracle = a.oracle;
     parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
@@ -71,9 +79,13 @@ int cmd_bench_throughput(const BenchArgs& a) {
         j["oracle_gpu_evaluations"] = r.oracle_gpu_evaluations;
         j["oracle_cross_checked"] = r.oracle_cross_checked;
         j["worker_errors"] = r.worker_errors;
-        nlohmann::json phases = nlohmann::json::object();
-        for (int i = 0; i < kPhaseCount; ++i) phases[phase_name(static_cast<Phase>(i))] = r.phases.seconds[i];
-        j["phase_seconds"] = phases;
+        j["phase_seconds"] = phase_seconds_json(r.phases);
+        j["phase_entries"] = phase_entries_json(r.phases);
+        // Per target: its cases and the seconds its campaigns took, summed
+        // over workers (cases * workers / worker_seconds is its own rate).
+        j["targets"] = nlohmann::json::array();
+        for (const TargetRun& t : r.targets)
+            j["targets"].push_back({{"target", t.target}, {"cases", t.cases}, {"worker_seconds", t.seconds}});
         fmt::print("{}\n", j.dump(2));
     } else {
         fmt::print("attncheck bench throughput: backend {}, {} worker(s), {:.0f} s, commit {}\n{}\n\n",
@@ -105,7 +117,13 @@ void register_bench_commands(CLI::App& app, int& rc) {
     tp->add_option("--seed", args->seed, "run seed (worker w derives its own)");
     tp->add_option("--out", args->out_dir, "where a failure's counterexample is written");
     tp->add_flag("--json", args->json, "one JSON object on stdout");
+    tp->add_option("--target", args->targets, "target family (repeatable; default all)");
+    tp->add_option("--max-len", args->max_len, "longest prefill q/kv length drawn (default 130 cpu, 520 cuda)")
+        ->check(CLI::Range(1, 65536));
+    tp->add_option("--max-work", args->max_work, "cap on sum of q_len*kv_len*heads*head_dim per case")
+        ->check(CLI::PositiveNumber);
     tp->add_option("--oracle", args->oracle, "where the fp64 oracle runs: auto (GPU for CUDA targets), host or gpu");
+    tp->add_option("--processes", args->processes, kProcessesHelp)->check(CLI::Range(1, 256));
     tp->callback([args, &rc] { rc = cmd_bench_throughput(*args); });
 
     // The worker process of parallel runs: a RunSpec on stdin, a RunReport on stdout.

@@ -32,6 +32,9 @@ int cmd_mutants_model(const std::string& backend, bool json, long long cases, do
 // number of workers (one per core).
 std::string self_exe();
 int default_workers();
+// --processes of `run` and `bench throughput`.
+inline constexpr const char* kProcessesHelp =
+    "cuda: split the worker threads over this many processes, each its own CUDA context (default 1)";
 
 struct RunReport;
 // One line on where the fp64 oracle ran in a run, and its cross-checks.

@@ -76,7 +76,14 @@ def with_rope_scaling(make, scaling):
     original context so the tokens of the check reach the scaled regime."""
     def made():
         cfg, cls = make()
+        params = getattr(cfg, "rope_parameters", None)
+        theta = getattr(cfg, "rope_theta", None) or (params or {}).get("rope_theta")
         cfg.rope_scaling = dict(scaling)
+        # transformers 5 keeps rope_theta inside rope_parameters, which
+        # assigning rope_scaling replaces: put the model's theta back.
+        params = getattr(cfg, "rope_parameters", None)
+        if isinstance(params, dict) and params.get("rope_theta") is None:
+            params["rope_theta"] = theta
         return cfg, cls
     return made
 

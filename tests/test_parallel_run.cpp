@@ -95,6 +95,28 @@ TEST(WorkerThreads, RunEveryTargetAndHold) {
     EXPECT_GT(r.tallies.at("parity").pass, 0);
 }
 
+// A process of a CUDA run with --processes runs a range of the worker
+// threads: the ranges together are the whole run, case for case and
+// verdict for verdict (each worker's seed depends on its index only).
+TEST(WorkerThreads, RangesOfThreadsAddUpToTheRun) {
+    ATTNCHECK_REQUIRE_BACKEND();
+    RunSpec spec;
+    spec.backend = test_backend();
+    spec.targets = {"decode_gqa"};
+    spec.cases = 30;
+    spec.seed = 5;
+    spec.workers = 4;
+    const RunReport whole = run_threads(spec);
+    const RunReport a = run_threads(spec, 0, 1), b = run_threads(spec, 1, 4);
+    EXPECT_EQ(a.workers + b.workers, whole.workers);
+    EXPECT_EQ(a.cases + b.cases, whole.cases);
+    EXPECT_EQ(whole.cases, 30);
+    for (const auto& [gate, t] : whole.tallies) {
+        const auto part = [&](const RunReport& r) { return r.tallies.count(gate) ? r.tallies.at(gate).pass : 0; };
+        EXPECT_EQ(part(a) + part(b), t.pass) << gate;
+    }
+}
+
 // A failure in a worker thread is shrunk under RapidCheck's lock while the
 // other threads go on: every thread reports its own failure.
 TEST(WorkerThreads, EachThreadShrinksItsOwnFailure) {

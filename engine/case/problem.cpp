@@ -4,8 +4,10 @@
 // surviving sequences' data, which keeps shrunk counterexamples meaningful.
 #include "engine/case/problem.hpp"
 
+#include <algorithm>
 #include <cmath>
 
+#include "engine/case/dtype_bulk.hpp"
 #include "engine/case/recipe.hpp"
 #include "engine/case/rng.hpp"
 
@@ -65,9 +67,10 @@ AttentionProblem materialize(const Case& c) {
     p.v.assign(nkv, 0.0f);
 
     if (c.values) {
-        for (size_t i = 0; i < nq; ++i) p.q[i] = round_to(c.dtype, c.values->q[i]);
-        for (size_t i = 0; i < nkv; ++i) p.k[i] = round_to(c.dtype, c.values->k[i]);
-        for (size_t i = 0; i < nkv; ++i) p.v[i] = round_to(c.dtype, c.values->v[i]);
+        std::copy_n(c.values->q.begin(), nq, p.q.begin());
+        std::copy_n(c.values->k.begin(), nkv, p.k.begin());
+        std::copy_n(c.values->v.begin(), nkv, p.v.begin());
+        for (auto* x : {&p.q, &p.k, &p.v}) round_floats_to(c.dtype, x->data(), x->size());
     } else {
         const DataRecipe& r = c.data;
         const Rng root(r.seed);
@@ -117,9 +120,7 @@ AttentionProblem materialize(const Case& c) {
         if (r.constant_q) make_constant(p.q, c.q_lens, true);
         if (r.constant_k) make_constant(p.k, c.kv_lens, false);
         if (r.constant_v) make_constant(p.v, c.kv_lens, false);
-        for (auto& x : p.q) x = round_to(c.dtype, x);
-        for (auto& x : p.k) x = round_to(c.dtype, x);
-        for (auto& x : p.v) x = round_to(c.dtype, x);
+        for (auto* x : {&p.q, &p.k, &p.v}) round_floats_to(c.dtype, x->data(), x->size());
     }
     for (const SpecialValue& s : c.data.specials) {
         const bool is_q = s.tensor == TensorId::q;

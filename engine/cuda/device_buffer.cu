@@ -10,25 +10,33 @@
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
+#include <vector>
 
 #include "engine/cuda/device_buffer.cuh"
+#include "engine/timing/phase_timer.hpp"
 
 namespace attncheck {
 
 namespace {
 
-void configure_pool_once() {
-    thread_local std::map<int, bool> done; // by device
+cudaMemPool_t thread_pool() {
+    thread_local std::map<int, cudaMemPool_t> pools; // by device; never destroyed (see cublas_handle.hpp)
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    if (done[dev]) return;
-    cudaMemPool_t pool = nullptr;
-    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-    // Keep freed blocks cached: returning them to the driver at every
-    // synchronization would make each case pay for fresh mappings again.
-    std::uint64_t keep = UINT64_MAX;
-    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
-    done[dev] = true;
+    cudaMemPool_t& pool = pools[dev];
+    if (!pool) {
+        cudaMemPoolProps props{};
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = dev;
+        CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
+        // Keep freed blocks cached: returning them to the driver at every
+        // synchronization would make each case pay for fresh mappings again.
+        std::uint64_t keep = UINT64_MAX;
+        CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    }
+    return pool;
 }
 
 constexpr int kMaxRegions = 32;
@@ -89,7 +97,10 @@ void check_range(It first, It last) {
         guard_check_kernel<<<n, 256, 0, cudaStreamPerThread>>>(t, s.dev);
         CUDA_CHECK_LAUNCH();
         CUDA_CHECK(cudaMemcpyAsync(s.host, s.dev, n * sizeof(int), cudaMemcpyDeviceToHost, cudaStreamPerThread));
-        CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+        {
+            ScopedPhase wait(Phase::device_wait);
+            CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+        }
         for (int r = 0; r < n; ++r) {
             const int i = s.host[r];
             if (i == INT_MAX) continue;
@@ -105,59 +116,107 @@ void check_range(It first, It last) {
 
 } // namespace
 
+namespace {
+
+// Blocks this thread freed, by size class, handed out again without a CUDA
+// call. A run allocates and frees a few blocks; with many worker threads
+// the allocator's calls (each takes the context's lock) cost more than the
+// run's kernels. Reuse needs no synchronization: the block's next user is
+// enqueued on the same stream as its last. Classes are powers of two from
+// 64 KiB; at most kCacheBytes stay cached per thread and device.
+constexpr std::size_t kMinClass = std::size_t{1} << 16;
+constexpr std::size_t kCacheBytes = std::size_t{1} << 30;
+
+struct BlockCache {
+    std::map<std::size_t, std::vector<void*>> free;  // by class
+    std::unordered_map<void*, std::size_t> class_of; // blocks handed out
+    std::size_t cached = 0;
+};
+
+BlockCache& thread_cache() {
+    thread_local std::map<int, BlockCache> caches; // by device; never freed (see cublas_handle.hpp)
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    return caches[dev];
+}
+
+std::size_t size_class(std::size_t bytes) {
+    std::size_t c = kMinClass;
+    while (c < bytes) c *= 2;
+    return c;
+}
+
+} // namespace
+
 void* pool_alloc(std::size_t bytes) {
-    configure_pool_once();
+    BlockCache& cache = thread_cache();
+    const std::size_t cls = size_class(bytes);
     void* p = nullptr;
-    CUDA_CHECK(cudaMallocAsync(&p, bytes, cudaStreamPerThread));
+    auto& list = cache.free[cls];
+    if (!list.empty()) {
+        p = list.back();
+        list.pop_back();
+        cache.cached -= cls;
+    } else {
+        CUDA_CHECK(cudaMallocFromPoolAsync(&p, cls, thread_pool(), cudaStreamPerThread));
+    }
     if (reinterpret_cast<std::uintptr_t>(p) % kPayloadAlign != 0)
         throw std::logic_error("pool_alloc: the memory pool returned a block not aligned to 256 bytes");
+    cache.class_of[p] = cls;
     return p;
 }
 
 void pool_free(void* p) noexcept {
-    if (p) cudaFreeAsync(p, cudaStreamPerThread); // destructor path: errors surface on the next checked call
+    if (!p) return;
+    // Destructor path: errors surface on the next checked call.
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return;
+    BlockCache& cache = thread_cache();
+    const auto it = cache.class_of.find(p);
+    if (it == cache.class_of.end() || cache.cached + it->second > kCacheBytes) {
+        if (it != cache.class_of.end()) cache.class_of.erase(it);
+        cudaFreeAsync(p, cudaStreamPerThread); // another thread's block, or the cache is full
+        return;
+    }
+    cache.free[it->second].push_back(p);
+    cache.cached += it->second;
+    cache.class_of.erase(it);
 }
 
 namespace {
 
 struct Stage {
     unsigned char* p = nullptr;
-    std::size_t cap = 0;
-    cudaEvent_t done = nullptr;
-    bool pending = false;
+    std::size_t cap = 0, used = 0;
 };
 
 Stage& thread_stage() {
     thread_local std::map<int, Stage> stages; // by device; never freed (see cublas_handle.hpp)
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    Stage& st = stages[dev];
-    if (!st.done) CUDA_CHECK(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming));
-    return st;
+    return stages[dev];
 }
 
 } // namespace
 
 unsigned char* PinnedStage::take(std::size_t bytes) {
     Stage& st = thread_stage();
-    if (st.pending) {
-        CUDA_CHECK(cudaEventSynchronize(st.done));
-        st.pending = false;
+    bytes = (bytes + kPayloadAlign - 1) / kPayloadAlign * kPayloadAlign;
+    if (st.used + bytes > st.cap) {
+        ScopedPhase wait(Phase::device_wait);
+        CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread)); // every copy through the stage is done
+        st.used = 0;
+        if (4 * bytes > st.cap) {
+            if (st.p) CUDA_CHECK(cudaFreeHost(st.p));
+            st.cap = std::max<std::size_t>({4 * bytes, 2 * st.cap, std::size_t{8} << 20});
+            void* p = nullptr;
+            CUDA_CHECK(cudaMallocHost(&p, st.cap));
+            st.p = static_cast<unsigned char*>(p);
+        }
     }
-    if (bytes > st.cap) {
-        if (st.p) CUDA_CHECK(cudaFreeHost(st.p));
-        st.cap = std::max<std::size_t>({bytes, 2 * st.cap, std::size_t{1} << 20});
-        void* p = nullptr;
-        CUDA_CHECK(cudaMallocHost(&p, st.cap));
-        st.p = static_cast<unsigned char*>(p);
-    }
-    return st.p;
-}
-
-void PinnedStage::fence() {
-    Stage& st = thread_stage();
-    CUDA_CHECK(cudaEventRecord(st.done, cudaStreamPerThread));
-    st.pending = true;
+    unsigned char* out = st.p + st.used;
+    st.used += bytes;
+    return out;
 }
 
 unsigned char* DeviceArena::begin_image() {
@@ -175,7 +234,6 @@ unsigned char* DeviceArena::begin_image() {
 void DeviceArena::upload() {
     raw_ = pool_alloc(std::max<std::size_t>(total_, 1));
     if (total_) CUDA_CHECK(cudaMemcpyAsync(raw_, image_, total_, cudaMemcpyHostToDevice, cudaStreamPerThread));
-    PinnedStage::fence();
 }
 
 void check_guard_bands(std::initializer_list<GuardRegion> regions) { check_range(regions.begin(), regions.end()); }

@@ -34,24 +34,27 @@ inline constexpr unsigned char kPoisonByte = 0xff; // all-ones: NaN in fp32, fp1
 // kernels/standard_path relies on it).
 inline constexpr std::size_t kPayloadAlign = 256;
 
-// Raw stream-ordered allocation from the current device's pool, which is set
-// (once per thread and device) to keep freed memory for reuse instead of
-// returning it to the driver.
+// Raw stream-ordered allocation from the calling thread's own pool on the
+// current device, which keeps freed memory for reuse instead of returning it
+// to the driver. One pool per thread: with a shared pool, a block freed on
+// one thread's stream and reused on another's makes the second stream wait
+// for the first (the pool inserts that dependency), which chains the worker
+// threads' GPU work together.
 void* pool_alloc(std::size_t bytes);
 void pool_free(void* p) noexcept;
 
 // The calling thread's pinned host staging area. Copies from pageable memory
 // go through the driver's one staging buffer, which serializes every worker
-// thread of a run; copies from pinned memory are truly asynchronous. One
-// region per thread (and device), reused by every transfer:
-//   - take(bytes) returns it, at least `bytes` long, after waiting for the
-//     copies enqueued before the last fence() (an event), so the host never
-//     overwrites bytes that a pending upload still reads;
-//   - fence() after enqueuing uploads from it; downloads that synchronize
-//     the stream before the host reads them need none.
+// thread of a run (and may wait for the stream); copies from pinned memory
+// are truly asynchronous. One region per thread (and device), handed out
+// front to back: take(bytes) returns the next `bytes`, so the uploads of a
+// run (its inputs, a target's tables) never wait for each other. When the
+// region is used up, take() synchronizes the thread's stream (every copy
+// that read or wrote it is then done) and starts again at its front,
+// growing it if one request is larger than a quarter of it. Downloads read
+// their bytes only after synchronizing the stream, as before.
 struct PinnedStage {
     static unsigned char* take(std::size_t bytes);
-    static void fence();
 };
 
 // One buffer's guard bands, for check_guard_bands.
@@ -107,11 +110,13 @@ public:
     void poison() {
         if (n_) CUDA_CHECK(cudaMemsetAsync(get(), kPoisonByte, bytes(), cudaStreamPerThread));
     }
-    // From pageable memory: returns once the driver has staged the data, so
-    // the caller may free `h` at once.
+    // Through the pinned stage: asynchronous, and the caller may free `h` at once.
     void upload(const std::vector<T>& h) {
         if (h.size() != n_) throw std::logic_error(name_ + ": upload size mismatch");
-        if (n_) CUDA_CHECK(cudaMemcpyAsync(get(), h.data(), bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
+        if (!n_) return;
+        unsigned char* stage = PinnedStage::take(bytes());
+        std::memcpy(stage, h.data(), bytes());
+        CUDA_CHECK(cudaMemcpyAsync(get(), stage, bytes(), cudaMemcpyHostToDevice, cudaStreamPerThread));
     }
     // Synchronous (pageable destination).
     std::vector<T> download() const {

@@ -59,7 +59,10 @@ double PhaseTotals::total() const {
 }
 
 PhaseTotals& PhaseTotals::operator+=(const PhaseTotals& o) {
-    for (int i = 0; i < kPhaseCount; ++i) seconds[i] += o.seconds[i];
+    for (int i = 0; i < kPhaseCount; ++i) {
+        seconds[i] += o.seconds[i];
+        entries[i] += o.entries[i];
+    }
     return *this;
 }
 
@@ -81,6 +84,7 @@ ScopedPhase::ScopedPhase(Phase p) {
     if (!active_) return;
     t.charge_until(Clock::now());
     t.stack.push_back(p);
+    ++t.totals.entries[static_cast<int>(p)];
 }
 
 ScopedPhase::~ScopedPhase() {

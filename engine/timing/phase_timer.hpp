@@ -6,8 +6,9 @@
 // shrink phase exclusively: the runs and oracle calls made to shrink a
 // failure are shrinking's cost, not checking's.
 //
-// Host <-> device copies are not timed apart yet: they are inside the
-// target's run (with_device_problem), so `target` includes them for CUDA.
+// For CUDA, transfer (filling pinned images, converting results) and
+// device_wait (blocked in a synchronization: the GPU's own time, and its
+// queue) are charged apart from the target and the oracle they serve.
 //
 // Cheap enough to leave on: two steady_clock reads per scope, no locks.
 // `attncheck bench throughput` and `attncheck run` print the totals.
@@ -19,13 +20,15 @@
 
 namespace attncheck {
 
-#define ATTNCHECK_PHASES(P)                                                 \
-    P(generate, "drawing a case (generators, RapidCheck)")                  \
-    P(materialize, "turning a Case into input values")                      \
-    P(target, "the target's own run (kernels; for CUDA with its copies)")   \
-    P(oracle, "the fp64 reference and the error bound")                     \
-    P(gates, "gate logic: transforms, comparisons, verdicts")               \
-    P(shrink, "shrinking a failure to a minimal case (everything it runs)") \
+#define ATTNCHECK_PHASES(P)                                                          \
+    P(generate, "drawing a case (generators, RapidCheck)")                           \
+    P(materialize, "turning a Case into input values")                               \
+    P(target, "the target's own run (CUDA: its launches)")                           \
+    P(oracle, "the fp64 reference and the error bound")                              \
+    P(transfer, "CUDA: staging inputs and outputs on the host (target, GPU oracle)") \
+    P(device_wait, "CUDA: waiting for the device's kernels and copies")              \
+    P(gates, "gate logic: transforms, comparisons, verdicts")                        \
+    P(shrink, "shrinking a failure to a minimal case (everything it runs)")          \
     P(other, "the rest: campaign bookkeeping, reports")
 
 enum class Phase : int {
@@ -41,6 +44,9 @@ const char* phase_description(Phase p);
 
 struct PhaseTotals {
     std::array<double, kPhaseCount> seconds{};
+    // Scopes entered per phase (target: runs; oracle: evaluations), so a
+    // profile says how many of each a case costs, not only how long.
+    std::array<long long, kPhaseCount> entries{};
     double total() const;
     PhaseTotals& operator+=(const PhaseTotals& o);
 };

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "engine/cuda/kernel_clock.hpp"
+#include "engine/timing/phase_timer.hpp"
 
 namespace attncheck {
 
@@ -39,6 +40,7 @@ void fill_on_device(DeviceBuffer<T>& b, unsigned long long seed) {
 
 template <class T>
 DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {
+    ScopedPhase phase(Phase::transfer);
     shape = kernels::attn_shape_of(p);
     // A problem without values (problem_shape) is a benchmark's: filled on the device below.
     const KernelClock* clock = KernelClock::installed();
@@ -56,8 +58,7 @@ DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {
                  rkl = arena_.reserve<int>(nb);
     arena_.begin_image();
     auto put_values = [&](size_t region, const std::vector<float>& x) {
-        T* h = arena_.image_payload<T>(region);
-        for (size_t i = 0; i < x.size(); ++i) h[i] = to_storage<T>(x[i]);
+        store_floats(x.data(), arena_.image_payload<T>(region), x.size());
     };
     if (!device_fill) {
         put_values(rq, p.q);
@@ -116,9 +117,10 @@ Observation DeviceProblem<T>::download(std::initializer_list<GuardRegion> scratc
                                      kv_start.guards(), q_lens.guards(), kv_lens.guards()};
     regions.insert(regions.end(), scratch.begin(), scratch.end());
     check_guard_bands(regions);
+    ScopedPhase phase(Phase::transfer);
     Observation obs;
     obs.o.resize(o.size());
-    for (size_t i = 0; i < o.size(); ++i) obs.o[i] = from_storage<T>(oh[i]);
+    load_floats(oh, obs.o.data(), o.size());
     obs.lse.assign(lh, lh + lse.size());
     return obs;
 }

@@ -10,8 +10,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <optional>
 
+#include "engine/case/dtype_bulk.hpp"
 #include "engine/case/problem.hpp"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/targets/observation.hpp"
@@ -19,34 +21,21 @@
 
 namespace attncheck {
 
-// Host conversions between float (exactly representable values) and T.
-template <class T>
-T to_storage(float x);
-template <>
-inline float to_storage<float>(float x) {
-    return x;
+// Host conversions of whole tensors between float and T
+// (engine/case/dtype_bulk.hpp: the scalar conversions' bits, vectorized).
+inline void store_floats(const float* in, float* out, std::size_t n) { std::copy_n(in, n, out); }
+inline void store_floats(const float* in, __half* out, std::size_t n) {
+    floats_to_f16_bits(in, reinterpret_cast<std::uint16_t*>(out), n);
 }
-template <>
-inline __half to_storage<__half>(float x) {
-    return __ushort_as_half(float_to_f16_bits(x));
+inline void store_floats(const float* in, __nv_bfloat16* out, std::size_t n) {
+    floats_to_bf16_bits(in, reinterpret_cast<std::uint16_t*>(out), n);
 }
-template <>
-inline __nv_bfloat16 to_storage<__nv_bfloat16>(float x) {
-    return __ushort_as_bfloat16(float_to_bf16_bits(x));
+inline void load_floats(const float* in, float* out, std::size_t n) { std::copy_n(in, n, out); }
+inline void load_floats(const __half* in, float* out, std::size_t n) {
+    f16_bits_to_floats(reinterpret_cast<const std::uint16_t*>(in), out, n);
 }
-template <class T>
-float from_storage(T x);
-template <>
-inline float from_storage<float>(float x) {
-    return x;
-}
-template <>
-inline float from_storage<__half>(__half x) {
-    return f16_bits_to_float(__half_as_ushort(x));
-}
-template <>
-inline float from_storage<__nv_bfloat16>(__nv_bfloat16 x) {
-    return bf16_bits_to_float(__bfloat16_as_ushort(x));
+inline void load_floats(const __nv_bfloat16* in, float* out, std::size_t n) {
+    bf16_bits_to_floats(reinterpret_cast<const std::uint16_t*>(in), out, n);
 }
 
 // Passed by value to kernels; active == 0 costs one predictable branch per row.

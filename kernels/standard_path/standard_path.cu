@@ -292,7 +292,8 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
             if (q_len == 0) continue;
             const long long q0 = p.q_start[b], k0 = p.kv_start[b];
             if (kv_len == 0) { // empty cache: O = 0 (all-zero bytes in every T), LSE = -inf
-                CUDA_CHECK(cudaMemset(dp.o.get() + q0 * ldq, 0, sizeof(T) * static_cast<std::size_t>(q_len * ldq)));
+                CUDA_CHECK(cudaMemsetAsync(dp.o.get() + q0 * ldq, 0, sizeof(T) * static_cast<std::size_t>(q_len * ldq),
+                                           cudaStreamPerThread));
                 const long long n = static_cast<long long>(q_len) * Hq;
                 fill_f32<<<grid_for(n, 256), 256>>>(dp.lse.get() + q0 * Hq, n, -INFINITY);
                 CUDA_CHECK_LAUNCH();
@@ -311,8 +312,8 @@ Observation run_cuda(DeviceProblem<T>& dp, const AttentionProblem& p, const std:
                     // Re-poison the part of S and P this chunk uses: nothing of
                     // an earlier chunk can stand in for a missing write.
                     const std::size_t used = static_cast<std::size_t>(hc) * static_cast<std::size_t>(pl.stride);
-                    CUDA_CHECK(cudaMemset(S.get(), kPoisonByte, used * sizeof(float)));
-                    CUDA_CHECK(cudaMemset(P.get(), kPoisonByte, used * sizeof(T)));
+                    CUDA_CHECK(cudaMemsetAsync(S.get(), kPoisonByte, used * sizeof(float), cudaStreamPerThread));
+                    CUDA_CHECK(cudaMemsetAsync(P.get(), kPoisonByte, used * sizeof(T), cudaStreamPerThread));
 
                     // 1. S_h (column-major kv_len x rc, ld kv_len) = K_h^T (d x kv_len, ld Hkv*d)^T . Q_h (d x rc, ld
                     // Hq*d)

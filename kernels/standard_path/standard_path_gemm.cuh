@@ -75,7 +75,7 @@ inline void gemm_batch(cublasHandle_t handle, const GemmCall& g, const std::vect
             host[slot + x] = const_cast<void*>(b[x]);
             host[2 * slot + x] = c[x];
         }
-        ptrs.upload(host); // synchronous, ordered after earlier work on the default stream
+        ptrs.upload(host); // through the pinned stage, ordered after earlier work on this thread's stream
         void** d = ptrs.get();
         CUBLAS_CHECK(cublasGemmBatchedEx(handle, g.ta, g.tb, g.m, g.n, g.k, g.alpha, d, g.at, g.lda, d + slot, g.bt,
                                          g.ldb, g.beta, d + 2 * slot, g.ct, g.ldc, nb, g.compute, CUBLAS_GEMM_DEFAULT));

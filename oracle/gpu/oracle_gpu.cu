@@ -19,6 +19,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -26,6 +27,7 @@
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/cuda/dynamic_smem.cuh"
+#include "engine/timing/phase_timer.hpp"
 #include "oracle/error_model_terms.hpp"
 #include "oracle/gpu/oracle_gpu.hpp"
 
@@ -201,6 +203,7 @@ OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
     for (int b = 0; b < p.batch(); ++b)
         for (int t = 0; t < p.q_lens[b]; ++t) token_seq[static_cast<size_t>(p.q_start[b] + t)] = b;
     // One arena: inputs, outputs (poisoned) and every band in one upload.
+    std::optional<ScopedPhase> staging(Phase::transfer);
     DeviceArena arena;
     const size_t nd = p.q.size(), nr = static_cast<size_t>(rows), nb = p.q_lens.size();
     const size_t r_q = arena.reserve<float>(nd), r_k = arena.reserve<float>(p.k.size()),
@@ -238,6 +241,7 @@ OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
          rl = arena.view<double>(r_lse, nr, "oracle.LSE");
     auto info = arena.view<RowInfo>(r_info, nr, "oracle.row_info");
 
+    staging.reset();
     const BoundConstants kc = bound_constants(p, prof);
     // Aggregate order: the fields of Params, top to bottom.
     const Params P{q.get(),     k.get(),      v.get(),    qs.get(),
@@ -264,6 +268,7 @@ OracleRun gpu_oracle(const AttentionProblem& p, const PrecisionProfile& prof) {
     auto* h_lse = reinterpret_cast<const double*>(at(r_lse));
     check_guard_bands({q.guards(), k.guards(), v.guards(), qs.guards(), ks.guards(), ql.guards(), kl.guards(),
                        ts.guards(), ro.guards(), rl.guards(), ob.guards(), info.guards()});
+    staging.emplace(Phase::transfer);
     std::copy(h_o, h_o + nd, out.ref.o.begin());
     std::copy(h_ob, h_ob + nd, out.bounds.o.begin());
     std::copy(h_lse, h_lse + nr, out.ref.lse.begin());

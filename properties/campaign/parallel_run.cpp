@@ -140,6 +140,7 @@ std::string run_spec_json(const RunSpec& s) {
                    {"max_work", s.limits.max_work}};
     j["workers"] = s.workers;
     j["devices"] = s.devices;
+    j["processes"] = s.processes;
     j["oracle"] = s.oracle;
     j["plugins"] = s.plugins;
     j["known_failures"] = s.known_failures;
@@ -167,6 +168,7 @@ RunSpec run_spec_from_json(const std::string& text) {
     s.limits.max_work = l.at("max_work").get<long long>();
     s.workers = j.at("workers").get<int>();
     s.devices = j.at("devices").get<std::vector<int>>();
+    s.processes = j.at("processes").get<int>();
     s.oracle = j.at("oracle").get<std::string>();
     s.plugins = j.at("plugins").get<std::vector<std::string>>();
     s.known_failures = j.at("known_failures").get<std::string>();
@@ -179,9 +181,8 @@ std::string run_report_json(const RunReport& r) {
     j["cases"] = r.cases;
     j["wall_seconds"] = r.wall_seconds;
     j["workers"] = r.workers;
-    json phases = json::object();
-    for (int i = 0; i < kPhaseCount; ++i) phases[phase_name(static_cast<Phase>(i))] = r.phases.seconds[i];
-    j["phases"] = phases;
+    j["phases"] = phase_seconds_json(r.phases);
+    j["phase_entries"] = phase_entries_json(r.phases);
     j["tallies"] = tallies_json(r.tallies);
     json targets = json::array();
     for (const TargetRun& t : r.targets) {
@@ -219,10 +220,7 @@ RunReport run_report_from_json(const std::string& text) {
     r.cases = j.at("cases").get<long long>();
     r.wall_seconds = j.at("wall_seconds").get<double>();
     r.workers = j.at("workers").get<int>();
-    for (int i = 0; i < kPhaseCount; ++i) {
-        const char* n = phase_name(static_cast<Phase>(i));
-        if (j.at("phases").contains(n)) r.phases.seconds[i] = j.at("phases").at(n).get<double>();
-    }
+    r.phases = phase_totals_from_json(j.at("phases"), j.at("phase_entries"));
     r.tallies = tallies_from_json(j.at("tallies"));
     for (const json& tj : j.at("targets")) {
         TargetRun t;
@@ -317,48 +315,53 @@ Child spawn_worker(const std::string& exe, int w, int workers, const std::vector
 // processes checked 40 cases/s against one process's 29). Each thread draws
 // with the seeded drawer (RapidCheck's state is global; only shrinking is
 // serialized) and runs on devices[w % size].
-RunReport run_threads(const RunSpec& spec) {
+// Several processes (spec.processes) each run a share of the threads: one
+// context's API calls take one lock, which many threads contend for.
+RunReport run_threads(const RunSpec& spec, int first, int last) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
-    const int n = std::max(1, spec.workers);
+    const int total = std::max(1, spec.workers), n = std::max(0, last - first);
     std::vector<RunReport> reports(static_cast<size_t>(n));
     std::vector<std::string> errors(static_cast<size_t>(n));
     std::vector<std::thread> threads;
-    for (int w = 0; w < n; ++w)
-        threads.emplace_back([&, w] {
+    for (int i = 0; i < n; ++i)
+        threads.emplace_back([&, i] {
+            const int w = first + i;
             try {
 #ifdef ATTNCHECK_HAVE_CUDA
                 if (!spec.devices.empty())
                     cuda_select_device(spec.devices[static_cast<size_t>(w) % spec.devices.size()]);
 #endif
-                reports[static_cast<size_t>(w)] = run_share(spec, w, n, Drawer::seeded);
+                reports[static_cast<size_t>(i)] = run_share(spec, w, total, Drawer::seeded);
             } catch (const std::exception& e) {
-                errors[static_cast<size_t>(w)] = fmt::format("worker thread {}: {}", w, e.what());
+                errors[static_cast<size_t>(i)] = fmt::format("worker thread {}: {}", w, e.what());
             }
         });
     for (auto& t : threads) t.join();
     RunReport all;
     all.workers = n;
-    for (int w = 0; w < n; ++w) {
-        if (!errors[static_cast<size_t>(w)].empty())
-            all.worker_errors.push_back(errors[static_cast<size_t>(w)]);
+    for (int i = 0; i < n; ++i) {
+        if (!errors[static_cast<size_t>(i)].empty())
+            all.worker_errors.push_back(errors[static_cast<size_t>(i)]);
         else
-            merge_into(all, std::move(reports[static_cast<size_t>(w)]));
+            merge_into(all, std::move(reports[static_cast<size_t>(i)]));
     }
     all.wall_seconds = std::chrono::duration<double>(clock::now() - t0).count();
     return all;
 }
 
 RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
-    if (spec.backend == Backend::cuda) return run_threads(spec);
-    if (spec.workers <= 1) return run_share(spec, 0, 1);
+    const bool cuda = spec.backend == Backend::cuda;
+    if (cuda && spec.processes <= 1) return run_threads(spec);
+    if (!cuda && spec.workers <= 1) return run_share(spec, 0, 1);
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
-    const int n = std::max(1, spec.workers);
+    // CUDA: processes of threads (each thread picks its device); CPU: a process per worker.
+    const int n = cuda ? std::min(spec.processes, std::max(1, spec.workers)) : std::max(1, spec.workers);
     std::vector<Child> kids;
     const std::string spec_text = run_spec_json(spec);
     for (int w = 0; w < n; ++w) {
-        kids.push_back(spawn_worker(self_exe, w, n, spec.devices));
+        kids.push_back(spawn_worker(self_exe, w, n, cuda ? std::vector<int>{} : spec.devices));
         write_all(kids.back().io.in, spec_text, "a worker");
         close(kids.back().io.in);
     }
@@ -383,7 +386,7 @@ RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
         }
     }
     RunReport all;
-    all.workers = n;
+    all.workers = cuda ? 0 : n; // CUDA: the processes' reports count their threads
     for (int w = 0; w < n; ++w) {
         Child& c = kids[static_cast<size_t>(w)];
         int status = 0;
@@ -393,7 +396,9 @@ RunReport run_parallel(const RunSpec& spec, const std::string& self_exe) {
             if (!ok)
                 throw std::runtime_error(WIFSIGNALED(status) ? fmt::format("killed by signal {}", WTERMSIG(status))
                                                              : fmt::format("exit {}", WEXITSTATUS(status)));
-            merge_into(all, run_report_from_json(c.output));
+            RunReport r = run_report_from_json(c.output);
+            if (cuda) all.workers += r.workers;
+            merge_into(all, std::move(r));
         } catch (const std::exception& e) {
             all.worker_errors.push_back(fmt::format("worker {}: {} (its stderr above says more)", w, e.what()));
         }
@@ -406,7 +411,10 @@ int worker_main(int worker, int workers) {
     try {
         const std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
         const RunSpec spec = run_spec_from_json(text);
-        const RunReport rep = run_share(spec, worker, workers);
+        const int threads = std::max(1, spec.workers);
+        const RunReport rep = spec.backend == Backend::cuda ? run_threads(spec, threads * worker / workers,
+                                                                          threads * (worker + 1) / workers) // its share
+                                                            : run_share(spec, worker, workers);
         std::cout << run_report_json(rep);
         std::cout.flush();
         return 0;
@@ -418,13 +426,35 @@ int worker_main(int worker, int workers) {
 
 std::string phase_table(const PhaseTotals& t) {
     const double total = t.total();
-    std::string out = fmt::format("{:12} {:>10} {:>7}  {}\n", "phase", "seconds", "share", "what");
+    std::string out = fmt::format("{:12} {:>10} {:>7} {:>10}  {}\n", "phase", "seconds", "share", "entered", "what");
     for (int i = 0; i < kPhaseCount; ++i) {
         const Phase p = static_cast<Phase>(i);
-        out += fmt::format("{:12} {:>10.2f} {:>6.1f}%  {}\n", phase_name(p), t.seconds[i],
-                           total > 0 ? 100.0 * t.seconds[i] / total : 0.0, phase_description(p));
+        out += fmt::format("{:12} {:>10.2f} {:>6.1f}% {:>10}  {}\n", phase_name(p), t.seconds[i],
+                           total > 0 ? 100.0 * t.seconds[i] / total : 0.0, t.entries[i], phase_description(p));
     }
     return out;
+}
+
+json phase_seconds_json(const PhaseTotals& t) {
+    json j = json::object();
+    for (int i = 0; i < kPhaseCount; ++i) j[phase_name(static_cast<Phase>(i))] = t.seconds[i];
+    return j;
+}
+
+json phase_entries_json(const PhaseTotals& t) {
+    json j = json::object();
+    for (int i = 0; i < kPhaseCount; ++i) j[phase_name(static_cast<Phase>(i))] = t.entries[i];
+    return j;
+}
+
+PhaseTotals phase_totals_from_json(const json& seconds, const json& entries) {
+    PhaseTotals t;
+    for (int i = 0; i < kPhaseCount; ++i) {
+        const char* n = phase_name(static_cast<Phase>(i));
+        if (seconds.contains(n)) t.seconds[i] = seconds.at(n).get<double>();
+        if (entries.contains(n)) t.entries[i] = entries.at(n).get<long long>();
+    }
+    return t;
 }
 
 } // namespace attncheck

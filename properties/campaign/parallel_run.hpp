@@ -20,11 +20,14 @@
 // replays bit for bit whichever worker wrote it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "engine/timing/phase_timer.hpp"
 #include "properties/campaign/campaign.hpp"
@@ -43,6 +46,7 @@ struct RunSpec {
     GenLimits limits;
     int workers = 1;
     std::vector<int> devices;           // CUDA devices; worker w uses devices[w % size] (empty: the default one)
+    int processes = 1;                  // CUDA: worker threads split over this many processes (contexts)
     std::string oracle = "auto";        // auto, host or gpu (properties/gates/oracle_service.hpp)
     std::vector<std::string> plugins;   // shared libraries of targets (properties/campaign/plugin_targets.hpp)
     std::string known_failures;         // ledger file (properties/campaign/known_failures.hpp); empty: none
@@ -90,16 +94,20 @@ GenLimits default_limits(Backend b);
 // Worker w's share of the run, in this process.
 RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer = Drawer::rapidcheck);
 
-// The whole run in worker threads of this process, whatever the backend
-// (tests run it on the CPU; run_parallel picks it for CUDA).
-RunReport run_threads(const RunSpec& spec);
+// Workers [first, last) of the run in threads of this process, whatever the
+// backend (tests run it on the CPU; run_parallel picks it for CUDA).
+RunReport run_threads(const RunSpec& spec, int first, int last);
+inline RunReport run_threads(const RunSpec& spec) { return run_threads(spec, 0, std::max(1, spec.workers)); }
 
-// The whole run. CUDA: one worker thread per worker in this process (see
-// run_threads in parallel_run.cpp). CPU: in this process when
-// spec.workers == 1, else one `self_exe _worker` process per worker.
+// The whole run. CUDA: one worker thread per worker, in this process, or
+// split evenly over spec.processes `self_exe _worker` processes (each its own
+// CUDA context; see run_threads in parallel_run.cpp). CPU: in this process
+// when spec.workers == 1, else one `self_exe _worker` process per worker.
 RunReport run_parallel(const RunSpec& spec, const std::string& self_exe);
 
-// The worker's side: read a RunSpec from stdin, write its RunReport to stdout.
+// The worker's side: read a RunSpec from stdin, write its RunReport to
+// stdout. CPU: worker `worker` of `workers`; CUDA: process `worker` of
+// `workers` processes, running its share of the worker threads.
 int worker_main(int worker, int workers);
 
 std::string run_spec_json(const RunSpec& s);
@@ -109,5 +117,10 @@ RunReport run_report_from_json(const std::string& text);
 
 // The per-phase table ("where the time goes"), one line per phase.
 std::string phase_table(const PhaseTotals& t);
+// {phase: seconds} and {phase: scopes entered}, as run reports and
+// `bench throughput --json` write them; read back by phase name.
+nlohmann::json phase_seconds_json(const PhaseTotals& t);
+nlohmann::json phase_entries_json(const PhaseTotals& t);
+PhaseTotals phase_totals_from_json(const nlohmann::json& seconds, const nlohmann::json& entries);
 
 } // namespace attncheck
