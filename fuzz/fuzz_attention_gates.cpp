@@ -1,90 +1,22 @@
 // libFuzzer target: bytes -> a Case (the same builder the RapidCheck
 // generators use, reading its choices from the bytes) -> every gate on one
-// CPU attention target. The first byte picks the target; a gate failure
-// prints the gate report, writes the case to fuzz-counterexamples/ (replay:
-// `attncheck repro FILE`) and aborts, so libFuzzer keeps the input.
-//
-// ATTNCHECK_FUZZ_MUTANT=<name> fuzzes a mutant build instead (to see how fast
-// a campaign finds a known bug); the production build must never abort.
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
-
-#include "kernels/registry.hpp"
-#include "properties/campaign/campaign.hpp"
-#include "properties/campaign/counterexample.hpp"
+// CPU attention target; the first byte picks the target. Failures and
+// mutant builds: fuzz/attention_fuzz_common.hpp. fuzz_attention_cases.cpp
+// is the structure-aware sibling.
+#include "fuzz/attention_fuzz_common.hpp"
 
 using namespace attncheck;
-
-namespace {
-
-// Choices from the input bytes, little-endian, as many as the range needs;
-// an exhausted input reads zeros (the simplest alternative of every choice).
-class BytesChooser final : public Chooser {
-public:
-    BytesChooser(const std::uint8_t* d, std::size_t n) : d_(d), n_(n) {}
-    long long range(long long lo, long long hi) override {
-        const unsigned long long span = static_cast<unsigned long long>(hi - lo);
-        if (span <= 1) return lo;
-        unsigned long long x = 0;
-        for (unsigned long long seen = 1; seen < span; seen <<= 8) x = (x << 8) | next();
-        return lo + static_cast<long long>(x % span);
-    }
-
-private:
-    std::uint8_t next() { return n_ ? (--n_, *d_++) : 0; }
-    const std::uint8_t* d_;
-    std::size_t n_;
-};
-
-Mutant fuzz_mutant() {
-    const char* e = std::getenv("ATTNCHECK_FUZZ_MUTANT");
-    if (!e) return Mutant::none;
-    const auto m = parse_mutant(e);
-    if (!m) {
-        std::fprintf(stderr, "ATTNCHECK_FUZZ_MUTANT: unknown mutant '%s'\n", e);
-        std::exit(2);
-    }
-    return *m;
-}
-
-struct Entry {
-    std::unique_ptr<Target> target;
-    Capabilities caps;
-};
-
-std::vector<Entry>& entries() {
-    static std::vector<Entry> v = [] {
-        std::vector<Entry> out;
-        for (auto& t : make_targets(Backend::cpu, fuzz_mutant())) {
-            Capabilities caps = probe_capabilities(*t);
-            if (!caps.empty()) out.push_back({std::move(t), std::move(caps)});
-        }
-        return out;
-    }();
-    return v;
-}
-
-} // namespace
+using namespace attncheck::fuzzing;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    auto& es = entries();
+    auto& es = fuzz_entries();
     if (es.empty() || size == 0) return 0;
-    Entry& e = es[data[0] % es.size()];
+    FuzzEntry& e = es[data[0] % es.size()];
     BytesChooser ch(data + 1, size - 1);
     GenLimits lim;
     lim.max_work = 60000; // keep each input to a few milliseconds
     const Case c = build_case(e.caps, lim, ch);
     if (!e.target->unsupported(c).empty()) return 0;
-    const CaseCheck chk = check_case(*e.target, c, gate_pointers({}));
-    if (const GateOutcome* f = chk.failure()) {
-        const Counterexample ce = counterexample_of(*e.target, c, *f);
-        const std::string path = save_counterexample(ce, "fuzz-counterexamples");
-        std::fprintf(stderr, "%s\ncounterexample: %s\nreplay: attncheck repro %s\n", ce.report.c_str(), path.c_str(),
-                     path.c_str());
-        std::abort();
-    }
+    fuzz_check(e, c);
     return 0;
 }

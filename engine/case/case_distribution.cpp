@@ -190,17 +190,17 @@ double spread(Chooser& ch) {
     return std::exp2(static_cast<double>(x) / kSteps);
 }
 
-long long work_of(const Case& c) {
+} // namespace
+
+long long case_work(const Case& c) {
     long long w = 0;
     for (int s = 0; s < c.batch(); ++s)
         w += static_cast<long long>(std::max(c.q_lens[s], 1)) * std::max(c.kv_lens[s], 1) * c.n_q_heads * c.head_dim;
     return w;
 }
 
-// Halves the longest length until the work fits; deterministic, so a shrunk
-// candidate is capped the same way.
-void cap_work(Case& c, long long max_work) {
-    while (work_of(c) > max_work) {
+void cap_case_work(Case& c, long long max_work) {
+    while (case_work(c) > max_work) {
         int* longest = &c.q_lens[0];
         for (int& x : c.q_lens) longest = x > *longest ? &x : longest;
         for (int& x : c.kv_lens) longest = x > *longest ? &x : longest;
@@ -208,8 +208,6 @@ void cap_work(Case& c, long long max_work) {
         *longest /= 2;
     }
 }
-
-} // namespace
 
 Case draw_case(const CaseFilter& f, const DrawLimits& lim, Chooser& ch) {
     const CaseDistribution& D = case_distribution();
@@ -248,7 +246,7 @@ Case draw_case(const CaseFilter& f, const DrawLimits& lim, Chooser& ch) {
                            : m == QLen::same_as_kv ? kv
                                                    : draw_length(ch, lim, false));
     }
-    cap_work(c, lim.max_work);
+    cap_case_work(c, lim.max_work);
 
     const Mask mask = pick(ch, D.mask);
     c.causal = mask != Mask::none;

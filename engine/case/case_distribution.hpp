@@ -140,6 +140,12 @@ struct DrawLimits {
 // One valid Case from a sequence of choices.
 Case draw_case(const CaseFilter& f, const DrawLimits& lim, Chooser& ch);
 
+// DrawLimits::max_work of a case, and the cap: halves the longest length
+// until the work fits (deterministic, so a shrunk candidate is capped the
+// same way).
+long long case_work(const Case& c);
+void cap_case_work(Case& c, long long max_work);
+
 // The table as printed: one row per alternative, share of its axis in %.
 struct DistributionRow {
     std::string axis, alternative;

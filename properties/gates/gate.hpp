@@ -33,6 +33,9 @@ struct GateVerdict {
     std::string summary;              // one line: the numbers that decided it
     std::vector<std::string> details; // further lines for the report
     std::optional<ProbeRequest> row;  // on fail: the row to diagnose stage by stage
+    // The largest error / bound the gate compared against the error model
+    // (fuzzers steer toward it, fuzz/fuzz_attention_cases.cpp); -1: none.
+    double ratio = -1;
 
     static GateVerdict pass(std::string s) { return {GateStatus::pass, std::move(s), {}, {}}; }
     static GateVerdict skip(std::string s) { return {GateStatus::skip, std::move(s), {}, {}}; }

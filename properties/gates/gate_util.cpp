@@ -41,6 +41,7 @@ std::string row_name(const ProbeRequest& r) {
 GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, const ReferenceOutput& ref,
                            const ProblemBounds& bounds, const Observation& obs) {
     const ParityReport rep = check_parity(p, ref, bounds, obs);
+    const double ratio = std::max(rep.o.worst_ratio, rep.lse.worst_ratio);
     if (rep.pass()) {
         GateVerdict v =
             GateVerdict::pass(fmt::format("{}: O worst err/bound {:.3g}, LSE worst err/bound {:.3g} over {} rows", what,
@@ -49,6 +50,7 @@ GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, c
             v.details.push_back(
                 fmt::format("{} rows outside the bound's meaningful range, {} with non-finite inputs: not judged",
                             rep.out_of_range_rows, rep.nonfinite_input_rows));
+        v.ratio = ratio;
         return v;
     }
     if (rep.masked_violations > 0 && rep.o.violations == 0 && rep.lse.violations == 0) {
@@ -64,12 +66,15 @@ GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, c
                     ok = false;
                     bad = obs.o[oi + c];
                 }
-            if (!ok)
-                return GateVerdict::fail(
-                    fmt::format("{}: fully masked row ({}) gave LSE {} and O element {} instead of "
-                                "LSE -inf, O 0 ({} such rows)",
-                                what, row_name(r), obs.lse[li], bad, rep.masked_violations),
-                    r);
+            if (!ok) {
+                GateVerdict v =
+                    GateVerdict::fail(fmt::format("{}: fully masked row ({}) gave LSE {} and O element {} "
+                                                  "instead of LSE -inf, O 0 ({} such rows)",
+                                                  what, row_name(r), obs.lse[li], bad, rep.masked_violations),
+                                      r);
+                v.ratio = ratio;
+                return v;
+            }
         }
     }
     const bool o_worse = rep.o.worst_ratio >= rep.lse.worst_ratio;
@@ -84,6 +89,7 @@ GateVerdict parity_verdict(const std::string& what, const AttentionProblem& p, c
             where, rep.o.violations + rep.lse.violations),
         r);
     v.details.push_back(rep.summary());
+    v.ratio = ratio;
     return v;
 }
 
