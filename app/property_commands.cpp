@@ -227,10 +227,11 @@ int cmd_run(const RunArgs& a) {
         for (const StaleEntry& s : stale_entries(*ledger, ledger_targets))
             fmt::print("  stale ledger entry {}: {}\n", s.entry, s.detail);
     }
-    fmt::print("\n{:18} {:>8} {:>8} {:>8}\n", "gate", "held", "FAILED", "skipped");
+    fmt::print("\n{:18} {:>8} {:>8} {:>8}  {}\n", "gate", "held", "FAILED", "skipped", "worst err/bound");
     for (const Gate* g : gates) {
         const GateTally tl = r.tallies.count(g->name) ? r.tallies.at(g->name) : GateTally{};
-        fmt::print("{:18} {:>8} {:>8} {:>8}\n", g->name, tl.pass, tl.fail, tl.skip);
+        fmt::print("{:18} {:>8} {:>8} {:>8}  {}\n", g->name, tl.pass, tl.fail, tl.skip,
+                   tl.worst_ratio >= 0 ? fmt::format("{:.3g}", tl.worst_ratio) : std::string("-"));
     }
     fmt::print("\nwhere the time goes (seconds summed over workers):\n{}", phase_table(r.phases));
     fmt::print("{}\n", oracle_line(r));

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ librapidcheck-dev libgtest-dev libboost-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-      python3-numpy)  # numpy: the external adapter test's numpy adapter (python/examples)
+      python3-numpy   # numpy: the external adapter test's numpy adapter (python/examples)
+      chromium)       # headless: the run report's page is rendered and checked (tests/render_report.py)
 if [[ "${1:-}" == "--fuzz" ]]; then
   pkgs+=(clang-14 libclang-rt-14-dev)
 fi

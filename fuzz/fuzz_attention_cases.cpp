@@ -20,7 +20,6 @@
 //
 // Failures and mutant builds (ATTNCHECK_FUZZ_MUTANT): attention_fuzz_common.hpp.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -36,9 +35,8 @@ namespace {
 // Keeps each input to a few milliseconds on the CPU twins.
 constexpr long long kMaxWork = 60000;
 
-// Ratio buckets: error / bound in [2^-12, 2^3) by powers of two, the ends
-// catching the rest; a gate's counters are its three outcomes, then these.
-constexpr int kRatioBuckets = 16;
+// A gate's counters: its three outcomes, then its error / bound buckets
+// (ratio_bucket, properties/gates/gate.hpp).
 constexpr int kCountersPerGate = 3 + kRatioBuckets;
 constexpr int kMaxGates = 32;
 
@@ -100,11 +98,7 @@ void record_feedback(const CaseCheck& chk) {
         if (g < 0 || g >= kMaxGates) continue;
         std::uint8_t* slot = g_feedback + g * kCountersPerGate;
         ++slot[static_cast<int>(o.verdict.status)];
-        if (o.verdict.ratio > 0 && std::isfinite(o.verdict.ratio)) {
-            const int b =
-                std::clamp(static_cast<int>(std::floor(std::log2(o.verdict.ratio))) + 12, 0, kRatioBuckets - 1);
-            ++slot[3 + b];
-        }
+        if (const int b = ratio_bucket(o.verdict.ratio); b >= 0) ++slot[3 + b];
     }
 }
 

@@ -23,11 +23,23 @@ Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& fa
     return ce;
 }
 
+void GateTally::add(const GateVerdict& v) {
+    (v.status == GateStatus::pass ? pass : v.status == GateStatus::fail ? fail : skip)++;
+    if (const int b = ratio_bucket(v.ratio); b >= 0) {
+        ++ratios[static_cast<std::size_t>(b)];
+        worst_ratio = std::max(worst_ratio, v.ratio);
+    }
+}
+
 void add_tallies(std::map<std::string, GateTally>& into, const std::map<std::string, GateTally>& from) {
     for (const auto& [g, t] : from) {
-        into[g].pass += t.pass;
-        into[g].fail += t.fail;
-        into[g].skip += t.skip;
+        GateTally& i = into[g];
+        i.pass += t.pass;
+        i.fail += t.fail;
+        i.skip += t.skip;
+        for (int b = 0; b < kRatioBuckets; ++b)
+            i.ratios[static_cast<std::size_t>(b)] += t.ratios[static_cast<std::size_t>(b)];
+        i.worst_ratio = std::max(i.worst_ratio, t.worst_ratio);
     }
 }
 
@@ -56,10 +68,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     int shrink_steps = 0;
 
     auto tally = [&](const CaseCheck& chk) {
-        for (const auto& o : chk.outcomes) {
-            GateTally& t = res.tallies[o.gate->name];
-            (o.verdict.status == GateStatus::pass ? t.pass : o.verdict.status == GateStatus::fail ? t.fail : t.skip)++;
-        }
+        for (const auto& o : chk.outcomes) res.tallies[o.gate->name].add(o.verdict);
     };
     // A failure the ledger lists: counted (outside shrinking), not a failure.
     long long known_cases = 0;

@@ -5,6 +5,7 @@
 // stop it between rounds; each round is one rc check with its own seed.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -19,6 +20,11 @@ namespace attncheck {
 
 struct GateTally {
     long long pass = 0, fail = 0, skip = 0;
+    // Verdicts that compared against the error model (GateVerdict::ratio),
+    // by ratio_bucket, and the largest ratio (-1: none).
+    std::array<long long, kRatioBuckets> ratios{};
+    double worst_ratio = -1;
+    void add(const GateVerdict& v);
 };
 // Adds every gate's tally of `from` into `into`.
 void add_tallies(std::map<std::string, GateTally>& into, const std::map<std::string, GateTally>& from);

@@ -109,16 +109,23 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
 
 namespace {
 
+// A gate's tally: [pass, fail, skip, worst ratio, [ratio histogram]].
 json tallies_json(const std::map<std::string, GateTally>& tallies) {
     json j = json::object();
-    for (const auto& [g, t] : tallies) j[g] = {t.pass, t.fail, t.skip};
+    for (const auto& [g, t] : tallies) j[g] = {t.pass, t.fail, t.skip, t.worst_ratio, t.ratios};
     return j;
 }
 
 std::map<std::string, GateTally> tallies_from_json(const json& j) {
     std::map<std::string, GateTally> out;
-    for (const auto& [g, t] : j.items())
-        out[g] = GateTally{t.at(0).get<long long>(), t.at(1).get<long long>(), t.at(2).get<long long>()};
+    for (const auto& [g, t] : j.items()) {
+        GateTally& x = out[g];
+        x.pass = t.at(0).get<long long>();
+        x.fail = t.at(1).get<long long>();
+        x.skip = t.at(2).get<long long>();
+        x.worst_ratio = t.at(3).get<double>();
+        x.ratios = t.at(4).get<std::array<long long, kRatioBuckets>>();
+    }
     return out;
 }
 

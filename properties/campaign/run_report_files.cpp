@@ -1,5 +1,6 @@
 #include "properties/campaign/run_report_files.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -120,6 +121,52 @@ std::string junit_xml(const RunReport& r, const ReportContext& ctx) {
         tests, failures, skipped, r.wall_seconds, suites);
 }
 
+// A gate's error / bound histogram (ratio_bucket's log2 buckets) as inline
+// SVG: one bar per bucket, heights on a log scale of the case count (a few
+// cases near the bound stay visible beside thousands far below it), a red
+// line at error = bound.
+std::string ratio_svg(const GateTally& t) {
+    constexpr int kBar = 14, kHeight = 60;
+    long long most = 1;
+    for (long long n : t.ratios) most = std::max(most, n);
+    std::string bars;
+    for (int b = 0; b < kRatioBuckets; ++b) {
+        const long long n = t.ratios[static_cast<std::size_t>(b)];
+        const int h = n == 0 ? 0 : 2 + static_cast<int>((kHeight - 2) * std::log1p(n) / std::log1p(most));
+        bars += fmt::format(
+            R"(<rect class="bar" x="{}" y="{}" width="{}" height="{}" fill="{}"><title>error/bound in [2^{}, 2^{}): {} case(s)</title></rect>)",
+            b * kBar, kHeight - h, kBar - 2, h, b >= kRatioShift ? "#c0392b" : "#4a7bb7", b - kRatioShift,
+            b + 1 - kRatioShift, n);
+    }
+    const int x1 = kRatioShift * kBar - 1;
+    return fmt::format(
+        R"(<svg class="ratios" width="{}" height="{}" xmlns="http://www.w3.org/2000/svg">{}<line x1="{}" y1="0" x2="{}" y2="{}" stroke="red"/><text x="0" y="{}" font-size="9">2^-12</text><text x="{}" y="{}" font-size="9">1</text></svg>)",
+        kRatioBuckets * kBar, kHeight + 12, bars, x1, x1, kHeight, kHeight + 10, x1 - 2, kHeight + 10);
+}
+
+// Per gate that compared against the error model, a histogram per target.
+std::string ratio_section(const RunReport& r) {
+    std::string rows;
+    for (const Gate& g : all_gates()) {
+        std::string cells;
+        bool any = false;
+        for (const TargetRun& t : r.targets) {
+            const auto it = t.tallies.find(g.name);
+            if (it == t.tallies.end() || it->second.worst_ratio < 0) {
+                cells += "<td></td>";
+                continue;
+            }
+            any = true;
+            cells += fmt::format("<td>{}<br>worst {:.3g}</td>", ratio_svg(it->second), it->second.worst_ratio);
+        }
+        if (any) rows += fmt::format("<tr><td>{}</td>{}</tr>\n", g.name, cells);
+    }
+    if (rows.empty()) return "<p>no gate compared against the error model</p>\n";
+    std::string head = "<tr><th>gate</th>";
+    for (const TargetRun& t : r.targets) head += "<th>" + escape(t.target) + "</th>";
+    return "<table>\n" + head + "</tr>\n" + rows + "</table>\n";
+}
+
 std::string index_html(const RunReport& r, const ReportContext& ctx) {
     std::string head = "<tr><th>gate</th>";
     for (const TargetRun& t : r.targets) head += "<th>" + escape(t.target) + "</th>";
@@ -158,12 +205,16 @@ table{{border-collapse:collapse}}.held{{background:#e6f4e6}}.failed{{background:
 <p>{} cases in {:.1f} s ({:.1f} cases/s, {} worker(s)); commit {}; {}</p>
 <table>
 {}{}</table>
+<h2>Error / bound</h2>
+<p>Each case's largest error over its bound, for the gates that compare against the error model
+(docs/error-model.md), in powers of two from 2^-12; red: at or past the bound.</p>
+{}
 <h2>Failures</h2>
 {}
 </body></html>
 )",
                        r.cases, r.wall_seconds, r.cases_per_second(), r.workers, escape(ctx.commit), escape(ctx.device),
-                       head, rows, failures.empty() ? "<p>none</p>" : failures);
+                       head, rows, ratio_section(r), failures.empty() ? "<p>none</p>" : failures);
 }
 
 } // namespace

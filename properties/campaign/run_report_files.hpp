@@ -1,14 +1,18 @@
 // `attncheck run --report DIR`: what a run leaves behind for people and for
 // CI dashboards.
 //   results.json  the run: its spec, figures and phases, and per target the
-//                 cases, per-gate tallies and verdicts, the failure (gate,
+//                 cases, per-gate tallies (with the error/bound histogram
+//                 and worst ratio) and verdicts, the failure (gate,
 //                 summary, stage report, counterexample file, repro command)
 //                 and the known failures it met;
 //   junit.xml     one testsuite per target, one testcase per gate: failed
 //                 (with the summary and the stage report) where that gate
 //                 failed, skipped where it judged no case, passed otherwise;
-//   index.html    the same as a page: a table of targets x gates, then each
-//                 failure with its report and repro command.
+//   index.html    the same as a page: a table of targets x gates, the
+//                 error/bound histograms (inline SVG) of the gates that
+//                 compare against the error model, per target, then each
+//                 failure with its report and repro command
+//                 (tests/render_report.py renders it in headless Chromium).
 #pragma once
 
 #include <string>

@@ -26,6 +26,16 @@
 namespace attncheck {
 
 enum class GateStatus { pass, fail, skip };
+
+// Error / bound on a log2 scale, for run reports' histograms and fuzzers'
+// feedback: bucket b holds ratios in [2^(b - kRatioShift), 2^(b + 1 -
+// kRatioShift)), the first and last also everything below and above;
+// buckets from kRatioShift on are at or past the bound.
+inline constexpr int kRatioBuckets = 16;
+inline constexpr int kRatioShift = 12;
+// -1 when there is no ratio (negative, zero or not finite... zero counts as
+// the lowest bucket: an exact result).
+int ratio_bucket(double ratio);
 const char* gate_status_name(GateStatus s);
 
 struct GateVerdict {

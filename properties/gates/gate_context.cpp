@@ -1,5 +1,8 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "engine/timing/phase_timer.hpp"
 #include "properties/gates/gate.hpp"
 
@@ -15,6 +18,12 @@ const char* gate_status_name(GateStatus s) {
             return "skip";
     }
     return "?";
+}
+
+int ratio_bucket(double ratio) {
+    if (!(ratio >= 0) || std::isinf(ratio)) return ratio > 0 ? kRatioBuckets - 1 : -1;
+    if (ratio == 0) return 0;
+    return std::clamp(static_cast<int>(std::floor(std::log2(ratio))) + kRatioShift, 0, kRatioBuckets - 1);
 }
 
 namespace {
