@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "fuzz/fuzz_env.hpp"
 #include "kernels/registry.hpp"
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/counterexample.hpp"
@@ -39,14 +40,8 @@ private:
 };
 
 inline Mutant fuzz_mutant() {
-    const char* e = std::getenv("ATTNCHECK_FUZZ_MUTANT");
-    if (!e) return Mutant::none;
-    const auto m = parse_mutant(e);
-    if (!m) {
-        std::fprintf(stderr, "ATTNCHECK_FUZZ_MUTANT: unknown mutant '%s'\n", e);
-        std::exit(2);
-    }
-    return *m;
+    return fuzz::mutant_from_env("ATTNCHECK_FUZZ_MUTANT", Mutant::none,
+                                 [](const std::string& s) { return parse_mutant(s); });
 }
 
 struct FuzzEntry {

@@ -1,5 +1,6 @@
 #include "model/model_case_check.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -45,6 +46,12 @@ ModelVerdict check_model_case(const ModelCase& c, Backend b, ModelMutant m) {
         v.summary = where + ": " + rep.summary();
         v.table = rep.table();
     };
+    auto note = [&](const DivergenceReport& rep) {
+        for (const StageCheck& sc : rep.stages) {
+            double& w = v.stage_worst[static_cast<size_t>(sc.stage)];
+            w = std::max(w, sc.worst_ratio);
+        }
+    };
     // rows[slot][position]: the latest row the schedule computed there.
     std::vector<std::map<int, RowRecord>> rows(static_cast<size_t>(c.slots));
     for (size_t i = 0; i < c.schedule.size(); ++i) {
@@ -59,6 +66,7 @@ ModelVerdict check_model_case(const ModelCase& c, Backend b, ModelMutant m) {
         o.num_splits = st.num_splits;
         const StepOutput out = s.run(st.batch, o);
         const DivergenceReport rep = s.check(out);
+        note(rep);
         ++v.calls;
         if (!rep.ok) {
             v.step = static_cast<int>(i);
@@ -83,6 +91,7 @@ ModelVerdict check_model_case(const ModelCase& c, Backend b, ModelMutant m) {
         s.reset(spare);
         out = s.run({{spare, hist}}, {.attention = attention});
         rep = s.check(out);
+        note(rep);
         ++v.calls;
         if (rep.ok) return true;
         stages_failed(rep, fmt::format("one-shot prefill of slot {} ({} tokens, {} attention)", slot, hist.size(),

@@ -11,11 +11,13 @@
 // such, not as a failed gate.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 
 #include "model/model_case.hpp"
 #include "model/model_mutant.hpp"
+#include "model/model_trace.hpp"
 
 namespace attncheck {
 
@@ -28,6 +30,9 @@ struct ModelVerdict {
     std::string stage;
     std::string table; // stages: the per-layer table
     long long calls = 0, rows_compared = 0, family_pairs = 0;
+    // Per stage, the largest error / bound over every call and layer checked
+    // (fuzzers steer toward it: fuzz/fuzz_model_step.cpp).
+    std::array<double, kStages> stage_worst{};
 };
 
 ModelVerdict check_model_case(const ModelCase& c, Backend b, ModelMutant m = ModelMutant::none);

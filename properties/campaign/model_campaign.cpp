@@ -28,6 +28,9 @@ std::vector<int> gen_tokens(int n, int vocab) {
 
 } // namespace
 
+const std::vector<std::pair<int, int>>& model_head_layouts() { return kHeads; }
+const std::vector<int>& model_head_dims() { return kHeadDims; }
+
 rc::Gen<ModelCase> gen_model_case() {
     return rc::gen::exec([] {
         ModelCase mc;

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <rapidcheck.h>
 
@@ -18,6 +20,12 @@
 namespace attncheck {
 
 rc::Gen<ModelCase> gen_model_case();
+
+// What the generator draws from (and the model case mutator moves among):
+// the head layouts (n_q, n_kv) the issue names and the head dims, smallest
+// first.
+const std::vector<std::pair<int, int>>& model_head_layouts();
+const std::vector<int>& model_head_dims();
 
 struct ModelRunSpec {
     Backend backend = Backend::cpu;
