@@ -63,6 +63,9 @@ TEST(SeededDrawer, FindsAndShrinksAMutant) {
     const Case& c = r.failure->kase;
     EXPECT_LE(c.batch(), 2);
     EXPECT_LE(c.n_q_heads, 4);
+    // The report's shrink trajectory runs from the case found to this one.
+    ASSERT_FALSE(r.failure->shrink_trajectory.empty());
+    EXPECT_EQ(r.failure->shrink_trajectory.back(), case_shape_summary(c));
     // And it replays: the recorded gate is the first to fail on the shrunk case.
     const CaseCheck chk = check_case(*t, c, gate_pointers({}));
     ASSERT_NE(chk.failure(), nullptr);

@@ -66,6 +66,11 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     std::vector<const Gate*> shrink_gates; // gates up to the one that failed
     std::optional<std::pair<Case, CaseCheck>> last_fail;
     int shrink_steps = 0;
+    std::vector<std::string> trajectory;
+    auto trace_shape = [&](const Case& c) {
+        std::string shape = case_shape_summary(c);
+        if (trajectory.empty() || trajectory.back() != shape) trajectory.push_back(std::move(shape));
+    };
 
     auto tally = [&](const CaseCheck& chk) {
         for (const auto& o : chk.outcomes) res.tallies[o.gate->name].add(o.verdict);
@@ -120,6 +125,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
             else
                 ++shrink_steps;
             const std::string msg = std::string(f->gate->name) + ": " + f->verdict.summary;
+            trace_shape(c);
             last_fail.emplace(c, std::move(chk));
             RC_FAIL(msg);
         }
@@ -143,6 +149,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         Counterexample ce = counterexample_of(target, c, *chk.failure());
         ce.seed = seed;
         ce.shrink_steps = shrink_steps;
+        ce.shrink_trajectory = trajectory;
         res.failure = std::move(ce);
     };
 
@@ -172,6 +179,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
                 continue;
             }
             first_failure(*f);
+            trace_shape(c);
             last_fail.emplace(c, std::move(chk)); // stands if the rerun below does not fail (a flaky target)
             // RapidCheck shrinks from the recorded draws; its first case is
             // this one again, which is not a shrink step.

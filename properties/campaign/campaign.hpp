@@ -39,6 +39,9 @@ struct Counterexample {
     std::string report;  // failure_report of the shrunk case
     std::uint64_t seed = 0;
     int shrink_steps = 0; // candidates that still failed while shrinking
+    // The shapes the failure went through, first found to shrunk (each
+    // failing shrink step whose shape changed: case_shape_summary).
+    std::vector<std::string> shrink_trajectory;
 };
 
 // The counterexample of a failed check of case c on target t, with its full

@@ -91,6 +91,7 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
             f.summary = r.failure->summary;
             f.report = r.failure->report;
             f.shrink_steps = r.failure->shrink_steps;
+            f.shrink_trajectory = r.failure->shrink_trajectory;
             f.seconds_to_failure = r.seconds_to_failure;
             f.cases_before = r.cases;
             f.worker = worker;
@@ -208,6 +209,7 @@ std::string run_report_json(const RunReport& r) {
                              {"summary", f.summary},
                              {"report", f.report},
                              {"shrink_steps", f.shrink_steps},
+                             {"shrink_trajectory", f.shrink_trajectory},
                              {"seconds_to_failure", f.seconds_to_failure},
                              {"cases_before", f.cases_before},
                              {"worker", f.worker}};
@@ -246,6 +248,7 @@ RunReport run_report_from_json(const std::string& text) {
             f.summary = fj.at("summary").get<std::string>();
             f.report = fj.at("report").get<std::string>();
             f.shrink_steps = fj.at("shrink_steps").get<int>();
+            f.shrink_trajectory = fj.at("shrink_trajectory").get<std::vector<std::string>>();
             f.seconds_to_failure = fj.at("seconds_to_failure").get<double>();
             f.cases_before = fj.at("cases_before").get<long long>();
             f.worker = fj.at("worker").get<int>();

@@ -57,6 +57,7 @@ struct FailureRecord {
     std::string path; // counterexample file ("" when not saved)
     std::string gate, summary, report;
     int shrink_steps = 0;
+    std::vector<std::string> shrink_trajectory; // shapes, first found to shrunk
     double seconds_to_failure = 0;
     long long cases_before = 0;
     int worker = 0;

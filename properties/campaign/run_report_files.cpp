@@ -184,11 +184,15 @@ std::string index_html(const RunReport& r, const ReportContext& ctx) {
     }
     std::string failures;
     for (const TargetRun& t : r.targets) {
-        if (t.failure)
+        if (t.failure) {
+            std::string steps;
+            for (const std::string& shape : t.failure->shrink_trajectory) steps += "<li>" + escape(shape) + "</li>";
             failures += fmt::format(
-                "<h3 class=\"failed\">{}: gate {} failed</h3>\n<p>{}</p>\n<pre>{}</pre>\n<p><code>{}</code></p>\n",
+                "<h3 class=\"failed\">{}: gate {} failed</h3>\n<p>{}</p>\n<pre>{}</pre>\n<p><code>{}</code></p>\n"
+                "<p>Shrunk in {} steps, through these shapes:</p>\n<ol class=\"shrink\">{}</ol>\n",
                 escape(t.target), escape(t.failure->gate), escape(t.failure->summary), escape(t.failure->report),
-                escape(repro_command(*t.failure, ctx)));
+                escape(repro_command(*t.failure, ctx)), t.failure->shrink_steps, steps);
+        }
         for (const auto& [k, n] : t.known)
             failures += fmt::format(
                 "<p class=\"known\">{}: {} case(s) failed as ledger entry {} says{}</p>\n", escape(t.target), n, k,
