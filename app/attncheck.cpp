@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     register_property_commands(app, rc);
     register_model_commands(app);
     register_bench_commands(app, rc);
+    register_campaign_command(app, rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

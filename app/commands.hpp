@@ -16,6 +16,7 @@ void register_property_commands(CLI::App& app, int& rc); // list, run, repro, mu
 void register_model_commands(CLI::App& app);             // model-* (app/model_commands.cpp)
 void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _worker (app/bench_commands.cpp)
 void register_bench_kernels(CLI::App& bench, int& rc);   // bench kernels (app/bench_kernels.cpp)
+void register_campaign_command(CLI::App& app, int& rc);  // campaign (app/campaign_command.cpp)
 
 // The model campaign (app/model_campaign_commands.cpp): `run --target model`
 // and `repro` of a model case file (`text` is the file's content).

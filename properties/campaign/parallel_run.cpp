@@ -117,6 +117,8 @@ json tallies_json(const std::map<std::string, GateTally>& tallies) {
     return j;
 }
 
+} // namespace
+
 std::map<std::string, GateTally> tallies_from_json(const json& j) {
     std::map<std::string, GateTally> out;
     for (const auto& [g, t] : j.items()) {
@@ -129,8 +131,6 @@ std::map<std::string, GateTally> tallies_from_json(const json& j) {
     }
     return out;
 }
-
-} // namespace
 
 std::string run_spec_json(const RunSpec& s) {
     json j;

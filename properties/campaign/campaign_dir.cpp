@@ -1,0 +1,130 @@
+#include "properties/campaign/campaign_dir.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "properties/campaign/counterexample.hpp"
+#include "properties/campaign/parallel_run.hpp"
+
+namespace attncheck {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CampaignFailure, key, target, gate, summary, file, first_round, seen)
+
+namespace {
+
+json read_json(const fs::path& p) {
+    std::ifstream in(p);
+    if (!in) throw std::runtime_error(fmt::format("campaign: cannot read {}", p.string()));
+    try {
+        return json::parse(in);
+    } catch (const json::exception& e) {
+        throw std::invalid_argument(fmt::format("campaign: {} is not valid JSON: {}", p.string(), e.what()));
+    }
+}
+
+json tally_json(const GateTally& t) {
+    return {{"pass", t.pass}, {"fail", t.fail}, {"skip", t.skip}, {"worst_ratio", t.worst_ratio}, {"ratios", t.ratios}};
+}
+
+GateTally tally_from(const json& j) {
+    GateTally t;
+    t.pass = j.at("pass").get<long long>();
+    t.fail = j.at("fail").get<long long>();
+    t.skip = j.at("skip").get<long long>();
+    t.worst_ratio = j.at("worst_ratio").get<double>();
+    t.ratios = j.at("ratios").get<std::array<long long, kRatioBuckets>>();
+    return t;
+}
+
+} // namespace
+
+std::string shape_class(const Case& c) {
+    const bool decode = std::all_of(c.q_lens.begin(), c.q_lens.end(), [](int q) { return q <= 1; });
+    const char* mask = !c.causal ? "nomask" : c.window > 0 ? "window" : "causal";
+    const char* dims = c.head_dim <= 64 ? "d64" : c.head_dim <= 128 ? "d128" : "d256";
+    return fmt::format("{}-{}-{}-{}-{}", dtype_name(c.dtype), decode ? "decode" : "prefill",
+                       c.n_q_heads == c.n_kv_heads ? "mha" : "gqa", mask, dims);
+}
+
+CampaignState load_campaign_state(const std::string& dir) {
+    CampaignState s;
+    const fs::path p = fs::path(dir) / "status.json";
+    if (!fs::exists(p)) return s;
+    const json j = read_json(p);
+    try {
+        s.rounds = j.at("rounds").get<long long>();
+        s.cases = j.at("cases").get<long long>();
+        s.crashes = j.at("crashes").get<long long>();
+        s.seconds = j.at("seconds").get<double>();
+        for (const auto& [g, t] : j.at("tallies").items()) s.tallies[g] = tally_from(t);
+        s.failures = j.at("failures").get<std::vector<CampaignFailure>>();
+    } catch (const json::exception& e) {
+        throw std::invalid_argument(fmt::format("campaign: {} is malformed: {}", p.string(), e.what()));
+    }
+    return s;
+}
+
+void save_campaign_state(const std::string& dir, const CampaignState& s) {
+    json j;
+    j["rounds"] = s.rounds;
+    j["cases"] = s.cases;
+    j["crashes"] = s.crashes;
+    j["seconds"] = s.seconds;
+    j["cases_per_s"] = s.cases_per_second();
+    j["tallies"] = json::object();
+    for (const auto& [g, t] : s.tallies) j["tallies"][g] = tally_json(t);
+    j["failures"] = s.failures;
+    fs::create_directories(dir);
+    const fs::path tmp = fs::path(dir) / "status.json.tmp";
+    {
+        std::ofstream out(tmp);
+        out << j.dump(2) << "\n";
+        if (!out) throw std::runtime_error(fmt::format("campaign: cannot write {}", tmp.string()));
+    }
+    fs::rename(tmp, fs::path(dir) / "status.json");
+}
+
+int fold_round(CampaignState& s, const std::string& dir, long long round, const std::string& round_dir) {
+    const fs::path results = fs::path(round_dir) / "report" / "results.json";
+    if (!fs::exists(results)) return 0; // the round's child died before writing its report
+    const json j = read_json(results);
+    s.cases += j.at("cases").get<long long>();
+    s.seconds += j.at("wall_seconds").get<double>();
+    int fresh = 0;
+    for (const json& t : j.at("targets")) {
+        add_tallies(s.tallies, tallies_from_json(t.at("tallies")));
+        if (!t.contains("failure")) continue;
+        const json& f = t.at("failure");
+        const std::string path = f.at("path").get<std::string>();
+        if (path.empty()) continue;
+        const CounterexampleFile ce = load_counterexample(path);
+        const std::string target = t.at("target").get<std::string>(), gate = f.at("gate").get<std::string>();
+        const std::string key = target + "/" + gate + "/" + shape_class(ce.kase);
+        const auto it =
+            std::find_if(s.failures.begin(), s.failures.end(), [&](const CampaignFailure& x) { return x.key == key; });
+        if (it != s.failures.end()) {
+            ++it->seen;
+            continue;
+        }
+        fs::create_directories(fs::path(dir) / "failures");
+        std::string name = key;
+        std::replace(name.begin(), name.end(), '/', '-');
+        std::replace(name.begin(), name.end(), '+', '-');
+        const fs::path kept = fs::path(dir) / "failures" / (name + ".json");
+        fs::copy_file(path, kept, fs::copy_options::overwrite_existing);
+        s.failures.push_back({key, target, gate, f.at("summary").get<std::string>(), kept.string(), round, 1});
+        ++fresh;
+    }
+    return fresh;
+}
+
+} // namespace attncheck

@@ -1,0 +1,55 @@
+// The state of a long campaign (`attncheck campaign --dir DIR`), kept in its
+// directory so that a campaign stopped at any point resumes where it was:
+//   DIR/status.json  totals over every round so far (rounds, seconds, cases,
+//                    cases/s, rounds whose child process died, each gate's
+//                    tally with its error/bound histogram) and the failures;
+//   DIR/failures/    one counterexample per (target, gate, shape class):
+//                    the first found; later ones of the same class are
+//                    counted, not kept;
+//   DIR/rounds/K/    round K's own output: its log, counterexamples and
+//                    run report (results.json, junit.xml, index.html).
+// The supervisor (app/campaign_command.cpp) runs each round as a child
+// `attncheck run`, so a crash or a sticky CUDA error costs one round.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/case/case.hpp"
+#include "properties/campaign/campaign.hpp"
+
+namespace attncheck {
+
+struct CampaignFailure {
+    std::string key; // target / gate / shape class
+    std::string target, gate, summary;
+    std::string file; // under DIR/failures
+    long long first_round = 0, seen = 0;
+};
+
+struct CampaignState {
+    long long rounds = 0, cases = 0, crashes = 0;
+    double seconds = 0;
+    std::map<std::string, GateTally> tallies;
+    std::vector<CampaignFailure> failures;
+    double cases_per_second() const { return seconds > 0 ? cases / seconds : 0; }
+};
+
+// What makes two failures of one gate on one target the same finding:
+// dtype, decode or prefill, MHA or GQA, the mask, and the head_dim's range.
+std::string shape_class(const Case& c);
+
+// The state in DIR (a fresh one when DIR has none yet). Throws
+// std::invalid_argument naming the file when status.json is malformed (the
+// command exits 2), std::runtime_error when it cannot be read.
+CampaignState load_campaign_state(const std::string& dir);
+// Writes DIR/status.json whole (a temporary file renamed over it).
+void save_campaign_state(const std::string& dir, const CampaignState& s);
+
+// Folds round `round`'s run report (ROUND_DIR/report/results.json) into the
+// state: cases, seconds, tallies, and each failure, whose counterexample is
+// copied to DIR/failures when its class is new. Returns the new classes.
+int fold_round(CampaignState& s, const std::string& dir, long long round, const std::string& round_dir);
+
+} // namespace attncheck
