@@ -30,7 +30,7 @@ namespace {
 
 struct CampaignArgs {
     std::string dir, backend, mutant = "none", devices;
-    std::vector<std::string> targets;
+    std::vector<std::string> targets, merge;
     double seconds = 600, round_seconds = 60;
     int workers = 0, processes = 1;
     std::uint64_t seed = 1;
@@ -82,9 +82,31 @@ std::vector<std::string> round_args(const CampaignArgs& a, long long round, doub
     return v;
 }
 
+void print_failures(const CampaignState& s) {
+    for (const CampaignFailure& f : s.failures)
+        fmt::print("  {} (round {}, seen {}x): {}\n    attncheck repro {}\n", f.key, f.first_round, f.seen, f.summary,
+                   f.file);
+}
+
+// The merge job of a Slurm array (contrib/slurm): the tasks' directories
+// folded into --dir.
+int cmd_merge(const CampaignArgs& a) {
+    CampaignState s = load_campaign_state(a.dir);
+    for (const auto& d : a.merge) {
+        const int fresh = merge_campaign(s, a.dir, d);
+        fmt::print("merged {}: {} new failure class(es)\n", d, fresh);
+    }
+    save_campaign_state(a.dir, s);
+    fmt::print("{}: {} rounds, {} cases, {} crash(es), {} failure class(es)\n", a.dir, s.rounds, s.cases, s.crashes,
+               s.failures.size());
+    print_failures(s);
+    return s.failures.empty() && s.crashes == 0 ? 0 : 1;
+}
+
 int cmd_campaign(const CampaignArgs& a) {
     namespace fs = std::filesystem;
     using clock = std::chrono::steady_clock;
+    if (!a.merge.empty()) return cmd_merge(a);
     CampaignState s = load_campaign_state(a.dir); // a malformed status.json stops here
     fmt::print("attncheck campaign: {} ({} rounds, {} cases so far), {} s in rounds of {} s\n", a.dir, s.rounds,
                s.cases, a.seconds, a.round_seconds);
@@ -115,9 +137,7 @@ int cmd_campaign(const CampaignArgs& a) {
                    s.crashes);
         std::fflush(stdout);
     }
-    for (const CampaignFailure& f : s.failures)
-        fmt::print("  {} (round {}, seen {}x): {}\n    attncheck repro {}\n", f.key, f.first_round, f.seen, f.summary,
-                   f.file);
+    print_failures(s);
     return s.failures.empty() && s.crashes == 0 ? 0 : 1;
 }
 
@@ -138,6 +158,8 @@ void register_campaign_command(CLI::App& app, int& rc) {
     c->add_option("--target", a.targets, "target family (repeatable; default all)");
     c->add_option("--mutant", a.mutant, "run against a mutant build (default none)");
     c->add_option("--seed", a.seed, "seed of round 0 (round K uses seed + K)");
+    c->add_option("--merge", a.merge,
+                  "instead of running: fold these campaign directories (a Slurm array's tasks) into --dir");
     c->callback([&rc] { rc = cmd_campaign(a); });
 }
 

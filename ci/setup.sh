@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(cmake ninja-build g++ librapidcheck-dev libgtest-dev libboost-dev nlohmann-json3-dev libcli11-dev libfmt-dev
       python3-numpy   # numpy: the external adapter test's numpy adapter (python/examples)
-      chromium)       # headless: the run report's page is rendered and checked (tests/render_report.py)
+      chromium        # headless: the run report's page is rendered and checked (tests/render_report.py)
+      slurm-wlm munge) # a one-node Slurm for the array campaign test (ci/slurm_test.sh)
 if [[ "${1:-}" == "--fuzz" ]]; then
   pkgs+=(clang-14 libclang-rt-14-dev)
 fi

@@ -93,6 +93,30 @@ void save_campaign_state(const std::string& dir, const CampaignState& s) {
     fs::rename(tmp, fs::path(dir) / "status.json");
 }
 
+namespace {
+
+// Adds a failure of class f.key: counted when the class is known, else its
+// counterexample `file` is copied to DIR/failures. True when it was new.
+bool add_failure(CampaignState& s, const std::string& dir, CampaignFailure f, const std::string& file) {
+    const auto it =
+        std::find_if(s.failures.begin(), s.failures.end(), [&](const CampaignFailure& x) { return x.key == f.key; });
+    if (it != s.failures.end()) {
+        it->seen += f.seen;
+        return false;
+    }
+    fs::create_directories(fs::path(dir) / "failures");
+    std::string name = f.key;
+    std::replace(name.begin(), name.end(), '/', '-');
+    std::replace(name.begin(), name.end(), '+', '-');
+    const fs::path kept = fs::path(dir) / "failures" / (name + ".json");
+    if (fs::absolute(file) != fs::absolute(kept)) fs::copy_file(file, kept, fs::copy_options::overwrite_existing);
+    f.file = kept.string();
+    s.failures.push_back(std::move(f));
+    return true;
+}
+
+} // namespace
+
 int fold_round(CampaignState& s, const std::string& dir, long long round, const std::string& round_dir) {
     const fs::path results = fs::path(round_dir) / "report" / "results.json";
     if (!fs::exists(results)) return 0; // the round's child died before writing its report
@@ -109,21 +133,22 @@ int fold_round(CampaignState& s, const std::string& dir, long long round, const 
         const CounterexampleFile ce = load_counterexample(path);
         const std::string target = t.at("target").get<std::string>(), gate = f.at("gate").get<std::string>();
         const std::string key = target + "/" + gate + "/" + shape_class(ce.kase);
-        const auto it =
-            std::find_if(s.failures.begin(), s.failures.end(), [&](const CampaignFailure& x) { return x.key == key; });
-        if (it != s.failures.end()) {
-            ++it->seen;
-            continue;
-        }
-        fs::create_directories(fs::path(dir) / "failures");
-        std::string name = key;
-        std::replace(name.begin(), name.end(), '/', '-');
-        std::replace(name.begin(), name.end(), '+', '-');
-        const fs::path kept = fs::path(dir) / "failures" / (name + ".json");
-        fs::copy_file(path, kept, fs::copy_options::overwrite_existing);
-        s.failures.push_back({key, target, gate, f.at("summary").get<std::string>(), kept.string(), round, 1});
-        ++fresh;
+        fresh += add_failure(s, dir, {key, target, gate, f.at("summary").get<std::string>(), {}, round, 1}, path);
     }
+    return fresh;
+}
+
+int merge_campaign(CampaignState& s, const std::string& dir, const std::string& other_dir) {
+    if (!fs::exists(fs::path(other_dir) / "status.json"))
+        throw std::invalid_argument(fmt::format("campaign --merge: {} has no status.json", other_dir));
+    const CampaignState o = load_campaign_state(other_dir);
+    s.rounds += o.rounds;
+    s.cases += o.cases;
+    s.crashes += o.crashes;
+    s.seconds += o.seconds;
+    add_tallies(s.tallies, o.tallies);
+    int fresh = 0;
+    for (const CampaignFailure& f : o.failures) fresh += add_failure(s, dir, f, f.file);
     return fresh;
 }
 

@@ -52,4 +52,10 @@ void save_campaign_state(const std::string& dir, const CampaignState& s);
 // copied to DIR/failures when its class is new. Returns the new classes.
 int fold_round(CampaignState& s, const std::string& dir, long long round, const std::string& round_dir);
 
+// Folds another campaign directory (a Slurm array task's) into `s`, kept in
+// `dir`: totals add up, tallies merge, failures merge by class (counts add;
+// a new class's counterexample is copied to DIR/failures). Returns the new
+// classes.
+int merge_campaign(CampaignState& s, const std::string& dir, const std::string& other_dir);
+
 } // namespace attncheck
