@@ -2,8 +2,10 @@
 """Renders a run report's index.html in headless Chromium and checks what a
 reader sees: the gate table, one error/bound histogram (16 bars) per gate
 and target with ratios, and bars actually painted (the bar colour in a
-screenshot, decoded here with the standard library only).
-Usage: render_report.py REPORT_DIR EXPECTED_HISTOGRAMS"""
+screenshot, decoded here with the standard library only). The histograms
+expected are the (target, gate) tallies of results.json with a ratio; at
+least MIN_HISTOGRAMS of them.
+Usage: render_report.py REPORT_DIR MIN_HISTOGRAMS"""
 import json
 import os
 import shutil
@@ -66,13 +68,16 @@ def png_pixels(path):
 
 
 def main():
-    report, expected = sys.argv[1], int(sys.argv[2])
+    report, least = sys.argv[1], int(sys.argv[2])
+    results = json.load(open(os.path.join(report, "results.json")))
+    # A tally: [pass, fail, skip, worst ratio (-1: none), histogram].
+    expected = sum(1 for t in results["targets"] for tally in t["tallies"].values() if tally[3] >= 0)
+    assert expected >= least, f"only {expected} gate tallies carry a ratio, expected at least {least}"
     page = "file://" + os.path.abspath(os.path.join(report, "index.html"))
     dom = run(["--dump-dom", page]).stdout.decode()
     histograms, bars = dom.count('<svg class="ratios"'), dom.count('<rect class="bar"')
     assert histograms == expected, f"{histograms} histograms rendered, expected {expected}"
     assert bars == 16 * expected, f"{bars} bars, expected {16 * expected}"
-    results = json.load(open(os.path.join(report, "results.json")))
     assert "<table>" in dom and str(results["cases"]) in dom, "the gate table or the case count is missing"
     with tempfile.TemporaryDirectory() as tmp:
         shot = os.path.join(tmp, "page.png")

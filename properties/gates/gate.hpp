@@ -33,8 +33,8 @@ enum class GateStatus { pass, fail, skip };
 // buckets from kRatioShift on are at or past the bound.
 inline constexpr int kRatioBuckets = 16;
 inline constexpr int kRatioShift = 12;
-// -1 when there is no ratio (negative, zero or not finite... zero counts as
-// the lowest bucket: an exact result).
+// -1 for no ratio (negative or NaN); 0 (an exact result) lands in the
+// first bucket, +inf in the last.
 int ratio_bucket(double ratio);
 const char* gate_status_name(GateStatus s);
 
@@ -44,10 +44,16 @@ struct GateVerdict {
     std::vector<std::string> details; // further lines for the report
     std::optional<ProbeRequest> row;  // on fail: the row to diagnose stage by stage
     // The largest error / bound the gate compared against the error model
-    // (fuzzers steer toward it, fuzz/fuzz_attention_cases.cpp); -1: none.
+    // (fuzzers steer toward it, fuzz/fuzz_attention_cases.cpp; reports draw
+    // it): parity, q_completeness and the gates that compare two runs under
+    // the sum of their bounds (agreement_verdict) set it; -1: none.
     double ratio = -1;
 
-    static GateVerdict pass(std::string s) { return {GateStatus::pass, std::move(s), {}, {}}; }
+    static GateVerdict pass(std::string s, double ratio = -1) {
+        GateVerdict v{GateStatus::pass, std::move(s), {}, {}};
+        v.ratio = ratio;
+        return v;
+    }
     static GateVerdict skip(std::string s) { return {GateStatus::skip, std::move(s), {}, {}}; }
     static GateVerdict fail(std::string s, std::optional<ProbeRequest> row = std::nullopt) {
         return {GateStatus::fail, std::move(s), {}, row};

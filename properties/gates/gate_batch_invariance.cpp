@@ -61,17 +61,18 @@ GateVerdict batch_invariance(GateContext& ctx) {
                     "sequence 0 at batch positions {} and {} (same inputs) differs at q head {}, query {}: {}", a, b, h,
                     t, first_difference(q, obs, {a, h, t}, {b, h, t}));
                 if (promised) return GateVerdict::fail(diff, ProbeRequest{0, h, t});
-                return GateVerdict::pass(
-                    fmt::format("not batch invariant: {} (the target does not promise bitwise "
-                                "batch invariance; judged under the error model: {})",
-                                diff, v.summary));
+                return GateVerdict::pass(fmt::format("not batch invariant: {} (the target does not promise bitwise "
+                                                     "batch invariance; judged under the error model: {})",
+                                                     diff, v.summary),
+                                         v.ratio);
             }
     if (!promised)
         return GateVerdict::pass(
             fmt::format("not batch invariant: not promised by the target (the two copies of sequence 0 happened to "
                         "agree bitwise on this case); judged under the error model: {}",
-                        v.summary));
-    return GateVerdict::pass(v.summary + "; both copies of sequence 0 bitwise equal");
+                        v.summary),
+            v.ratio);
+    return GateVerdict::pass(v.summary + "; both copies of sequence 0 bitwise equal", v.ratio);
 }
 
 } // namespace attncheck::gates

@@ -6,6 +6,7 @@
 // that aligns the causal mask top-left, or offsets positions by the chunk
 // start, passes q_len == kv_len and fails here.
 #include <fmt/format.h>
+#include <algorithm>
 
 #include "properties/gates/gate_util.hpp"
 #include "properties/gates/gates.hpp"
@@ -42,6 +43,7 @@ GateVerdict decode_prefill(GateContext& ctx) {
     for (int n : p.q_lens) multi = multi || n >= 2;
     if (!multi) return GateVerdict::skip("no sequence with two or more queries");
     std::string notes;
+    double worst = -1;
     const char* names[] = {"decode (last query alone)", "suffix (last half of the queries)"};
     for (int k = 0; k < 2; ++k) {
         const AttentionProblem q = k == 0 ? query_suffix(p, [](int n) { return n > 0 ? 1 : 0; })
@@ -61,8 +63,9 @@ GateVerdict decode_prefill(GateContext& ctx) {
             return v;
         }
         notes += "; " + v.summary;
+        worst = std::max(worst, v.ratio);
     }
-    return GateVerdict::pass(notes.substr(2));
+    return GateVerdict::pass(notes.substr(2), worst);
 }
 
 } // namespace attncheck::gates

@@ -78,7 +78,7 @@ GateVerdict gqa(GateContext& ctx) {
     GateVerdict v = agreement_verdict("GQA vs repeated-KV MHA", p, ctx.base(), ctx.bounds(), mha, mo,
                                       ctx.bounds_of(mha), same_rows());
     if (v.status == GateStatus::fail) return v;
-    return GateVerdict::pass(fmt::format("head map recovered in {} rows; {}", rows, v.summary));
+    return GateVerdict::pass(fmt::format("head map recovered in {} rows; {}", rows, v.summary), v.ratio);
 }
 
 } // namespace attncheck::gates

@@ -10,6 +10,7 @@
 // channels sees a different subset of products after the rotation. A
 // rotation by one and by half of head_dim are both tried, so a channel is
 // moved across a thread's register boundary and across a warp's half.
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -24,6 +25,7 @@ GateVerdict q_completeness(GateContext& ctx) {
     const int d = p.head_dim;
     if (d == 1) return GateVerdict::skip("head_dim 1: a single channel");
     std::string notes;
+    double worst = -1; // error / bound of the probed raw scores and of the rotations
     if (!ctx.target().records_probes()) notes = "raw scores not checked (the target records no probes)";
     if (const auto row = default_probe_row(p); row && ctx.target().records_probes()) {
         int probed = 0;
@@ -39,6 +41,7 @@ GateVerdict q_completeness(GateContext& ctx) {
                 if (!ref.visible[j] || std::isnan(pr.probe->raw[j])) continue;
                 const double tol = rb.s[j] / std::fabs(p.scale);
                 const double err = std::fabs(pr.probe->raw[j] - ref.raw[j]);
+                if (tol > 0) worst = std::max(worst, err / tol);
                 if (!(err <= tol))
                     return GateVerdict::fail(
                         fmt::format("{}: raw score q.k of key {} is {:.9g}, the full dot product is "
@@ -66,8 +69,9 @@ GateVerdict q_completeness(GateContext& ctx) {
             return v;
         }
         notes += "; " + v.summary;
+        worst = std::max(worst, v.ratio);
     }
-    return GateVerdict::pass(notes);
+    return GateVerdict::pass(notes, worst);
 }
 
 } // namespace attncheck::gates

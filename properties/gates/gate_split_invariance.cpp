@@ -18,6 +18,7 @@ GateVerdict split_invariance(GateContext& ctx) {
     if (!ctx.profile().uses_splits) return GateVerdict::skip("target does not split the keys");
     const int longest = p.kv_lens.empty() ? 0 : *std::max_element(p.kv_lens.begin(), p.kv_lens.end());
     std::string notes;
+    double worst = -1;
     for (int splits : {1, 3, longest + 2}) {
         if (splits == p.num_splits) continue;
         AttentionProblem q = p;
@@ -32,8 +33,9 @@ GateVerdict split_invariance(GateContext& ctx) {
             ctx.base(), ctx.bounds(), q, obs, ctx.bounds_of(q), same_rows());
         if (v.status == GateStatus::fail) return v;
         notes += "; " + v.summary;
+        worst = std::max(worst, v.ratio);
     }
-    return GateVerdict::pass(fmt::format("case has {} splits{}", p.num_splits, notes));
+    return GateVerdict::pass(fmt::format("case has {} splits{}", p.num_splits, notes), worst);
 }
 
 } // namespace attncheck::gates

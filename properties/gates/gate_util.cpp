@@ -216,24 +216,30 @@ GateVerdict agreement_verdict(const std::string& what, const AttentionProblem& p
                     const double err = std::fabs(static_cast<double>(oa.o[ia + c]) - ob.o[ib + c]);
                     const double tol = bnd_a.o[static_cast<size_t>(ia + c)] + bnd_b.o[static_cast<size_t>(ib + c)];
                     worst = std::max(worst, err / tol);
-                    if (!(err <= tol))
-                        return GateVerdict::fail(
+                    if (!(err <= tol)) {
+                        GateVerdict v = GateVerdict::fail(
                             fmt::format(
                                 "{}: O[{}] of {} is {:.9g} in one run and {:.9g} in the other: difference {:.3g} "
                                 "exceeds the two runs' bounds {:.3g}",
                                 what, c, row_name(*ra), oa.o[ia + c], ob.o[ib + c], err, tol),
                             ra);
+                        v.ratio = err / tol;
+                        return v;
+                    }
                 }
                 const double lerr = std::fabs(static_cast<double>(la) - (lb + lse_shift)), ltol = ba.lse + bb.lse;
                 worst = std::max(worst, lerr / ltol);
-                if (!(lerr <= ltol))
-                    return GateVerdict::fail(fmt::format("{}: LSE of {} is {:.9g} in one run and {:.9g} in the other "
-                                                         "(difference {:.3g}, bounds {:.3g})",
-                                                         what, row_name(*ra), la, lb, lerr, ltol),
-                                             ra);
+                if (!(lerr <= ltol)) {
+                    GateVerdict v = GateVerdict::fail(fmt::format("{}: LSE of {} is {:.9g} in one run and {:.9g} in "
+                                                                  "the other (difference {:.3g}, bounds {:.3g})",
+                                                                  what, row_name(*ra), la, lb, lerr, ltol),
+                                                      ra);
+                    v.ratio = lerr / ltol;
+                    return v;
+                }
             }
     GateVerdict v =
-        GateVerdict::pass(fmt::format("{}: {} rows agree (worst difference/bounds {:.3g})", what, rows, worst));
+        GateVerdict::pass(fmt::format("{}: {} rows agree (worst difference/bounds {:.3g})", what, rows, worst), worst);
     if (unjudged)
         v.details.push_back(fmt::format("{} rows outside the bounds' meaningful range: not judged", unjudged));
     return v;
