@@ -19,16 +19,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
 #include <optional>
 #include <string>
 
-#include <fmt/format.h>
-
 #include "fuzz/fuzz_env.hpp"
 #include "model/model_case_check.hpp"
+#include "properties/campaign/model_campaign.hpp"
 #include "properties/campaign/model_case_mutator.hpp"
 #include "properties/gates/gate.hpp"
 
@@ -74,11 +70,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (const int b = ratio_bucket(v.stage_worst[static_cast<std::size_t>(s)]); b >= 0)
             ++g_stage_feedback[s * kRatioBuckets + b];
     if (!v.ok) {
-        const std::string text = model_case_to_json(*c);
-        std::filesystem::create_directories("fuzz-counterexamples");
-        const std::string path = fmt::format("fuzz-counterexamples/model-{}-{}-{:08x}.json", model_mutant_name(mutant),
-                                             v.gate, static_cast<unsigned>(std::hash<std::string>{}(text)));
-        std::ofstream(path) << text << "\n";
+        ModelRunSpec spec;
+        spec.mutant = mutant;
+        spec.out_dir = "fuzz-counterexamples";
+        const std::string path = save_model_counterexample({*c, v, 0, {}}, spec);
         std::fprintf(stderr,
                      "model gate %s FAILED (layer %d, stage %s): %s\ncounterexample: %s\nreplay: attncheck repro %s\n",
                      v.gate.c_str(), v.layer, v.stage.c_str(), v.summary.c_str(), path.c_str(), path.c_str());

@@ -31,20 +31,6 @@ json read_json(const fs::path& p) {
     }
 }
 
-json tally_json(const GateTally& t) {
-    return {{"pass", t.pass}, {"fail", t.fail}, {"skip", t.skip}, {"worst_ratio", t.worst_ratio}, {"ratios", t.ratios}};
-}
-
-GateTally tally_from(const json& j) {
-    GateTally t;
-    t.pass = j.at("pass").get<long long>();
-    t.fail = j.at("fail").get<long long>();
-    t.skip = j.at("skip").get<long long>();
-    t.worst_ratio = j.at("worst_ratio").get<double>();
-    t.ratios = j.at("ratios").get<std::array<long long, kRatioBuckets>>();
-    return t;
-}
-
 } // namespace
 
 std::string shape_class(const Case& c) {
@@ -65,7 +51,7 @@ CampaignState load_campaign_state(const std::string& dir) {
         s.cases = j.at("cases").get<long long>();
         s.crashes = j.at("crashes").get<long long>();
         s.seconds = j.at("seconds").get<double>();
-        for (const auto& [g, t] : j.at("tallies").items()) s.tallies[g] = tally_from(t);
+        s.tallies = tallies_from_json(j.at("tallies"));
         s.failures = j.at("failures").get<std::vector<CampaignFailure>>();
     } catch (const json::exception& e) {
         throw std::invalid_argument(fmt::format("campaign: {} is malformed: {}", p.string(), e.what()));
@@ -80,8 +66,7 @@ void save_campaign_state(const std::string& dir, const CampaignState& s) {
     j["crashes"] = s.crashes;
     j["seconds"] = s.seconds;
     j["cases_per_s"] = s.cases_per_second();
-    j["tallies"] = json::object();
-    for (const auto& [g, t] : s.tallies) j["tallies"][g] = tally_json(t);
+    j["tallies"] = tallies_json(s.tallies);
     j["failures"] = s.failures;
     fs::create_directories(dir);
     const fs::path tmp = fs::path(dir) / "status.json.tmp";

@@ -211,7 +211,7 @@ Case mutate_case_as(const Case& c, const MutationContext& ctx, Rng& rng, CaseMut
     for (int attempt = 0; attempt < 8; ++attempt) {
         Case m = c;
         mutate_once(m, kind, ctx, rng);
-        if (!(m == c) && fit_case(m, ctx) && !(m == c)) {
+        if (fit_case(m, ctx) && !(m == c)) { // fitting may undo the change (a length capped back)
             if (changed) *changed = true;
             return m;
         }

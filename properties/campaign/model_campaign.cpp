@@ -118,6 +118,15 @@ std::string model_counterexample_json(const ModelFailure& f, const ModelRunSpec&
     return j.dump(1);
 }
 
+std::string save_model_counterexample(const ModelFailure& f, const ModelRunSpec& spec) {
+    std::filesystem::create_directories(spec.out_dir);
+    const std::string text = model_counterexample_json(f, spec);
+    const std::string path = fmt::format("{}/model-{}-{}-{:08x}.json", spec.out_dir, model_mutant_name(spec.mutant),
+                                         f.verdict.gate, static_cast<unsigned>(std::hash<std::string>{}(text)));
+    std::ofstream(path) << text << "\n";
+    return path;
+}
+
 ModelRunReport run_model_campaign(const ModelRunSpec& spec) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
@@ -155,11 +164,7 @@ ModelRunReport run_model_campaign(const ModelRunSpec& spec) {
     rep.seconds = elapsed();
     if (last_fail) {
         ModelFailure f{last_fail->first, last_fail->second, shrink_steps, {}};
-        std::filesystem::create_directories(spec.out_dir);
-        const std::string text = model_counterexample_json(f, spec);
-        f.file = fmt::format("{}/model-{}-{}-{:08x}.json", spec.out_dir, model_mutant_name(spec.mutant), f.verdict.gate,
-                             static_cast<unsigned>(std::hash<std::string>{}(text)));
-        std::ofstream(f.file) << text << "\n";
+        f.file = save_model_counterexample(f, spec);
         rep.failure = std::move(f);
     }
     return rep;

@@ -53,5 +53,7 @@ ModelRunReport run_model_campaign(const ModelRunSpec& spec);
 
 // The model case file of a failure: the case plus what failed where.
 std::string model_counterexample_json(const ModelFailure& f, const ModelRunSpec& spec);
+// Writes it to spec.out_dir/model-<mutant>-<gate>-<hash>.json; returns the path.
+std::string save_model_counterexample(const ModelFailure& f, const ModelRunSpec& spec);
 
 } // namespace attncheck

@@ -108,16 +108,11 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
 
 // ---- JSON codecs (worker <-> parent)
 
-namespace {
-
-// A gate's tally: [pass, fail, skip, worst ratio, [ratio histogram]].
 json tallies_json(const std::map<std::string, GateTally>& tallies) {
     json j = json::object();
     for (const auto& [g, t] : tallies) j[g] = {t.pass, t.fail, t.skip, t.worst_ratio, t.ratios};
     return j;
 }
-
-} // namespace
 
 std::map<std::string, GateTally> tallies_from_json(const json& j) {
     std::map<std::string, GateTally> out;

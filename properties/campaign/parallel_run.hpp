@@ -114,7 +114,9 @@ int worker_main(int worker, int workers);
 std::string run_spec_json(const RunSpec& s);
 RunSpec run_spec_from_json(const std::string& text);
 std::string run_report_json(const RunReport& r);
-// A report's "tallies" object back into tallies (campaign rounds read it).
+// Gate tallies as reports and campaign directories write them: per gate
+// [pass, fail, skip, worst ratio, [ratio histogram]].
+nlohmann::json tallies_json(const std::map<std::string, GateTally>& tallies);
 std::map<std::string, GateTally> tallies_from_json(const nlohmann::json& j);
 RunReport run_report_from_json(const std::string& text);
 
