@@ -62,6 +62,9 @@ std::string shape_key(const Shape& s) {
     return fmt::format("B{} H{}/{} L{} d{}{}", s.batch, s.hq, s.hkv, s.len, s.d, s.causal ? " causal" : "");
 }
 
+// Only the timed run (CUDA builds) uses these; a CPU-only -Werror build
+// would reject them as unused.
+#ifdef ATTNCHECK_HAVE_CUDA
 double flops(const Shape& s) { // 4·B·H·L²·d, halved for causal (anchors.md)
     const double f = 4.0 * s.batch * s.hq * static_cast<double>(s.len) * s.len * s.d;
     return s.causal ? f / 2 : f;
@@ -86,6 +89,7 @@ Case case_of(const Shape& s) {
     c.dtype = s.dtype;
     return c;
 }
+#endif
 
 struct Args {
     std::string family;  // empty: all
@@ -94,6 +98,7 @@ struct Args {
     bool json = false, print_shapes = false;
 };
 
+#ifdef ATTNCHECK_HAVE_CUDA
 // Same-run anchor figures: {(shape key, dtype, backend) -> µs}.
 using AnchorTable = std::map<std::tuple<std::string, std::string, std::string>, double>;
 
@@ -114,6 +119,7 @@ AnchorTable read_anchors(const std::string& path) {
     }
     return t;
 }
+#endif
 
 int print_shapes() {
     nlohmann::json a = nlohmann::json::array();
