@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     register_model_commands(app);
     register_bench_commands(app, rc);
     register_campaign_command(app, rc);
+    register_shrink_command(app, rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -17,6 +17,7 @@ void register_model_commands(CLI::App& app);             // model-* (app/model_c
 void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _worker (app/bench_commands.cpp)
 void register_bench_kernels(CLI::App& bench, int& rc);   // bench kernels (app/bench_kernels.cpp)
 void register_campaign_command(CLI::App& app, int& rc);  // campaign (app/campaign_command.cpp)
+void register_shrink_command(CLI::App& app, int& rc);    // shrink (app/shrink_command.cpp)
 
 // The model campaign (app/model_campaign_commands.cpp): `run --target model`
 // and `repro` of a model case file (`text` is the file's content).
@@ -54,5 +55,18 @@ bool cuda_usable(std::string* why = nullptr);
 // "cpu" / "cuda" / "" (auto: cuda when usable); throws std::invalid_argument
 // for an unknown name or for cuda without a device.
 Backend resolve_backend(const std::string& name);
+
+struct CounterexampleFile;
+// The targets a counterexample file replays on (`repro`, `shrink`): the one
+// it records (every target for a bare case), built on its recorded backend
+// and mutant unless overridden; --plugin and --external supply the targets
+// outside the engine.
+struct ReplayTargets {
+    Backend backend;
+    std::vector<std::unique_ptr<Target>> targets;
+};
+ReplayTargets replay_targets(const CounterexampleFile& f, const std::string& backend_override,
+                             const std::string& mutant_override, const std::vector<std::string>& plugins,
+                             const std::vector<std::string>& externals);
 
 } // namespace attncheck

@@ -265,15 +265,7 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
     if (expect_gate && !f.gate)
         throw std::invalid_argument(
             fmt::format("{}: --expect-gate needs a counterexample file that records a gate, not a bare case", file));
-    const Backend b =
-        backend_override.empty() ? (f.target ? f.backend : resolve_backend("")) : resolve_backend(backend_override);
-    const Mutant m = mutant_override.empty() ? f.mutant : mutant_arg(mutant_override);
-    std::vector<std::unique_ptr<Target>> targets;
-    if (f.target) {
-        targets = make_run_targets(b, m, {*f.target}, plugins, externals); // a plugin's, an adapter's, or the engine's
-    } else {
-        targets = make_run_targets(b, m, {}, plugins, externals);
-    }
+    auto [b, targets] = replay_targets(f, backend_override, mutant_override, plugins, externals);
     fmt::print("attncheck repro {}\n", file);
     if (f.gate) fmt::print("recorded: {} failed gate {}: {}\n", f.target.value_or("?"), *f.gate, f.summary);
     int failed = 0, ran = 0;
@@ -438,6 +430,19 @@ void register_property_commands(CLI::App& app, int& rc) {
     mut->add_option("--target", mt, "only these targets (repeatable)");
     mut->add_option("--save", msave, "write each shrunk counterexample to this directory");
     mut->callback([&rc] { rc = cmd_mutants(mb, mj, mc, ms, mseed, mm, mt, msave); });
+}
+
+ReplayTargets replay_targets(const CounterexampleFile& f, const std::string& backend_override,
+                             const std::string& mutant_override, const std::vector<std::string>& plugins,
+                             const std::vector<std::string>& externals) {
+    ReplayTargets r;
+    r.backend =
+        backend_override.empty() ? (f.target ? f.backend : resolve_backend("")) : resolve_backend(backend_override);
+    const Mutant m = mutant_override.empty() ? f.mutant : mutant_arg(mutant_override);
+    std::vector<std::string> names; // the recorded target: a plugin's, an adapter's, or the engine's
+    if (f.target) names.push_back(*f.target);
+    r.targets = make_run_targets(r.backend, m, names, plugins, externals);
+    return r;
 }
 
 } // namespace attncheck
