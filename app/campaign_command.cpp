@@ -9,60 +9,28 @@
 // printed and DIR/status.json rewritten, so a campaign stopped at any point
 // resumes from DIR with its totals and round numbering.
 //
-// Not here yet (issue 13): libFuzzer corpora (merge, minimization,
-// coverage), saving the input a crashed worker was on, Slurm arrays.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fcntl.h>
+// With --fuzzer PATH the rounds are a libFuzzer binary's fork mode instead
+// (app/campaign_fuzzer.cpp): corpus, coverage, crashed jobs' inputs.
 #include <chrono>
 #include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "app/campaign_args.hpp"
 #include "app/commands.hpp"
-#include "properties/campaign/campaign_dir.hpp"
+#include "properties/campaign/child_process.hpp"
 
 namespace attncheck {
 
 namespace {
 
-struct CampaignArgs {
-    std::string dir, backend, mutant = "none", devices;
-    std::vector<std::string> targets, merge;
-    double seconds = 600, round_seconds = 60;
-    int workers = 0, processes = 1;
-    std::uint64_t seed = 1;
-};
-
-// The child's exit status, or -signal when a signal killed it. Its output
-// goes to `log`. ATTNCHECK_CAMPAIGN_EXE replaces the program run (tests use
-// it to stand in a worker that crashes).
-int run_round(const std::vector<std::string>& args, const std::string& log) {
-    const char* alt = std::getenv("ATTNCHECK_CAMPAIGN_EXE");
-    const std::string exe = alt ? alt : self_exe();
-    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("campaign: cannot start a round (fork failed)");
-    if (pid == 0) {
-        const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(exe.c_str(), argv.data());
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-}
-
 std::vector<std::string> round_args(const CampaignArgs& a, long long round, double seconds, const std::string& rd) {
-    std::vector<std::string> v = {"run",
+    // ATTNCHECK_CAMPAIGN_EXE replaces the program run (tests use it to
+    // stand in a worker that crashes).
+    const char* alt = std::getenv("ATTNCHECK_CAMPAIGN_EXE");
+    std::vector<std::string> v = {alt ? alt : self_exe(),
+                                  "run",
                                   "--seconds",
                                   fmt::format("{}", seconds),
                                   "--seed",
@@ -80,6 +48,26 @@ std::vector<std::string> round_args(const CampaignArgs& a, long long round, doub
     if (!a.devices.empty()) v.insert(v.end(), {"--devices", a.devices});
     for (const auto& t : a.targets) v.insert(v.end(), {"--target", t});
     return v;
+}
+
+// One property round: a child `attncheck run`; exit 1 means it found failures.
+RoundOutcome run_round(const CampaignArgs& a, CampaignState& s, long long k, double seconds, const std::string& rd) {
+    RoundOutcome r;
+    r.rc = wait_child(spawn_logged(round_args(a, k, seconds, rd), {}, rd + "/log.txt"));
+    r.died = r.rc != 0 && r.rc != 1;
+    r.fresh = fold_round(s, a.dir, k, rd);
+    return r;
+}
+
+std::string status_line(const CampaignState& s) {
+    std::string line = fmt::format("{} cases, {:.0f} cases/s, {} failure class(es), {} crash(es)", s.cases,
+                                   s.cases_per_second(), s.failures.size(), s.crashes);
+    if (!s.coverage_history.empty()) {
+        const CoveragePoint& c = s.coverage_history.back();
+        line += fmt::format("; {} execs ({:.0f}/s), cov {} ft {}, corpus {}, {} crashed-job input(s)", s.execs,
+                            s.execs_per_second(), c.coverage, c.features, c.corpus, s.crash_inputs);
+    }
+    return line;
 }
 
 void print_failures(const CampaignState& s) {
@@ -122,20 +110,21 @@ int cmd_campaign(const CampaignArgs& a) {
         const long long k = s.rounds;
         const std::string rd = (fs::path(a.dir) / "rounds" / std::to_string(k)).string();
         fs::create_directories(rd);
-        const int rc = run_round(round_args(a, k, std::min(a.round_seconds, left()), rd), rd + "/log.txt");
-        const bool died = rc != 0 && rc != 1;
-        if (died) ++s.crashes;
-        crashes_in_a_row = died ? crashes_in_a_row + 1 : 0;
-        const int fresh = fold_round(s, a.dir, k, rd);
+        const double seconds = std::min(a.round_seconds, left());
+        const RoundOutcome r = a.fuzzer.empty() ? run_round(a, s, k, seconds, rd) : fuzz_round(a, s, k, seconds, rd);
+        if (r.died) ++s.crashes;
+        crashes_in_a_row = r.died ? crashes_in_a_row + 1 : 0;
         ++s.rounds;
         save_campaign_state(a.dir, s);
-        fmt::print("round {}: {}; {} cases, {:.0f} cases/s, {} failure class(es){}, {} crash(es)\n", k,
-                   died ? fmt::format("its run died ({}{}), restarted", rc < 0 ? "signal " : "exit ", rc < 0 ? -rc : rc)
-                   : rc == 0 ? std::string("every gate held")
-                             : "failures found",
-                   s.cases, s.cases_per_second(), s.failures.size(), fresh ? fmt::format(" ({} new)", fresh) : "",
-                   s.crashes);
+        fmt::print(
+            "round {}: {}; {}{}{}\n", k,
+            r.died ? fmt::format("it died ({}{}), restarted", r.rc < 0 ? "signal " : "exit ", r.rc < 0 ? -r.rc : r.rc)
+            : r.fresh   ? fmt::format("{} new failure class(es)", r.fresh)
+            : r.rc == 0 ? std::string("every gate held")
+                        : "failures found (known classes)",
+            status_line(s), r.note.empty() ? "" : "; ", r.note);
         std::fflush(stdout);
+        if (a.stop_at_first && !s.failures.empty()) break;
     }
     print_failures(s);
     return s.failures.empty() && s.crashes == 0 ? 0 : 1;
@@ -152,12 +141,24 @@ void register_campaign_command(CLI::App& app, int& rc) {
     c->add_option("--seconds", a.seconds, "time budget of this invocation")->check(CLI::PositiveNumber);
     c->add_option("--round-seconds", a.round_seconds, "length of one round (one child `attncheck run`)")
         ->check(CLI::PositiveNumber);
-    c->add_option("--workers", a.workers, "workers per round (default: one per core)")->check(CLI::Range(1, 4096));
+    c->add_option("--workers", a.workers, "workers per round (default: one per core; --fuzzer cuda: 4 jobs per device)")
+        ->check(CLI::Range(1, 4096));
     c->add_option("--processes", a.processes, kProcessesHelp)->check(CLI::Range(1, 256));
     c->add_option("--devices", a.devices, "CUDA devices: all, or a list like 0,1");
     c->add_option("--target", a.targets, "target family (repeatable; default all)");
     c->add_option("--mutant", a.mutant, "run against a mutant build (default none)");
     c->add_option("--seed", a.seed, "seed of round 0 (round K uses seed + K)");
+    c->add_flag("--stop-at-first-failure", a.stop_at_first,
+                "end with the round that finds the first failure (how long does a campaign take to find a mutant?)");
+    c->add_option("--fuzzer", a.fuzzer,
+                  "rounds run this libFuzzer binary (build/fuzz*/fuzz/fuzz_attention_cases, fuzz_model_step) in fork "
+                  "mode: corpus in DIR/corpus, crashed jobs' inputs in DIR/crashes")
+        ->check(CLI::ExistingFile);
+    c->add_option("--seed-corpus", a.seed_corpora,
+                  "--fuzzer: folders of seed inputs (repeatable), e.g. corpus/fuzz_attention_cases")
+        ->check(CLI::ExistingDirectory);
+    c->add_option("--model-mutant", a.model_mutant, "--fuzzer fuzz_model_step: the model mutant to run against");
+    c->add_option("--max-len", a.max_len, "--fuzzer: largest input in bytes")->check(CLI::Range(64, 1 << 20));
     c->add_option("--merge", a.merge,
                   "instead of running: fold these campaign directories (a Slurm array's tasks) into --dir");
     c->callback([&rc] { rc = cmd_campaign(a); });

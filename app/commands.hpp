@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -50,6 +51,9 @@ const char* build_commit();
 std::string device_line();
 // Visible CUDA devices (0 without the CUDA backend or a device).
 int visible_cuda_devices();
+// --devices: "all" -> every visible device; "0,2" -> those; "" -> none
+// (the default device). Throws std::invalid_argument for anything else.
+std::vector<int> parse_devices(const std::string& s);
 // True when the CUDA backend is built and a device is visible.
 bool cuda_usable(std::string* why = nullptr);
 // "cpu" / "cuda" / "" (auto: cuda when usable); throws std::invalid_argument

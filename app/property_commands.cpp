@@ -14,6 +14,7 @@
 #include "app/commands.hpp"
 #include "kernels/registry.hpp"
 #include "model/model_case.hpp"
+#include "model/model_mutant.hpp"
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/known_failures.hpp"
@@ -47,7 +48,8 @@ struct RunArgs {
     std::vector<std::string> externals; // adapter commands
 };
 
-// "all" -> every visible device; "0,2" -> those.
+} // namespace
+
 std::vector<int> parse_devices(const std::string& s) {
     std::vector<int> out;
     if (s.empty()) return out;
@@ -68,6 +70,8 @@ std::vector<int> parse_devices(const std::string& s) {
     }
     return out;
 }
+
+namespace {
 
 Mutant mutant_arg(const std::string& name) {
     const auto m = parse_mutant(name);
@@ -153,6 +157,9 @@ int cmd_list() {
                    bug_class_name(m.bug_class), m.expected_gate, *m.also_gate ? " (or " : "",
                    *m.also_gate ? fmt::format("{})", fmt::join(also_gates(m), ", ")) : std::string(),
                    scope_name(m.scope));
+    fmt::print("\nModel mutants (`attncheck mutants --target model`; the layer and stage that must catch them)\n");
+    for (const auto& m : all_model_mutants())
+        fmt::print("  {:24} {}\n  {:24} first stage: {}\n", m.name, m.models, "", m.first_stage);
     return 0;
 }
 

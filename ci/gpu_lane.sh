@@ -2,10 +2,15 @@
 # The GPU lane, run on a machine with a CUDA device from the repository root,
 # with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
 # of every log to $OUT (or ./gpu_results).
-# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|kernels|adapters|all]... | long
+# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|kernels|adapters|all]... | long | fuzz | fuzzmutants
 #   long: one `attncheck run --backend cuda` of LONG_SECONDS (default 540) with
 #   seed LONG_SEED (default 7), every target and gate, one worker per core;
-#   not part of `all` (it takes a device call of its own).
+#   fuzz: one `attncheck campaign --fuzzer` of FUZZ_SECONDS (default 540) on
+#   the CUDA targets (the fuzz-cuda build in the bundle), FUZZ_WORKERS jobs;
+#   fuzzmutants: the same campaign against each attention mutant (CUDA) and
+#   each model mutant (CPU model step), stopping at the first failure, at
+#   most HUNT_SECONDS (default 25) each: how long each took to be found;
+#   none of these is part of `all` (each takes a device call of its own).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Logs go to a work folder; $OUT (the device tool brings back at most 8
@@ -129,6 +134,44 @@ if want adapters; then
       --out "$out/adapter_counterexamples" --report "$out/report_$be" \
       ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"}
   done
+fi
+if [[ "$modes" == *" fuzz "* ]]; then
+  # MPS lets the fork jobs' CUDA contexts share the GPU instead of time-slicing it.
+  nvidia-cuda-mps-control -d 2>/dev/null && echo "MPS daemon started"
+  STEP_TIMEOUT=$(( ${FUZZ_SECONDS:-540} + 60 )) run fuzz_campaign_cuda "$bin"/attncheck campaign --dir "$out/fuzz_campaign" \
+    --fuzzer "$bin"/fuzz_attention_cases --backend cuda --seed-corpus corpus/fuzz_attention_cases \
+    --seconds "${FUZZ_SECONDS:-540}" --round-seconds "${FUZZ_ROUND_SECONDS:-60}" --workers "${FUZZ_WORKERS:-8}"
+  cp "$out/fuzz_campaign_cuda.log" "$out/fuzz_campaign/status.json" "$final/"
+  echo quit | nvidia-cuda-mps-control 2>/dev/null
+fi
+if [[ "$modes" == *" fuzzmutants "* ]]; then
+  nvidia-cuda-mps-control -d 2>/dev/null && echo "MPS daemon started"
+  hunt() {  # name fuzzer backend mutant-flag mutant seeds
+    local d="$out/hunt/$1"
+    local t0; t0=$(date +%s.%N)
+    STEP_TIMEOUT=$(( ${HUNT_SECONDS:-25} + 90 )) run "hunt_$1" "$bin"/attncheck campaign --dir "$d" --fuzzer "$bin/$2" \
+      --backend "$3" "$4" "$5" --seed-corpus "$6" --stop-at-first-failure --seconds "${HUNT_SECONDS:-25}" \
+      --round-seconds "${HUNT_SECONDS:-25}" --workers "${HUNT_WORKERS:-4}"
+    python3 - "$1" "$d/status.json" "$t0" "$(date +%s.%N)" >> "$final/mutant_hunts.jsonl" <<'PY'
+import json, sys
+name, status, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+try:
+    s = json.load(open(status))
+except OSError:
+    s = {"failures": [], "execs": 0}
+f = s["failures"][0] if s["failures"] else None
+print(json.dumps({"mutant": name, "found": f is not None, "class": f and f["key"], "wall_s": round(t1 - t0, 2),
+                  "execs": s.get("execs", 0), "crash_inputs": s.get("crash_inputs", 0)}))
+PY
+  }
+  for m in $("$bin"/attncheck list | sed -n '/^Mutants/,/^$/p' | awk '/^  [a-z_0-9]+ / && $1 != "none" {print $1}'); do
+    hunt "$m" fuzz_attention_cases cuda --mutant "$m" corpus/fuzz_attention_cases
+  done
+  for m in $("$bin"/attncheck list | sed -n '/^Model mutants/,/^$/p' | awk '/^  [a-z_0-9]+ / && $1 != "none" {print $1}'); do
+    hunt "model_$m" fuzz_model_step cpu --model-mutant "$m" corpus/fuzz_model_step
+  done
+  cat "$final/mutant_hunts.jsonl"
+  echo quit | nvidia-cuda-mps-control 2>/dev/null
 fi
 if [[ "$modes" == *" long "* ]]; then
   STEP_TIMEOUT=$(( ${LONG_SECONDS:-540} + 50 )) run long_run_cuda "$bin"/attncheck run --backend cuda \

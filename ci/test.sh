@@ -4,8 +4,12 @@
 # Extra arguments go to ctest (e.g. -L cpu, -R Case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ci/setup.sh
+ci/setup.sh --fuzz
 ci/build.sh werror
+# The fuzz build's CPU attention fuzzer (clang-14, libFuzzer, ASan/UBSan): ctest
+# fuzz_campaign_supervisor runs `attncheck campaign --fuzzer` rounds with it.
+cmake --preset fuzz >/dev/null
+cmake --build build/fuzz -j "$(nproc)" --target fuzz_attention_cases
 cd build/werror
 ctest -j "$(nproc)" --output-on-failure --timeout 1500 --output-junit ctest-junit.xml "$@"
 

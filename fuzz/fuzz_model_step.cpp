@@ -13,7 +13,7 @@
 // stage_worst), so a case that brings any stage nearer its bound is kept.
 //
 // A failed gate prints the verdict, writes the case to
-// fuzz-counterexamples/ (replay: `attncheck repro FILE`) and aborts.
+// ATTNCHECK_FUZZ_OUT (default fuzz-counterexamples/; replay: `attncheck repro FILE`) and aborts.
 // ATTNCHECK_FUZZ_MODEL_MUTANT=<name> fuzzes a model mutant instead; the
 // production engine must never abort.
 #include <cstdio>
@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!v.ok) {
         ModelRunSpec spec;
         spec.mutant = mutant;
-        spec.out_dir = "fuzz-counterexamples";
+        spec.out_dir = fuzz::out_dir();
         const std::string path = save_model_counterexample({*c, v, 0, {}}, spec);
         std::fprintf(stderr,
                      "model gate %s FAILED (layer %d, stage %s): %s\ncounterexample: %s\nreplay: attncheck repro %s\n",

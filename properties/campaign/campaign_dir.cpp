@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "model/model_case.hpp"
 #include "properties/campaign/counterexample.hpp"
 #include "properties/campaign/parallel_run.hpp"
 
@@ -18,6 +19,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CampaignFailure, key, target, gate, summary, file, first_round, seen)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CoveragePoint, seconds, execs, coverage, features, corpus)
 
 namespace {
 
@@ -53,6 +55,11 @@ CampaignState load_campaign_state(const std::string& dir) {
         s.seconds = j.at("seconds").get<double>();
         s.tallies = tallies_from_json(j.at("tallies"));
         s.failures = j.at("failures").get<std::vector<CampaignFailure>>();
+        // Fuzzer figures: absent from directories of property rounds only.
+        s.execs = j.value("execs", 0LL);
+        s.crash_inputs = j.value("crash_inputs", 0LL);
+        if (j.contains("coverage_history"))
+            s.coverage_history = j.at("coverage_history").get<std::vector<CoveragePoint>>();
     } catch (const json::exception& e) {
         throw std::invalid_argument(fmt::format("campaign: {} is malformed: {}", p.string(), e.what()));
     }
@@ -68,6 +75,18 @@ void save_campaign_state(const std::string& dir, const CampaignState& s) {
     j["cases_per_s"] = s.cases_per_second();
     j["tallies"] = tallies_json(s.tallies);
     j["failures"] = s.failures;
+    if (s.execs > 0 || !s.coverage_history.empty()) {
+        j["execs"] = s.execs;
+        j["execs_per_s"] = s.execs_per_second();
+        j["crash_inputs"] = s.crash_inputs;
+        j["coverage_history"] = s.coverage_history;
+        if (!s.coverage_history.empty()) {
+            const CoveragePoint& last = s.coverage_history.back();
+            j["coverage"] = last.coverage;
+            j["features"] = last.features;
+            j["corpus"] = last.corpus;
+        }
+    }
     fs::create_directories(dir);
     const fs::path tmp = fs::path(dir) / "status.json.tmp";
     {
@@ -112,13 +131,50 @@ int fold_round(CampaignState& s, const std::string& dir, long long round, const 
     for (const json& t : j.at("targets")) {
         add_tallies(s.tallies, tallies_from_json(t.at("tallies")));
         if (!t.contains("failure")) continue;
-        const json& f = t.at("failure");
-        const std::string path = f.at("path").get<std::string>();
-        if (path.empty()) continue;
-        const CounterexampleFile ce = load_counterexample(path);
-        const std::string target = t.at("target").get<std::string>(), gate = f.at("gate").get<std::string>();
-        const std::string key = target + "/" + gate + "/" + shape_class(ce.kase);
-        fresh += add_failure(s, dir, {key, target, gate, f.at("summary").get<std::string>(), {}, round, 1}, path);
+        const std::string path = t.at("failure").at("path").get<std::string>();
+        if (!path.empty()) fresh += fold_counterexample(s, dir, round, path);
+    }
+    return fresh;
+}
+
+bool fold_counterexample(CampaignState& s, const std::string& dir, long long round, const std::string& file) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (looks_like_model_case(text.str())) { // the model step fuzzer's: classed by gate and stage
+        const json f = read_json(file).at("failure");
+        const std::string gate = f.at("gate").get<std::string>();
+        return add_failure(s, dir,
+                           {"model/" + gate + "/" + f.value("stage", std::string("-")),
+                            "model",
+                            gate,
+                            f.value("summary", std::string()),
+                            {},
+                            round,
+                            1},
+                           file);
+    }
+    const CounterexampleFile ce = load_counterexample(file);
+    if (!ce.target || !ce.gate) throw std::invalid_argument(fmt::format("campaign: {} names no target and gate", file));
+    const std::string key = *ce.target + "/" + *ce.gate + "/" + shape_class(ce.kase);
+    return add_failure(s, dir, {key, *ce.target, *ce.gate, ce.summary, {}, round, 1}, file);
+}
+
+int fold_fuzz_out(CampaignState& s, const std::string& dir, long long round, const std::string& out_dir) {
+    if (!fs::is_directory(out_dir)) return 0;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(out_dir))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end()); // the same failure first on every rerun
+    int fresh = 0;
+    for (const fs::path& p : files) {
+        if (p.filename().string().rfind("tallies-", 0) == 0) {
+            const json j = read_json(p);
+            s.cases += j.at("cases").get<long long>();
+            add_tallies(s.tallies, tallies_from_json(j.at("tallies")));
+        } else {
+            fresh += fold_counterexample(s, dir, round, p.string());
+        }
     }
     return fresh;
 }
@@ -131,6 +187,12 @@ int merge_campaign(CampaignState& s, const std::string& dir, const std::string& 
     s.cases += o.cases;
     s.crashes += o.crashes;
     s.seconds += o.seconds;
+    s.execs += o.execs;
+    s.crash_inputs += o.crash_inputs;
+    // Tasks fuzz side by side: the merged history is each task's, in time order.
+    s.coverage_history.insert(s.coverage_history.end(), o.coverage_history.begin(), o.coverage_history.end());
+    std::stable_sort(s.coverage_history.begin(), s.coverage_history.end(),
+                     [](const CoveragePoint& a, const CoveragePoint& b) { return a.seconds < b.seconds; });
     add_tallies(s.tallies, o.tallies);
     int fresh = 0;
     for (const CampaignFailure& f : o.failures) fresh += add_failure(s, dir, f, f.file);

@@ -3,13 +3,20 @@
 //   DIR/status.json  totals over every round so far (rounds, seconds, cases,
 //                    cases/s, rounds whose child process died, each gate's
 //                    tally with its error/bound histogram) and the failures;
+//                    with --fuzzer also libFuzzer's executions, coverage,
+//                    features and corpus size, after each round
+//                    (coverage_history: coverage over time), and the inputs
+//                    it saved from crashed jobs;
+//   DIR/corpus/      (--fuzzer) the corpus, merged and minimized each round;
+//   DIR/crashes/     (--fuzzer) the input of every job that crashed;
 //   DIR/failures/    one counterexample per (target, gate, shape class):
 //                    the first found; later ones of the same class are
 //                    counted, not kept;
 //   DIR/rounds/K/    round K's own output: its log, counterexamples and
 //                    run report (results.json, junit.xml, index.html).
 // The supervisor (app/campaign_command.cpp) runs each round as a child
-// `attncheck run`, so a crash or a sticky CUDA error costs one round.
+// `attncheck run` (or a libFuzzer binary in fork mode, app/campaign_fuzzer.cpp),
+// so a crash or a sticky CUDA error costs one round (or one fuzzing job).
 #pragma once
 
 #include <map>
@@ -28,12 +35,22 @@ struct CampaignFailure {
     long long first_round = 0, seen = 0;
 };
 
+// libFuzzer's figures at the end of a round, and the campaign's seconds then.
+struct CoveragePoint {
+    double seconds = 0;
+    long long execs = 0, coverage = 0, features = 0, corpus = 0;
+};
+
 struct CampaignState {
     long long rounds = 0, cases = 0, crashes = 0;
     double seconds = 0;
+    // --fuzzer campaigns (0 otherwise).
+    long long execs = 0, crash_inputs = 0;
+    std::vector<CoveragePoint> coverage_history;
     std::map<std::string, GateTally> tallies;
     std::vector<CampaignFailure> failures;
     double cases_per_second() const { return seconds > 0 ? cases / seconds : 0; }
+    double execs_per_second() const { return seconds > 0 ? execs / seconds : 0; }
 };
 
 // What makes two failures of one gate on one target the same finding:
@@ -51,6 +68,14 @@ void save_campaign_state(const std::string& dir, const CampaignState& s);
 // state: cases, seconds, tallies, and each failure, whose counterexample is
 // copied to DIR/failures when its class is new. Returns the new classes.
 int fold_round(CampaignState& s, const std::string& dir, long long round, const std::string& round_dir);
+
+// Folds one counterexample file into the failures (by class, as above).
+// Returns true when its class is new.
+bool fold_counterexample(CampaignState& s, const std::string& dir, long long round, const std::string& file);
+
+// Folds a fuzzing round's out folder: its tallies-*.json (cases, tallies;
+// fuzz/fuzz_tallies.hpp) and its counterexamples. Returns the new classes.
+int fold_fuzz_out(CampaignState& s, const std::string& dir, long long round, const std::string& out_dir);
 
 // Folds another campaign directory (a Slurm array task's) into `s`, kept in
 // `dir`: totals add up, tallies merge, failures merge by class (counts add;

@@ -1,5 +1,7 @@
-// A child process whose stdin and stdout are pipes to this one (its stderr is
-// ours): the worker processes of CPU runs and the external adapters.
+// Child processes: one whose stdin and stdout are pipes to this one (its
+// stderr is ours), for the worker processes of CPU runs and the external
+// adapters; and one whose output goes to a log file, for a campaign's rounds
+// and fuzzers.
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +19,14 @@ struct PipedChild {
 // argv[0] is the program's path; env: "NAME=value" entries, replacing ours
 // (empty: inherit ours). Throws std::runtime_error saying why it did not start.
 PipedChild spawn_piped(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+
+// argv[0] is the program's path; `extra_env` ("NAME=value") is added to our
+// environment (replacing a variable of the same name); stdout and stderr go
+// to `log` (truncated). Throws std::runtime_error when it did not start.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+                   const std::string& log);
+// Waits for the child: its exit status, or -signal when a signal ended it.
+int wait_child(pid_t pid);
 
 // Whole writes and reads on a pipe (EINTR retried). write_all throws when the
 // reader is gone (SIGPIPE must be ignored for that to be an error, not a
