@@ -36,6 +36,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Seconds between two points of coverage_history within a round: a long
+// campaign's status stays small, a short one still shows its curve.
+constexpr double kHistoryEvery = 10;
+
 long long files_in(const fs::path& d) {
     if (!fs::is_directory(d)) return 0;
     return std::count_if(fs::directory_iterator(d), fs::directory_iterator{},
@@ -128,14 +132,23 @@ RoundOutcome fuzz_round(const CampaignArgs& a, CampaignState& s, long long k, do
 
     LibFuzzerStats st;
     bool any = false;
+    const double round_start = s.seconds;
+    const long long execs_before = s.execs;
     for (int d : devices) {
-        const auto one =
-            last_libfuzzer_stats(read_text(fmt::format("{}/log{}.txt", rd, d >= 0 ? std::to_string(d) : "")));
-        if (!one) continue;
+        const auto lines = libfuzzer_stats(read_text(fmt::format("{}/log{}.txt", rd, d >= 0 ? std::to_string(d) : "")));
+        if (lines.empty()) continue;
+        // Coverage over time inside the round, from the first fork parent's
+        // status lines, one point per kHistoryEvery seconds at most.
+        if (!any)
+            for (const LibFuzzerStats& l : lines)
+                if (l.seconds >= 0 && (s.coverage_history.empty() ||
+                                       round_start + l.seconds >= s.coverage_history.back().seconds + kHistoryEvery))
+                    s.coverage_history.push_back(
+                        {round_start + l.seconds, execs_before + l.execs, l.coverage, l.features, l.corpus});
         any = true;
-        st.execs += one->execs;
-        st.coverage = std::max(st.coverage, one->coverage);
-        st.features = std::max(st.features, one->features);
+        st.execs += lines.back().execs;
+        st.coverage = std::max(st.coverage, lines.back().coverage);
+        st.features = std::max(st.features, lines.back().features);
     }
     const long long crash_inputs_before = s.crash_inputs;
     s.crash_inputs = files_in(fs::path(a.dir) / "crashes");

@@ -30,6 +30,11 @@ TEST(LibFuzzerLog, ReadsTheLastForkModeStatusLine) {
     EXPECT_EQ(s->corpus, 209);
     EXPECT_EQ(s->execs_per_s, 3074);
     EXPECT_EQ(s->crashes, 2);
+    EXPECT_EQ(s->seconds, 7);
+    const auto all = libfuzzer_stats(log);
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].execs, 5307);
+    EXPECT_EQ(all[0].seconds, 3);
 }
 
 TEST(LibFuzzerLog, ReadsAPlainRunAndIgnoresNoise) {
@@ -44,6 +49,7 @@ TEST(LibFuzzerLog, ReadsAPlainRunAndIgnoresNoise) {
     EXPECT_EQ(s->coverage, 31);
     EXPECT_EQ(s->corpus, 13);
     EXPECT_EQ(s->execs_per_s, 550);
+    EXPECT_EQ(s->seconds, -1); // a plain run prints no time on its status lines
     EXPECT_FALSE(last_libfuzzer_stats("INFO: Seed: 1\nno status here\n#12 but no figures\n"));
 }
 

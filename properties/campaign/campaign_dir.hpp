@@ -35,7 +35,8 @@ struct CampaignFailure {
     long long first_round = 0, seen = 0;
 };
 
-// libFuzzer's figures at the end of a round, and the campaign's seconds then.
+// libFuzzer's figures at a moment of a round (its status lines, and its
+// end), and the campaign's seconds then.
 struct CoveragePoint {
     double seconds = 0;
     long long execs = 0, coverage = 0, features = 0, corpus = 0;

@@ -14,11 +14,12 @@ long long number_after(const std::string& line, const std::regex& re) {
 
 } // namespace
 
-std::optional<LibFuzzerStats> last_libfuzzer_stats(const std::string& log) {
+std::vector<LibFuzzerStats> libfuzzer_stats(const std::string& log) {
     static const std::regex status(R"(^#(\d+):?\s.*\bcov: (\d+) ft: (\d+) corp: (\d+))");
     static const std::regex rate(R"(exec/s:? (\d+))");
     static const std::regex crashes(R"(oom/timeout/crash: \d+/\d+/(\d+))");
-    std::optional<LibFuzzerStats> last;
+    static const std::regex time(R"( time: (\d+)s)");
+    std::vector<LibFuzzerStats> out;
     std::istringstream in(log);
     std::string line;
     while (std::getline(in, line)) {
@@ -31,9 +32,16 @@ std::optional<LibFuzzerStats> last_libfuzzer_stats(const std::string& log) {
         s.corpus = std::stoll(m[4].str());
         s.execs_per_s = std::max(0LL, number_after(line, rate));
         s.crashes = std::max(0LL, number_after(line, crashes));
-        last = s;
+        s.seconds = static_cast<double>(number_after(line, time));
+        out.push_back(s);
     }
-    return last;
+    return out;
+}
+
+std::optional<LibFuzzerStats> last_libfuzzer_stats(const std::string& log) {
+    auto all = libfuzzer_stats(log);
+    if (all.empty()) return std::nullopt;
+    return all.back();
 }
 
 } // namespace attncheck

@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace attncheck {
 
@@ -19,8 +20,11 @@ struct LibFuzzerStats {
     long long corpus = 0;   // inputs in the corpus
     long long execs_per_s = 0;
     long long crashes = 0; // fork mode: jobs that crashed (gate failures abort, so they count here)
+    double seconds = -1;   // fork mode: "time: Ns" since the fuzzer started (-1: not given)
 };
 
+// Every status line's figures, in log order (coverage over time).
+std::vector<LibFuzzerStats> libfuzzer_stats(const std::string& log);
 // The last status line's figures, or nothing when the log has none.
 std::optional<LibFuzzerStats> last_libfuzzer_stats(const std::string& log);
 
