@@ -10,6 +10,9 @@
 #   fuzzmutants: the same campaign against each attention mutant (CUDA) and
 #   each model mutant (CPU model step), stopping at the first failure, at
 #   most HUNT_SECONDS (default 25) each: how long each took to be found;
+#   multigpu: on a host with several GPUs, `run --devices all` beside the
+#   same run on one GPU (MULTI_SECONDS each, default 45), then a fuzzer
+#   campaign with one fork parent per GPU, GPU use sampled by nvidia-smi;
 #   none of these is part of `all` (each takes a device call of its own).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -172,6 +175,21 @@ PY
   done
   cat "$final/mutant_hunts.jsonl"
   echo quit | nvidia-cuda-mps-control 2>/dev/null
+fi
+if [[ "$modes" == *" multigpu "* ]]; then
+  nvidia-smi -L | tee "$out/gpus.txt"
+  nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 2 > "$out/gpu_use.csv" &
+  smi=$!
+  run multi_run_all "$bin"/attncheck run --backend cuda --devices all --seconds "${MULTI_SECONDS:-45}" --seed 21 \
+    --out "$out/multi_counterexamples"
+  run multi_run_one "$bin"/attncheck run --backend cuda --seconds "${MULTI_SECONDS:-45}" --seed 21 \
+    --out "$out/one_counterexamples"
+  nvidia-cuda-mps-control -d 2>/dev/null && echo "MPS daemon started"
+  run multi_fuzz "$bin"/attncheck campaign --dir "$out/multi_fuzz" --fuzzer "$bin"/fuzz_attention_cases --backend cuda \
+    --devices all --seed-corpus corpus/fuzz_attention_cases --seconds 70 --round-seconds 70 --workers 6
+  echo quit | nvidia-cuda-mps-control 2>/dev/null
+  kill "$smi"
+  cp "$out/gpu_use.csv" "$out/multi_run_all.log" "$out/multi_run_one.log" "$out/multi_fuzz.log" "$out/multi_fuzz/status.json" "$final/"
 fi
 if [[ "$modes" == *" long "* ]]; then
   STEP_TIMEOUT=$(( ${LONG_SECONDS:-540} + 50 )) run long_run_cuda "$bin"/attncheck run --backend cuda \
