@@ -12,7 +12,9 @@
 // bucket of its largest error / bound over the case (ModelVerdict::
 // stage_worst), so a case that brings any stage nearer its bound is kept.
 //
-// A failed gate prints the verdict, writes the case to
+// A failed gate shrinks the case (properties/campaign/model_case_shrinker.hpp,
+// while the same gate fails; the case as found when shrinking throws), prints
+// the verdict, writes the case to
 // ATTNCHECK_FUZZ_OUT (default fuzz-counterexamples/; replay: `attncheck repro FILE`) and aborts.
 // ATTNCHECK_FUZZ_MODEL_MUTANT=<name> fuzzes a model mutant instead; the
 // production engine must never abort.
@@ -26,6 +28,7 @@
 #include "model/model_case_check.hpp"
 #include "properties/campaign/model_campaign.hpp"
 #include "properties/campaign/model_case_mutator.hpp"
+#include "properties/campaign/model_case_shrinker.hpp"
 #include "properties/gates/gate.hpp"
 
 using namespace attncheck;
@@ -73,10 +76,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ModelRunSpec spec;
         spec.mutant = mutant;
         spec.out_dir = fuzz::out_dir();
-        const std::string path = save_model_counterexample({*c, v, 0, {}}, spec);
+        std::fprintf(stderr, "model gate %s FAILED on %s; shrinking\n", v.gate.c_str(), model_case_summary(*c).c_str());
+        ModelFailure f{*c, v, 0, {}};
+        // A shrinker that throws must not lose the finding: the case is
+        // saved as found.
+        try {
+            f = shrink_model_failure(*c, Backend::cpu, mutant, v.gate);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "shrinking failed (%s); the case is saved as found\n", e.what());
+        }
+        const std::string path = save_model_counterexample(f, spec);
+        const ModelVerdict& fv = f.verdict;
         std::fprintf(stderr,
-                     "model gate %s FAILED (layer %d, stage %s): %s\ncounterexample: %s\nreplay: attncheck repro %s\n",
-                     v.gate.c_str(), v.layer, v.stage.c_str(), v.summary.c_str(), path.c_str(), path.c_str());
+                     "model gate %s FAILED (layer %d, stage %s): %s\nshrunk in %d steps to %s\n"
+                     "counterexample: %s\nreplay: attncheck repro %s\n",
+                     fv.gate.c_str(), fv.layer, fv.stage.c_str(), fv.summary.c_str(), f.shrink_steps,
+                     model_case_summary(f.shrunk).c_str(), path.c_str(), path.c_str());
         std::abort();
     }
     return 0;

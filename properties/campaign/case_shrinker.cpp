@@ -7,7 +7,6 @@
 #include <cmath>
 #include <optional>
 #include <stdexcept>
-#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -19,19 +18,10 @@ namespace {
 
 using Candidates = std::vector<Case>;
 
-// Values below x down to lo, most drastic first: lo, then x - (x-lo)/2,
-// x - (x-lo)/4, ..., x - 1. Kept one after another, they binary-search the
-// smallest value that still fails in O(log x) steps, not x.
-std::vector<int> below(int x, int lo) {
-    std::vector<int> out;
-    for (int d = x - lo; d >= 1; d /= 2) out.push_back(x - d);
-    return out;
-}
-
 // Lengths: 0 and 1 first (empty and single-token sequences are where edge
 // bugs live), then the binary search.
 std::vector<int> shorter(int len) {
-    std::vector<int> v = below(len, 0);
+    std::vector<int> v = shrink_values_below(len, 0);
     if (len > 2) v.insert(v.begin() + 1, 1);
     return v;
 }
@@ -56,22 +46,15 @@ void fit_recipe(Case& c) {
 // One candidate per value: c changed by set(candidate, value), refitted.
 template <class T, class F>
 Candidates each(const Case& c, const std::vector<T>& values, F set) {
-    Candidates out;
-    for (const T& v : values) {
-        Case n = c;
+    return shrink_each(c, values, [&set](Case& n, const T& v) {
         set(n, v);
         fit_recipe(n);
-        out.push_back(std::move(n));
-    }
-    return out;
+    });
 }
 
 template <class F>
 Candidates one_if(bool applies, const Case& c, F set) {
-    if (!applies) return {};
-    Case n = c;
-    set(n);
-    return {n};
+    return shrink_one_if(applies, c, set);
 }
 
 // The case with only the sequences `keep`, in that order; specials follow
@@ -131,7 +114,7 @@ Candidates lengths_together(const Case& c) {
     Candidates out;
     for (std::size_t b = 0; b < c.q_lens.size(); ++b) {
         const int m = std::min(c.q_lens[b], c.kv_lens[b]);
-        const Candidates cs = each(c, below(m, 0), [b, m](Case& n, int v) {
+        const Candidates cs = each(c, shrink_values_below(m, 0), [b, m](Case& n, int v) {
             n.q_lens[b] -= m - v;
             n.kv_lens[b] -= m - v;
         });
@@ -151,24 +134,21 @@ Candidates shorter_lens(const Case& c, std::vector<int> Case::*lens) {
 
 Candidates fewer_kv_heads(const Case& c) {
     const int ratio = c.n_q_heads / c.n_kv_heads;
-    return each(c, below(c.n_kv_heads, 1), [ratio](Case& n, int kv) {
+    return each(c, shrink_values_below(c.n_kv_heads, 1), [ratio](Case& n, int kv) {
         n.n_kv_heads = kv;
         n.n_q_heads = kv * ratio;
     });
 }
 
 Candidates smaller_gqa_ratio(const Case& c) {
-    return each(c, below(c.n_q_heads / c.n_kv_heads, 1), [](Case& n, int r) { n.n_q_heads = n.n_kv_heads * r; });
+    return each(c, shrink_values_below(c.n_q_heads / c.n_kv_heads, 1),
+                [](Case& n, int r) { n.n_q_heads = n.n_kv_heads * r; });
 }
 
 // Even head dims only, down to 2: odd and 1 are shapes real kernels rarely
 // take, and a failure there says less about the real bug.
 Candidates smaller_head_dim(const Case& c) {
-    const int d = c.head_dim;
-    std::vector<int> dims;
-    for (int v : {2, (d / 2) & ~1, d - 2, d - 1})
-        if (v >= 2 && v < d && v % 2 == 0 && std::find(dims.begin(), dims.end(), v) == dims.end()) dims.push_back(v);
-    return each(c, dims, [](Case& n, int v) { n.head_dim = v; });
+    return each(c, shrink_even_values_below(c.head_dim), [](Case& n, int v) { n.head_dim = v; });
 }
 
 // All of a recipe list at once, then one element at a time.
@@ -238,7 +218,7 @@ const Reduction kReductions[] = {
     {"drop_outliers", false, [](const Case& c) { return drop_elements(c, &DataRecipe::outlier_channels); }},
     {"sink_tokens", false,
      [](const Case& c) {
-         return each(c, below(c.data.sink_tokens, 0), [](Case& n, int v) { n.data.sink_tokens = v; });
+         return each(c, shrink_values_below(c.data.sink_tokens, 0), [](Case& n, int v) { n.data.sink_tokens = v; });
      }},
     {"drop_bias", false,
      [](const Case& c) {
@@ -249,7 +229,9 @@ const Reduction kReductions[] = {
          return reset_fields(c, {&DataRecipe::constant_q, &DataRecipe::constant_k, &DataRecipe::constant_v}, false);
      }},
     {"num_splits", false,
-     [](const Case& c) { return each(c, below(c.num_splits, 1), [](Case& n, int v) { n.num_splits = v; }); }},
+     [](const Case& c) {
+         return each(c, shrink_values_below(c.num_splits, 1), [](Case& n, int v) { n.num_splits = v; });
+     }},
     {"window_off", false, [](const Case& c) { return one_if(c.window > 0, c, [](Case& n) { n.window = 0; }); }},
     {"causal_off", false,
      [](const Case& c) {
@@ -277,52 +259,23 @@ std::vector<std::string> shrink_reduction_names() {
 Case shrink_case(const Case& c, const std::function<bool(const Case&)>& still_fails, const ShrinkOptions& opt,
                  ShrinkStats* stats) {
     ShrinkStats local;
-    ShrinkStats& st = stats ? *stats : local;
-    st = ShrinkStats{};
-    Case cur = c;
-    // Candidates already run (by their JSON's hash): after a kept step the
-    // walk comes back to reductions that may offer the same candidate again.
-    std::unordered_set<std::size_t> tried;
-    auto fails = [&](const Case& cand) {
-        if (cand == cur) return false;
+    const bool fixed_shape = c.values.has_value(); // explicit values fix the tensor sizes
+    std::vector<ShrinkReduction<Case>> table;
+    for (const Reduction& r : kReductions)
+        if (!(fixed_shape && r.reshapes)) table.push_back({r.name, r.candidates});
+    ShrinkRules<Case> rules;
+    rules.valid = [&opt](const Case& k) {
         try {
-            validate(cand);
+            validate(k);
         } catch (const CaseError&) {
             return false;
         }
-        if (opt.supported && !opt.supported(cand)) return false;
-        if (!tried.insert(std::hash<std::string>{}(case_to_json(cand, -1))).second) return false;
-        if (st.evaluations >= opt.max_evaluations) {
-            st.budget_spent = true;
-            return false;
-        }
-        ++st.evaluations;
-        return still_fails(cand);
+        return !opt.supported || opt.supported(k);
     };
-    // The first candidate of r that still fails becomes the current case.
-    auto step = [&](const Reduction& r) {
-        for (Case& cand : r.candidates(cur)) {
-            if (!fails(cand)) {
-                if (st.budget_spent) return false;
-                continue;
-            }
-            cur = std::move(cand);
-            ++st.accepted;
-            st.steps.push_back({r.name, case_shape_summary(cur)});
-            return true;
-        }
-        return false;
-    };
-    const bool fixed_shape = c.values.has_value(); // explicit values fix the tensor sizes
-    for (bool kept = true; kept && !st.budget_spent;) {
-        kept = false;
-        for (const Reduction& r : kReductions) {
-            if (fixed_shape && r.reshapes) continue;
-            while (step(r)) kept = true;
-            if (st.budget_spent) break;
-        }
-    }
-    return cur;
+    rules.key = [](const Case& k) { return case_to_json(k, -1); };
+    rules.describe = case_shape_summary;
+    rules.max_evaluations = opt.max_evaluations;
+    return greedy_shrink(c, table, still_fails, rules, stats ? *stats : local);
 }
 
 Counterexample shrink_counterexample(Target& t, const Case& c, const std::string& gate_name, const ShrinkOptions& opt,

@@ -6,10 +6,10 @@
 // It walks a fixed table of named reductions, most drastic first (fewer
 // sequences, shorter lengths, fewer heads, a smaller head_dim, then features
 // off, then data recipe details back to their defaults). A candidate is kept
-// when it validates, the target supports it and it still fails; the same
-// reduction is then tried again on the kept case, and passes over the table
-// repeat until one keeps nothing (a fixpoint: no single reduction applies) or
-// the evaluation budget is spent. Limits: greedy, so the result is
+// when it validates, the target supports it and it still fails; the walk
+// over the table (properties/campaign/greedy_shrink.hpp, shared with the
+// model case shrinker) repeats until a fixpoint or the evaluation budget.
+// ShrinkStats and ShrinkStep come from there. Limits: greedy, so the result is
 // 1-minimal with respect to the table, not globally smallest; the dtype is
 // never changed (the failure class depends on it); a case with explicit
 // values keeps its tensor sizes (only reductions that leave the shape alone
@@ -22,6 +22,7 @@
 
 #include "engine/case/case.hpp"
 #include "properties/campaign/campaign.hpp"
+#include "properties/campaign/greedy_shrink.hpp"
 
 namespace attncheck {
 
@@ -29,18 +30,6 @@ struct ShrinkOptions {
     int max_evaluations = 300; // calls of the still-fails predicate
     // The target's unsupported(c).empty(); empty: every valid case.
     std::function<bool(const Case&)> supported;
-};
-
-struct ShrinkStep {
-    std::string reduction; // the table's name for it ("kv_len", "drop_specials", ...)
-    std::string shape;     // case_shape_summary of the case kept
-};
-
-struct ShrinkStats {
-    int evaluations = 0;       // still-fails calls
-    int accepted = 0;          // candidates kept
-    bool budget_spent = false; // stopped by max_evaluations, not at a fixpoint
-    std::vector<ShrinkStep> steps;
 };
 
 // The names of the reductions, in the order they are tried.
