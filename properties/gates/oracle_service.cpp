@@ -1,6 +1,8 @@
 #include "properties/gates/oracle_service.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -17,6 +19,28 @@ namespace {
 
 std::atomic<OraclePreference> g_preference{OraclePreference::automatic};
 thread_local CrossCheckCount t_checks;
+
+// sum over sequences of q_len * kv_len * n_q_heads * head_dim: the fp64
+// passes' work.
+long long problem_work(const AttentionProblem& p) {
+    long long w = 0;
+    for (int s = 0; s < p.batch(); ++s)
+        w += static_cast<long long>(std::max(p.q_lens[s], 1)) * std::max(p.kv_lens[s], 1) * p.n_q_heads * p.head_dim;
+    return w;
+}
+
+long long host_oracle_below() {
+    static const long long v = [] {
+        const char* e = std::getenv("ATTNCHECK_HOST_ORACLE_BELOW");
+        if (!e || !*e) return kHostOracleBelow;
+        char* end = nullptr;
+        const long long x = std::strtoll(e, &end, 10);
+        if (*end != '\0' || x < 0)
+            throw std::invalid_argument(fmt::format("ATTNCHECK_HOST_ORACLE_BELOW: '{}' is not a work count >= 0", e));
+        return x;
+    }();
+    return v;
+}
 
 OracleResult on_host(const AttentionProblem& p, const PrecisionProfile& f, bool want_reference) {
     OracleResult r;
@@ -62,7 +86,7 @@ OracleResult evaluate_oracle(OracleDevice dev, const AttentionProblem& p, const 
 #ifdef ATTNCHECK_HAVE_CUDA
     bool fits = true;
     for (int n : p.kv_lens) fits = fits && n <= kGpuOracleMaxKeys;
-    if (dev == OracleDevice::gpu && fits) {
+    if (dev == OracleDevice::gpu && fits && problem_work(p) >= host_oracle_below()) {
         OracleRun g = gpu_oracle(p, f);
         if (t_checks.gpu_evaluations++ % kCrossCheckEvery == 0) {
             ++t_checks.cross_checked;

@@ -34,6 +34,14 @@ OraclePreference parse_oracle_preference(const std::string& s); // throws std::i
 
 OracleDevice oracle_device_for(const Target& t);
 
+// A problem whose fp64 work (sum of q_len * kv_len * n_q_heads * head_dim)
+// is below this is judged on the host even for CUDA targets: its GPU
+// evaluation would cost an upload, a launch, a copy back and a wait on a
+// context every worker thread contends for, more than the host's passes.
+// ATTNCHECK_HOST_ORACLE_BELOW=W overrides it (0: every evaluation on the
+// GPU); bench/results/2026-12-01-h200-oracle-split/ has the measurement.
+inline constexpr long long kHostOracleBelow = 0;
+
 inline constexpr long long kCrossCheckEvery = 64;
 inline constexpr int kCrossCheckRows = 8;
 
