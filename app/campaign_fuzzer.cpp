@@ -53,6 +53,11 @@ std::string read_text(const fs::path& p) {
     return ss.str();
 }
 
+// The log of device d's fork parent (-1: the only one).
+std::string fork_log(const std::string& rd, int d) {
+    return fmt::format("{}/log{}.txt", rd, d >= 0 ? std::to_string(d) : "");
+}
+
 // The environment every fuzz process of the round gets.
 std::vector<std::string> fuzz_env(const CampaignArgs& a, const std::string& out, Backend b) {
     std::vector<std::string> env = {"ATTNCHECK_FUZZ_OUT=" + out,
@@ -121,8 +126,7 @@ RoundOutcome fuzz_round(const CampaignArgs& a, CampaignState& s, long long k, do
     for (int d : devices) {
         std::vector<std::string> e = env;
         if (d >= 0) e.push_back(fmt::format("CUDA_VISIBLE_DEVICES={}", d));
-        parents.push_back(spawn_logged(fork_args(a, jobs, seconds, k, d), e,
-                                       fmt::format("{}/log{}.txt", rd, d >= 0 ? std::to_string(d) : "")));
+        parents.push_back(spawn_logged(fork_args(a, jobs, seconds, k, d), e, fork_log(rd, d)));
     }
     RoundOutcome r;
     for (pid_t p : parents) {
@@ -135,7 +139,7 @@ RoundOutcome fuzz_round(const CampaignArgs& a, CampaignState& s, long long k, do
     const double round_start = s.seconds;
     const long long execs_before = s.execs;
     for (int d : devices) {
-        const auto lines = libfuzzer_stats(read_text(fmt::format("{}/log{}.txt", rd, d >= 0 ? std::to_string(d) : "")));
+        const auto lines = libfuzzer_stats(read_text(fork_log(rd, d)));
         if (lines.empty()) continue;
         // Coverage over time inside the round, from the first fork parent's
         // status lines, one point per kHistoryEvery seconds at most.

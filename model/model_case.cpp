@@ -92,6 +92,21 @@ void validate(const ModelCase& c) {
     }
 }
 
+ModelStep model_call(std::vector<SeqChunk> batch, std::string attention, int splits) {
+    ModelStep s;
+    s.batch = std::move(batch);
+    s.attention = std::move(attention);
+    s.num_splits = splits;
+    return s;
+}
+
+ModelStep model_reset(int slot) {
+    ModelStep s;
+    s.reset = true;
+    s.reset_slot = slot;
+    return s;
+}
+
 std::string model_case_to_json(const ModelCase& c) {
     const ModelConfig& m = c.config;
     json cfg = {

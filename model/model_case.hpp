@@ -39,6 +39,10 @@ struct ModelStep {
     std::string attention = "auto";
     int num_splits = 1;
 };
+// A call of these chunks on an attention family ("auto" or a kernel family)
+// with a split count, and a reset of one slot.
+ModelStep model_call(std::vector<SeqChunk> batch, std::string attention = "auto", int splits = 1);
+ModelStep model_reset(int slot);
 
 struct ModelCase {
     ModelConfig config;

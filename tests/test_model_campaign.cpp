@@ -35,10 +35,7 @@ ModelCase small_case() {
     dec.num_splits = 2;
     ModelStep rag;
     rag.batch = {{1, {7, 8}}, {0, {9}}};
-    ModelStep reset;
-    reset.reset = true;
-    reset.reset_slot = 1;
-    c.schedule = {pre, dec, rag, reset};
+    c.schedule = {pre, dec, rag, model_reset(1)};
     return c;
 }
 

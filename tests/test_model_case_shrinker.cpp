@@ -15,19 +15,9 @@ namespace attncheck {
 namespace {
 
 ModelStep call(std::vector<SeqChunk> batch, std::string attention = "auto", int splits = 1) {
-    ModelStep s;
-    s.batch = std::move(batch);
-    s.attention = std::move(attention);
-    s.num_splits = splits;
-    return s;
+    return model_call(std::move(batch), std::move(attention), splits);
 }
-
-ModelStep reset(int slot) {
-    ModelStep s;
-    s.reset = true;
-    s.reset_slot = slot;
-    return s;
-}
+ModelStep reset(int slot) { return model_reset(slot); }
 
 // A large case with every part the reductions undo.
 ModelCase big_case() {

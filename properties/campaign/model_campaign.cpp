@@ -94,10 +94,7 @@ rc::Gen<ModelCase> gen_model_case() {
         if (*rc::gen::arbitrary<bool>()) // ragged: slot 1's prompt beside slot 0's next token
             call({{1, gen_tokens(*rc::gen::inRange(1, 7), c.vocab)}, {0, gen_tokens(1, c.vocab)}}, "auto", 1);
         if (*rc::gen::arbitrary<bool>()) {
-            ModelStep r;
-            r.reset = true;
-            r.reset_slot = 0;
-            mc.schedule.push_back(r);
+            mc.schedule.push_back(model_reset(0));
             call({{0, gen_tokens(*rc::gen::inRange(1, 6), c.vocab)}}, "auto", 1);
             call({{0, gen_tokens(1, c.vocab)}}, "auto", 1);
         }

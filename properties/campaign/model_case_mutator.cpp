@@ -25,14 +25,6 @@ std::vector<int> tokens(Rng& r, int n, int vocab) {
     return t;
 }
 
-ModelStep call(std::vector<SeqChunk> batch, std::string attention = "auto", int splits = 1) {
-    ModelStep s;
-    s.batch = std::move(batch);
-    s.attention = std::move(attention);
-    s.num_splits = splits;
-    return s;
-}
-
 bool one_token_chunks(const ModelStep& s) {
     return std::all_of(s.batch.begin(), s.batch.end(), [](const SeqChunk& ch) { return ch.tokens.size() == 1; });
 }
@@ -127,27 +119,25 @@ void mutate_schedule(ModelCase& mc, Rng& r) {
     const std::size_t at = r.below(s.size());
     switch (r.below(6)) {
         case 0: // a decode step on a slot that has a prompt
-            s.push_back(call({{0, tokens(r, 1, V)}}, "decode_split", static_cast<int>(r.range(1, 5))));
+            s.push_back(model_call({{0, tokens(r, 1, V)}}, "decode_split", static_cast<int>(r.range(1, 5))));
             break;
         case 1: // a prompt split into two chunks (two calls)
             if (!s[at].reset && s[at].batch.size() == 1 && s[at].batch[0].tokens.size() > 1) {
                 SeqChunk& ch = s[at].batch[0];
                 const auto cut = static_cast<long>(r.range(1, static_cast<long long>(ch.tokens.size()) - 1));
-                ModelStep tail = call({{ch.seq, std::vector<int>(ch.tokens.begin() + cut, ch.tokens.end())}});
+                ModelStep tail = model_call({{ch.seq, std::vector<int>(ch.tokens.begin() + cut, ch.tokens.end())}});
                 ch.tokens.resize(static_cast<std::size_t>(cut));
                 s.insert(s.begin() + static_cast<long>(at) + 1, tail);
             }
             break;
         case 2: // ragged: a new slot's prompt beside slot 0's next token
             mc.slots = std::max(mc.slots, 2);
-            s.push_back(call({{1, tokens(r, static_cast<int>(r.range(1, 7)), V)}, {0, tokens(r, 1, V)}}));
+            s.push_back(model_call({{1, tokens(r, static_cast<int>(r.range(1, 7)), V)}, {0, tokens(r, 1, V)}}));
             break;
         case 3: { // a reset, then a fresh prompt and a decode step
-            ModelStep reset;
-            reset.reset = true;
-            s.push_back(reset);
-            s.push_back(call({{0, tokens(r, static_cast<int>(r.range(1, 6)), V)}}));
-            s.push_back(call({{0, tokens(r, 1, V)}}));
+            s.push_back(model_reset(0));
+            s.push_back(model_call({{0, tokens(r, static_cast<int>(r.range(1, 6)), V)}}));
+            s.push_back(model_call({{0, tokens(r, 1, V)}}));
             break;
         }
         case 4: // another family for one call
