@@ -23,9 +23,9 @@ void register_shrink_command(CLI::App& app, int& rc);    // shrink (app/shrink_c
 // The model campaign (app/model_campaign_commands.cpp): `run --target model`
 // and `repro` of a model case file (`text` is the file's content).
 int cmd_run_model(const std::string& backend, const std::string& mutant, long long cases, double seconds,
-                  std::uint64_t seed, const std::string& out_dir);
+                  std::uint64_t seed, const std::string& out_dir, const std::string& external = "");
 int cmd_repro_model(const std::string& file, const std::string& text, const std::string& backend_override,
-                    const std::string& mutant_override);
+                    const std::string& mutant_override, const std::string& external = "");
 // `mutants --target model`: each model mutant against the model campaign,
 // with the layer and stage that caught it beside where the mutant acts.
 int cmd_mutants_model(const std::string& backend, bool json, long long cases, double seconds, std::uint64_t seed,

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include "app/commands.hpp"
 
+#include "properties/campaign/external_model_check.hpp"
 #include "properties/campaign/model_campaign.hpp"
 
 namespace attncheck {
@@ -27,6 +28,10 @@ ModelMutant model_mutant_arg(const std::string& name) {
 }
 
 void print_verdict(const ModelVerdict& v) {
+    if (v.skipped) {
+        fmt::print("not run: {}\n", v.summary);
+        return;
+    }
     if (v.ok) {
         fmt::print("every model gate held: {}\n", v.summary);
         return;
@@ -39,43 +44,59 @@ void print_verdict(const ModelVerdict& v) {
 } // namespace
 
 int cmd_run_model(const std::string& backend, const std::string& mutant, long long cases, double seconds,
-                  std::uint64_t seed, const std::string& out_dir) {
+                  std::uint64_t seed, const std::string& out_dir, const std::string& external) {
     ModelRunSpec spec;
+    spec.external = external;
     spec.backend = resolve_backend(backend);
     spec.mutant = model_mutant_arg(mutant);
     spec.cases = seconds > 0 ? (1LL << 40) : cases; // a time budget replaces the case count
     spec.seconds = seconds;
     spec.seed = seed;
     spec.out_dir = out_dir;
-    fmt::print("attncheck run --target model: backend {}, mutant {}, seed {}, {}\n", backend_name(spec.backend),
+    if (!external.empty() && spec.mutant != ModelMutant::none)
+        throw std::invalid_argument("--mutant: our model's mutants do not apply to an external model");
+    fmt::print("attncheck run --target model: {}, mutant {}, seed {}, {}\n",
+               external.empty() ? "backend " + std::string(backend_name(spec.backend)) : "external '" + external + "'",
                model_mutant_name(spec.mutant), seed,
                seconds > 0 ? fmt::format("{} s", seconds) : fmt::format("{} cases", cases));
     std::fflush(stdout);
     const ModelRunReport r = run_model_campaign(spec);
+    const std::string skipped =
+        r.skipped ? fmt::format("; {} refused by the adapter (latest: {})", r.skipped, r.last_skip) : "";
     if (!r.failure) {
-        fmt::print(
-            "{} random model cases in {:.1f} s ({:.1f}/s): every model gate held (stages, decode_prefill, families)\n",
-            r.cases, r.seconds, r.seconds > 0 ? r.cases / r.seconds : 0.0);
+        fmt::print("{} random model cases in {:.1f} s ({:.1f}/s): every model gate held ({}){}\n", r.cases, r.seconds,
+                   r.seconds > 0 ? r.cases / r.seconds : 0.0,
+                   external.empty() ? "stages, decode_prefill, families" : "logits, decode_prefill", skipped);
         return 0;
     }
     const ModelFailure& f = *r.failure;
-    fmt::print("  {}/model FAILED after {} cases, {:.1f} s; shrunk in {} steps to {}\n\n", backend_name(spec.backend),
-               r.cases, r.seconds, f.shrink_steps, model_case_summary(f.shrunk));
+    fmt::print("  {} FAILED after {} cases{}, {:.1f} s; shrunk in {} steps to {}\n\n",
+               external.empty() ? std::string(backend_name(spec.backend)) + "/model" : r.target, r.cases, skipped,
+               r.seconds, f.shrink_steps, model_case_summary(f.shrunk));
     print_verdict(f.verdict);
-    fmt::print("\ncounterexample: {}\nreplay:         attncheck repro {}\n", f.file, f.file);
+    fmt::print("\ncounterexample: {}\nreplay:         attncheck repro {}{}\n", f.file, f.file,
+               external.empty() ? "" : " --external '" + external + "'");
     return 1;
 }
 
 int cmd_repro_model(const std::string& file, const std::string& text, const std::string& backend_override,
-                    const std::string& mutant_override) {
+                    const std::string& mutant_override, const std::string& external_override) {
     const ModelCase c = model_case_from_json(text);
-    std::string recorded_backend = "cpu", recorded_mutant = "none";
+    std::string recorded_backend = "cpu", recorded_mutant = "none", external = external_override;
     if (const auto j = nlohmann::json::parse(text); j.contains("failure")) {
         recorded_backend = j["failure"].value("backend", recorded_backend);
         recorded_mutant = j["failure"].value("mutant", recorded_mutant);
+        if (external.empty()) external = j["failure"].value("external", std::string());
         fmt::print("recorded: {} failed gate {}: {}\n",
                    recorded_mutant == "none" ? "model" : "model+" + recorded_mutant,
                    j["failure"].value("gate", std::string("?")), j["failure"].value("summary", std::string()));
+    }
+    if (!external.empty()) {
+        ModelAdapter adapter(external);
+        fmt::print("attncheck repro {}: {} on {}\n", file, model_case_summary(c), adapter.caps().name);
+        const ModelVerdict v = check_external_model_case(adapter.restrict(c), adapter);
+        print_verdict(v);
+        return v.ok ? 0 : 1;
     }
     const Backend b = resolve_backend(backend_override.empty() ? recorded_backend : backend_override);
     const ModelMutant m = model_mutant_arg(mutant_override.empty() ? recorded_mutant : mutant_override);

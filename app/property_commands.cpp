@@ -165,9 +165,11 @@ int cmd_list() {
 
 int cmd_run(const RunArgs& a) {
     if (std::find(a.targets.begin(), a.targets.end(), "model") != a.targets.end()) {
-        if (a.targets.size() != 1 || !a.plugins.empty() || !a.externals.empty() || !a.gates.empty())
-            throw std::invalid_argument("--target model runs alone (its own gates, no plugins or adapters)");
-        return cmd_run_model(a.backend, a.mutant, a.cases, a.seconds, a.seed, a.out_dir);
+        if (a.targets.size() != 1 || !a.plugins.empty() || a.externals.size() > 1 || !a.gates.empty())
+            throw std::invalid_argument(
+                "--target model runs alone (its own gates, no plugins; at most one --external model adapter)");
+        return cmd_run_model(a.backend, a.mutant, a.cases, a.seconds, a.seed, a.out_dir,
+                             a.externals.empty() ? "" : a.externals.front());
     }
     RunSpec spec;
     spec.backend = resolve_backend(a.backend);
@@ -266,7 +268,11 @@ int cmd_repro(const std::string& file, const std::string& backend_override, cons
     if (std::ifstream in(file); in) {
         std::stringstream ss;
         ss << in.rdbuf();
-        if (looks_like_model_case(ss.str())) return cmd_repro_model(file, ss.str(), backend_override, mutant_override);
+        if (looks_like_model_case(ss.str())) {
+            if (externals.size() > 1) throw std::invalid_argument("repro of a model case: at most one --external");
+            return cmd_repro_model(file, ss.str(), backend_override, mutant_override,
+                                   externals.empty() ? "" : externals.front());
+        }
     }
     const CounterexampleFile f = load_counterexample(file);
     if (expect_gate && !f.gate)

@@ -125,17 +125,46 @@ if want kernels; then
   cat "$out/bench_kernels.txt"
 fi
 if want adapters; then
-  # PyTorch SDPA with each backend forced, through the external adapter
-  # protocol (python/attncheck_adapter/torch_sdpa.py): ADAPTER_SECONDS each,
-  # failures shrunk to $out/adapter_counterexamples, a report per backend;
-  # ADAPTER_LEDGER=corpus/known/torch_sdpa_h200.json counts what is explained.
+  # PyTorch's attention through the external adapter protocol: SDPA with each
+  # backend forced (python/attncheck_adapter/torch_sdpa.py) and compiled
+  # FlexAttention (torch_flex.py), and transformers' decoders as a model
+  # (transformers_model.py), ADAPTER_SECONDS each. The six campaigns run side
+  # by side, ADAPTER_WORKERS adapter processes each for attention (16 cores:
+  # 3 x 5 + 1), since each spends its time in Python and the host oracle.
+  # Failures are shrunk to $out/adapter_counterexamples/<adapter>, a report
+  # per adapter; ADAPTER_LEDGER=corpus/known/torch_sdpa_h200.json counts
+  # what is explained.
   export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
-  for be in flash efficient cudnn math; do
-    run "adapter_$be" "$bin"/attncheck run --backend cpu --workers "${ADAPTER_WORKERS:-4}" \
-      --seconds "${ADAPTER_SECONDS:-60}" --seed "${ADAPTER_SEED:-3}" \
-      --external "python3 -m attncheck_adapter.torch_sdpa --backend $be" \
-      --out "$out/adapter_counterexamples" --report "$out/report_$be" \
-      ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"}
+  adapter_cmds=(
+    "flash|python3 -m attncheck_adapter.torch_sdpa --backend flash"
+    "efficient|python3 -m attncheck_adapter.torch_sdpa --backend efficient"
+    "cudnn|python3 -m attncheck_adapter.torch_sdpa --backend cudnn"
+    "math|python3 -m attncheck_adapter.torch_sdpa --backend math"
+    "flex|python3 -m attncheck_adapter.torch_flex"
+  )
+  for entry in "${adapter_cmds[@]}"; do
+    name="${entry%%|*}"
+    STEP_TIMEOUT=$(( ${ADAPTER_SECONDS:-60} + 240 )) run "adapter_$name" "$bin"/attncheck run --backend cpu \
+      --workers "${ADAPTER_WORKERS:-3}" --seconds "${ADAPTER_SECONDS:-60}" --seed "${ADAPTER_SEED:-3}" \
+      --external "${entry#*|}" --out "$out/adapter_counterexamples/$name" --report "$out/report_$name" \
+      ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"} > "$out/adapter_$name.summary" 2>&1 &
+  done
+  # transformers' decoders as an external model (random model cases, logits gates).
+  STEP_TIMEOUT=$(( ${ADAPTER_SECONDS:-60} + 240 )) run adapter_transformers_model "$bin"/attncheck run --target model \
+    --seconds "${ADAPTER_SECONDS:-60}" --seed "${ADAPTER_SEED:-3}" \
+    --external "python3 -m attncheck_adapter.transformers_model" \
+    --out "$out/adapter_counterexamples/transformers_model" > "$out/adapter_transformers_model.summary" 2>&1 &
+  wait
+  cat "$out"/adapter_*.summary
+  grep -q ": exit [^0]" "$out"/adapter_*.summary && rc=1
+  # What run_batch buys: the flash adapter, one worker, the same seeded cases,
+  # a message per run against 16 runs a message (ADAPTER_BATCH_SECONDS each).
+  for mb in 1 16; do
+    STEP_TIMEOUT=$(( ${ADAPTER_BATCH_SECONDS:-30} + 120 )) run "adapter_batch_$mb" "$bin"/attncheck run --backend cpu \
+      --workers 1 --seconds "${ADAPTER_BATCH_SECONDS:-30}" --seed 11 \
+      --external "python3 -m attncheck_adapter.torch_sdpa --backend flash --max-batch $mb" \
+      ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"} > "$out/batching_$mb.summary" 2>&1
+    echo "max_batch $mb: $(grep -E 'cases/s' "$out/batching_$mb.summary" | tail -n 1)" | tee -a "$final/adapter_batching.txt"
   done
 fi
 if [[ "$modes" == *" fuzz "* ]]; then

@@ -23,10 +23,11 @@ namespace attncheck {
 
 struct ModelVerdict {
     bool ok = true;
-    std::string gate;    // "stages", "decode_prefill" or "families" when !ok
-    std::string summary; // one paragraph
-    int step = -1;       // schedule step the failure shows at
-    int layer = -1;      // stages: where the divergence report points
+    bool skipped = false; // an external model refused the case (summary says why)
+    std::string gate;     // "stages", "decode_prefill", "families" or (external models) "logits" when !ok
+    std::string summary;  // one paragraph
+    int step = -1;        // schedule step the failure shows at
+    int layer = -1;       // stages: where the divergence report points
     std::string stage;
     std::string table; // stages: the per-layer table
     long long calls = 0, rows_compared = 0, family_pairs = 0;

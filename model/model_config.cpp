@@ -306,12 +306,20 @@ ModelConfig parse_hf_config(const std::string& text) {
     return c;
 }
 
+// A position count is an integer in a Hugging Face config (transformers
+// builds ranges from max_position_embeddings); a fractional one, which our
+// own format allows, stays a number so it round-trips exactly.
+static nlohmann::ordered_json position_count(double v) {
+    if (v == std::floor(v) && std::fabs(v) < 9e15) return static_cast<long long>(v);
+    return v;
+}
+
 std::string rope_scaling_json(const RopeScaling& s) {
     nlohmann::ordered_json r;
     r["rope_type"] = rope_scaling_name(s.type);
     if (s.type == RopeScalingType::none) return r.dump();
     r["factor"] = s.factor;
-    r["original_max_position_embeddings"] = s.original_max;
+    r["original_max_position_embeddings"] = position_count(s.original_max);
     if (s.type == RopeScalingType::llama3) {
         r["low_freq_factor"] = s.low_freq_factor;
         r["high_freq_factor"] = s.high_freq_factor;
@@ -348,7 +356,7 @@ std::string hf_config_json(const ModelConfig& c) {
     j["rope_theta"] = c.rope_theta;
     if (c.rope_scaling.type != RopeScalingType::none) {
         j["rope_scaling"] = nlohmann::ordered_json::parse(rope_scaling_json(c.rope_scaling));
-        j["max_position_embeddings"] = c.rope_scaling.original_max;
+        j["max_position_embeddings"] = position_count(c.rope_scaling.original_max);
     }
     j["rms_norm_eps"] = c.rms_eps;
     j["tie_word_embeddings"] = c.tied_embeddings;

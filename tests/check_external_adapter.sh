@@ -1,25 +1,22 @@
 #!/bin/sh
 # The external adapter protocol end to end (docs/adapter-protocol.md), with
 # the numpy adapter of python/examples: the correct adapter holds every gate
-# (exit 0), its scale-twice twin is caught (exit 1) and its counterexample
+# (exit 0), with runs in batches and one at a time, its scale-twice twin is caught (exit 1) and its counterexample
 # replays through the adapter, and an adapter that is not one is refused
 # (exit 2). Skipped (77) where no python3 with numpy is found.
 # Usage: check_external_adapter.sh ATTNCHECK SOURCE_DIR
 set -u
 exe="$1"
 src="$2"
-py=""
-for c in python3 /usr/bin/python3; do
-  if "$c" -c "import numpy" 2>/dev/null; then py="$c"; break; fi
-done
-[ -n "$py" ] || { echo "skipped: no python3 with numpy (apt-get install python3-numpy)"; exit 77; }
-export PYTHONPATH="$src/python${PYTHONPATH:+:$PYTHONPATH}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+. "$src/tests/adapter_test_env.sh"
 adapter="$py $src/python/examples/numpy_adapter.py"
 "$exe" run --backend cpu --external "$adapter" --cases 60 --workers 2 > "$work/good.log" 2>&1 \
   || { echo "the numpy adapter failed:"; cat "$work/good.log"; exit 1; }
 grep -E "numpy_fp64 +ok" "$work/good.log"
+# The same, a run message per run (max_batch 1) rather than run_batch messages.
+"$exe" run --backend cpu --external "$adapter --one-at-a-time" --cases 30 --workers 1 > "$work/single.log" 2>&1 \
+  || { echo "the numpy adapter, one run at a time, failed:"; cat "$work/single.log"; exit 1; }
+grep -E "numpy_fp64 +ok" "$work/single.log"
 "$exe" run --backend cpu --external "$adapter --scale-twice" --cases 60 --workers 1 --out "$work/cx" \
   > "$work/twin.log" 2>&1
 rc=$?

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Renders a run report's index.html in headless Chromium and checks what a
 reader sees: the gate table, one error/bound histogram (16 bars) per gate
-and target with ratios, and bars actually painted (the bar colour in a
+and target with ratios, a worst-rows table with a row for each of them (its
+case whole in results.json), and bars actually painted (the bar colour in a
 screenshot, decoded here with the standard library only). The histograms
 expected are the (target, gate) tallies of results.json with a ratio; at
 least MIN_HISTOGRAMS of them.
@@ -79,6 +80,11 @@ def main():
     assert histograms == expected, f"{histograms} histograms rendered, expected {expected}"
     assert bars == 16 * expected, f"{bars} bars, expected {16 * expected}"
     assert "<table>" in dom and str(results["cases"]) in dom, "the gate table or the case count is missing"
+    worst = dom.count('<tr class="worst">')
+    assert worst == expected, f"{worst} worst rows rendered, expected {expected}"
+    for t in results["targets"]:
+        for row in t["worst_rows"]:
+            assert row["case"] and "shape" in row["case"] and row["verdict"], f"worst row without its case: {row}"
     with tempfile.TemporaryDirectory() as tmp:
         shot = os.path.join(tmp, "page.png")
         run([f"--screenshot={shot}", "--window-size=1400,2400", page])
@@ -86,7 +92,7 @@ def main():
         blue = sum(1 for row in rows for x in range(0, w * bpp, bpp)
                    if all(abs(row[x + k] - BAR_BLUE[k]) <= 8 for k in range(3)))
     assert blue > 50, f"only {blue} pixels of bar colour in the screenshot: the histograms did not paint"
-    print(f"render_report: {histograms} histograms, {bars} bars, {blue} bar pixels painted")
+    print(f"render_report: {histograms} histograms, {bars} bars, {worst} worst rows, {blue} bar pixels painted")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,10 @@ TEST(ModelLoader, ConfigRopeScalingVariants) {
     ModelConfig c = tiny(ModelArch::qwen2).config;
     c.rope_scaling = l3.rope_scaling;
     EXPECT_EQ(parse_hf_config(hf_config_json(c)).rope_scaling, c.rope_scaling);
+    // transformers builds ranges from these: a float 8192.0 fails its loader.
+    const auto written = nlohmann::json::parse(hf_config_json(c));
+    EXPECT_TRUE(written["max_position_embeddings"].is_number_integer());
+    EXPECT_TRUE(written["rope_scaling"]["original_max_position_embeddings"].is_number_integer());
     expect_error<ConfigError>([&] { parse_hf_config(head + R"("rope_scaling": {"type": "dynamic", "factor": 2}})"); },
                               "dynamic (NTK) scaling is not supported");
     expect_error<ConfigError>([&] { parse_hf_config(head + R"("rope_scaling": {"type": "su", "factor": 2}})"); },

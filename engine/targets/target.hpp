@@ -27,6 +27,18 @@ struct UnsupportedCase : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// One run of a batch (Target::run_batch) and what came of it: an
+// observation, or the reason the target refused it (unsupported), or the
+// error it reported.
+struct RunRequest {
+    const AttentionProblem* problem = nullptr;
+    std::optional<ProbeRequest> probe;
+};
+struct RunAnswer {
+    std::optional<Observation> obs;
+    std::string unsupported, error; // one of these is set when obs is not
+};
+
 class Target {
 public:
     virtual ~Target() = default;
@@ -51,6 +63,14 @@ public:
     // q_completeness gates skipped, said so in their verdicts, and its stage
     // reports say the same.
     virtual bool records_probes() const { return false; }
+    // How many runs the target takes at once. Above 1 (an external adapter,
+    // one message a batch), a campaign checks that many cases together
+    // (check_cases, properties/gates/case_check.hpp) and hands the target
+    // every run they need in run_batch calls; at 1 it checks case by case.
+    virtual int batch_size() const { return 1; }
+    // The runs in order, at most batch_size() of them; by default one run()
+    // after another. An answer never throws: a refusal or error is in it.
+    virtual std::vector<RunAnswer> run_batch(const std::vector<RunRequest>& runs);
     std::string full_name() const; // "cuda/decode_gqa" or "cpu/flash_prefill+no_row_max"
 };
 

@@ -23,11 +23,16 @@ Counterexample counterexample_of(Target& t, const Case& c, const GateOutcome& fa
     return ce;
 }
 
-void GateTally::add(const GateVerdict& v) {
+void GateTally::add(const GateVerdict& v, const Case* c) {
     (v.status == GateStatus::pass ? pass : v.status == GateStatus::fail ? fail : skip)++;
     if (const int b = ratio_bucket(v.ratio); b >= 0) {
         ++ratios[static_cast<std::size_t>(b)];
-        worst_ratio = std::max(worst_ratio, v.ratio);
+        if (v.ratio > worst_ratio) {
+            worst_ratio = v.ratio;
+            worst_detail = v.summary;
+            worst_shape = c ? case_shape_summary(*c) : std::string();
+            worst_case = c ? case_to_json(*c, -1) : std::string();
+        }
     }
 }
 
@@ -39,7 +44,12 @@ void add_tallies(std::map<std::string, GateTally>& into, const std::map<std::str
         i.skip += t.skip;
         for (int b = 0; b < kRatioBuckets; ++b)
             i.ratios[static_cast<std::size_t>(b)] += t.ratios[static_cast<std::size_t>(b)];
-        i.worst_ratio = std::max(i.worst_ratio, t.worst_ratio);
+        if (t.worst_ratio > i.worst_ratio) {
+            i.worst_ratio = t.worst_ratio;
+            i.worst_shape = t.worst_shape;
+            i.worst_case = t.worst_case;
+            i.worst_detail = t.worst_detail;
+        }
     }
 }
 
@@ -72,8 +82,8 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         if (trajectory.empty() || trajectory.back() != shape) trajectory.push_back(std::move(shape));
     };
 
-    auto tally = [&](const CaseCheck& chk) {
-        for (const auto& o : chk.outcomes) res.tallies[o.gate->name].add(o.verdict);
+    auto tally = [&](const CaseCheck& chk, const Case& c) {
+        for (const auto& o : chk.outcomes) res.tallies[o.gate->name].add(o.verdict, &c);
     };
     // A failure the ledger lists: counted (outside shrinking), not a failure.
     long long known_cases = 0;
@@ -113,7 +123,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         const GateOutcome* f = chk.failure();
         if (known(c, f)) return;
         if (!shrinking) {
-            tally(chk);
+            tally(chk, c);
             if (!f) {
                 ++res.cases;
                 if (opt.progress) opt.progress(res.cases, elapsed());
@@ -154,41 +164,71 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
     };
 
     if (opt.drawer == Drawer::seeded) {
-        long long discarded_in_a_row = 0;
-        for (long long i = 0; res.cases + known_cases < opt.cases; ++i) {
+        // A target that takes its runs in batches gets its cases checked
+        // that many at a time (check_cases); the rest one by one.
+        const size_t per_check = static_cast<size_t>(std::max(1, target.batch_size()));
+        struct Drawn {
+            Case c;
+            ChoiceRecord record;
+            std::uint64_t seed;
+        };
+        long long discarded_in_a_row = 0, i = 0;
+        bool stop = false;
+        while (!stop && res.cases + known_cases < opt.cases) {
             if (opt.seconds > 0 && elapsed() >= opt.seconds) break;
-            SeededChooser seeded(case_seed(opt.seed, i));
-            RecordingChooser rec(seeded);
-            const Case c = [&] {
-                ScopedPhase phase(Phase::generate);
-                return build_case(caps, opt.limits, rec);
-            }();
-            if (!target.unsupported(c).empty()) {
-                ++res.unsupported;
-                if (++discarded_in_a_row > 1000) break; // everything discarded: nothing more to learn
-                continue;
+            std::vector<Drawn> drawn;
+            while (drawn.size() < per_check &&
+                   res.cases + known_cases + static_cast<long long>(drawn.size()) < opt.cases) {
+                const std::uint64_t seed = case_seed(opt.seed, i++);
+                SeededChooser seeded(seed);
+                RecordingChooser rec(seeded);
+                Case c = [&] {
+                    ScopedPhase phase(Phase::generate);
+                    return build_case(caps, opt.limits, rec);
+                }();
+                if (!target.unsupported(c).empty()) {
+                    ++res.unsupported;
+                    // everything discarded: nothing more to learn
+                    if (++discarded_in_a_row > 1000) {
+                        stop = true;
+                        break;
+                    }
+                    continue;
+                }
+                discarded_in_a_row = 0;
+                drawn.push_back({std::move(c), rec.record(), seed});
             }
-            discarded_in_a_row = 0;
-            CaseCheck chk = check_case(target, c, gates);
-            const GateOutcome* f = chk.failure();
-            if (known(c, f)) continue;
-            tally(chk);
-            if (!f) {
-                ++res.cases;
-                if (opt.progress) opt.progress(res.cases, elapsed());
-                continue;
+            std::vector<CaseCheck> checks;
+            if (per_check == 1) {
+                for (const Drawn& d : drawn) checks.push_back(check_case(target, d.c, gates));
+            } else {
+                std::vector<Case> cs;
+                for (const Drawn& d : drawn) cs.push_back(d.c);
+                checks = check_cases(target, cs, gates);
             }
-            first_failure(*f);
-            trace_shape(c);
-            last_fail.emplace(c, std::move(chk)); // stands if the rerun below does not fail (a flaky target)
-            // RapidCheck shrinks from the recorded draws; its first case is
-            // this one again, which is not a shrink step.
-            gen = gen_replayed_case(caps, opt.limits, rec.record());
-            shrink_steps = -1;
-            check_property(case_seed(opt.seed, i), 1);
-            shrink_steps = std::max(shrink_steps, 0);
-            record_failure(case_seed(opt.seed, i));
-            break;
+            for (size_t k = 0; k < drawn.size(); ++k) {
+                const Case& c = drawn[k].c;
+                const GateOutcome* f = checks[k].failure();
+                if (known(c, f)) continue;
+                tally(checks[k], c);
+                if (!f) {
+                    ++res.cases;
+                    if (opt.progress) opt.progress(res.cases, elapsed());
+                    continue;
+                }
+                first_failure(*f);
+                trace_shape(c);
+                last_fail.emplace(c, std::move(checks[k])); // stands if the rerun below does not fail (a flaky target)
+                // RapidCheck shrinks from the recorded draws, case by case;
+                // its first case is this one again, which is not a shrink step.
+                gen = gen_replayed_case(caps, opt.limits, drawn[k].record);
+                shrink_steps = -1;
+                check_property(drawn[k].seed, 1);
+                shrink_steps = std::max(shrink_steps, 0);
+                record_failure(drawn[k].seed);
+                stop = true;
+                break;
+            }
         }
         res.seconds = elapsed();
         return res;

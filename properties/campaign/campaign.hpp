@@ -24,7 +24,11 @@ struct GateTally {
     // by ratio_bucket, and the largest ratio (-1: none).
     std::array<long long, kRatioBuckets> ratios{};
     double worst_ratio = -1;
-    void add(const GateVerdict& v);
+    // The worst row: the case it came from (its shape, and the case as JSON
+    // for `attncheck repro`) and the verdict that named it.
+    std::string worst_shape, worst_case, worst_detail;
+    // `c`: the case the verdict is on (for the worst row; may be null).
+    void add(const GateVerdict& v, const Case* c = nullptr);
 };
 // Adds every gate's tally of `from` into `into`.
 void add_tallies(std::map<std::string, GateTally>& into, const std::map<std::string, GateTally>& from);

@@ -1,9 +1,5 @@
 #include "properties/campaign/external_target.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -13,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "properties/campaign/adapter_frame.hpp"
-#include "properties/campaign/child_process.hpp"
 
 namespace attncheck {
 
@@ -29,6 +24,9 @@ AdapterCapabilities parse_capabilities(const std::string& text) {
     }
     auto fail = [](const std::string& what) { throw std::invalid_argument("adapter capabilities: " + what); };
     if (!j.is_object()) fail("not a JSON object");
+    if (j.value("kind", std::string("attention")) != "attention")
+        fail("a " + j.value("kind", std::string()) +
+             " adapter, not an attention one (a model adapter runs with --target model)");
     if (j.value("protocol", 0) != 1) fail("protocol must be 1");
     if (!j.contains("name") || !j.at("name").is_string() || j.at("name").get<std::string>().empty())
         fail("'name' must be a non-empty string");
@@ -47,6 +45,8 @@ AdapterCapabilities parse_capabilities(const std::string& text) {
     c.gqa = j.value("gqa", false);
     c.batch_invariant = j.value("batch_invariant", false);
     c.max_kv_len = j.value("max_kv_len", 0);
+    c.max_batch = j.value("max_batch", 1);
+    if (c.max_batch < 1 || c.max_batch > 4096) fail("'max_batch' must be in [1, 4096]");
     // One profile for every dtype ("profile"), and optionally one per input
     // dtype ("profiles": {"fp16": {...}}) where an implementation rounds
     // differently by dtype (tensor cores for fp16/bf16, CUDA cores for fp32).
@@ -85,46 +85,8 @@ AdapterCapabilities parse_capabilities(const std::string& text) {
     return c;
 }
 
-ExternalTarget::ExternalTarget(std::string command) : command_(std::move(command)) {
-    // A dead adapter must show as an error on write, not kill attncheck.
-    signal(SIGPIPE, SIG_IGN);
-    try {
-        const PipedChild c = spawn_piped({"/bin/sh", "-c", command_});
-        pid_ = c.pid;
-        to_ = c.in;
-        from_ = c.out;
-    } catch (const std::exception& e) {
-        throw std::invalid_argument(fmt::format("--external '{}': {}", command_, e.what()));
-    }
-    try {
-        Frame hello;
-        hello.meta = {{"type", "hello"}, {"protocol", "1"}};
-        send(encode_frame(hello));
-        const Frame caps = decode_frame([this](char* b, std::size_t n) { read_exact(b, n); });
-        if (caps.type() != "capabilities" || !caps.meta.count("capabilities"))
-            throw std::runtime_error("answered '" + caps.type() + "' to hello, not capabilities");
-        caps_ = parse_capabilities(caps.meta.at("capabilities"));
-    } catch (const std::exception& e) {
-        throw std::invalid_argument(fmt::format("--external '{}': {}", command_, e.what()));
-    }
-}
-
-ExternalTarget::~ExternalTarget() {
-    try {
-        Frame bye;
-        bye.meta = {{"type", "bye"}};
-        send(encode_frame(bye));
-    } catch (const std::exception&) {
-        // already gone
-    }
-    if (to_ >= 0) close(to_);
-    if (from_ >= 0) close(from_);
-    if (pid_ > 0) waitpid(pid_, nullptr, 0);
-}
-
-void ExternalTarget::send(const std::string& bytes) { write_all(to_, bytes, "the adapter"); }
-
-void ExternalTarget::read_exact(char* buf, std::size_t n) { attncheck::read_exact(from_, buf, n, "the adapter"); }
+ExternalTarget::ExternalTarget(std::string command)
+    : adapter_(std::move(command)), caps_(adapter_.capabilities(parse_capabilities)) {}
 
 std::string ExternalTarget::unsupported(const Case& c) const {
     if (std::find(caps_.dtypes.begin(), caps_.dtypes.end(), c.dtype) == caps_.dtypes.end())
@@ -148,31 +110,113 @@ PrecisionProfile ExternalTarget::profile(const Case& c) const {
     return p;
 }
 
+namespace {
+
+json problem_json(const AttentionProblem& p) {
+    return {{"n_q_heads", p.n_q_heads}, {"n_kv_heads", p.n_kv_heads}, {"head_dim", p.head_dim},
+            {"q_lens", p.q_lens},       {"kv_lens", p.kv_lens},       {"causal", p.causal},
+            {"window", p.window},       {"scale", p.scale},           {"dtype", dtype_name(p.dtype)}};
+}
+
+// q, k and v of p into req under their names plus suffix ("" or ".3").
+void add_inputs(Frame& req, const AttentionProblem& p, const std::string& suffix) {
+    req.tensors["q" + suffix] = {{p.total_q(), p.n_q_heads, p.head_dim}, p.q};
+    req.tensors["k" + suffix] = {{p.total_kv(), p.n_kv_heads, p.head_dim}, p.k};
+    req.tensors["v" + suffix] = {{p.total_kv(), p.n_kv_heads, p.head_dim}, p.v};
+}
+
+} // namespace
+
+// The answer's o and lse (names plus suffix) for p, checked for size.
+Observation ExternalTarget::observation(const AttentionProblem& p, Frame& rep, const std::string& suffix) const {
+    const auto o = rep.tensors.find("o" + suffix), lse = rep.tensors.find("lse" + suffix);
+    if (o == rep.tensors.end() || lse == rep.tensors.end())
+        throw std::runtime_error(
+            fmt::format("{}: answered '{}' without tensors o{} and lse{}", caps_.name, rep.type(), suffix, suffix));
+    Observation obs;
+    obs.o = std::move(o->second.data);
+    obs.lse = std::move(lse->second.data);
+    const size_t rows = static_cast<size_t>(p.total_q()) * p.n_q_heads;
+    if (obs.o.size() != p.q.size() || obs.lse.size() != rows)
+        throw std::runtime_error(fmt::format("{}: o{} has {} values and lse{} {}, expected {} and {}", caps_.name,
+                                             suffix, obs.o.size(), suffix, obs.lse.size(), p.q.size(), rows));
+    return obs;
+}
+
 Observation ExternalTarget::run(const AttentionProblem& p, const std::optional<ProbeRequest>&) {
     const std::string why = unsupported(shape_of(p));
     if (!why.empty()) throw UnsupportedCase(why);
     Frame req;
-    const json problem = {{"n_q_heads", p.n_q_heads}, {"n_kv_heads", p.n_kv_heads}, {"head_dim", p.head_dim},
-                          {"q_lens", p.q_lens},       {"kv_lens", p.kv_lens},       {"causal", p.causal},
-                          {"window", p.window},       {"scale", p.scale},           {"dtype", dtype_name(p.dtype)}};
-    req.meta = {{"type", "run"}, {"problem", problem.dump()}};
-    req.tensors["q"] = {{p.total_q(), p.n_q_heads, p.head_dim}, p.q};
-    req.tensors["k"] = {{p.total_kv(), p.n_kv_heads, p.head_dim}, p.k};
-    req.tensors["v"] = {{p.total_kv(), p.n_kv_heads, p.head_dim}, p.v};
-    send(encode_frame(req));
-    Frame rep = decode_frame([this](char* b, std::size_t n) { read_exact(b, n); });
+    req.meta = {{"type", "run"}, {"problem", problem_json(p).dump()}};
+    add_inputs(req, p, "");
+    Frame rep = adapter_.exchange(req);
     if (rep.type() == "unsupported") throw UnsupportedCase(caps_.name + ": " + rep.meta["reason"]);
     if (rep.type() == "error") throw std::runtime_error(caps_.name + " reported an error: " + rep.meta["message"]);
-    if (rep.type() != "result" || !rep.tensors.count("o") || !rep.tensors.count("lse"))
-        throw std::runtime_error(caps_.name + ": answered '" + rep.type() + "' without tensors o and lse");
-    Observation obs;
-    obs.o = std::move(rep.tensors["o"].data);
-    obs.lse = std::move(rep.tensors["lse"].data);
-    const size_t rows = static_cast<size_t>(p.total_q()) * p.n_q_heads;
-    if (obs.o.size() != p.q.size() || obs.lse.size() != rows)
-        throw std::runtime_error(fmt::format("{}: o has {} values and lse {}, expected {} and {}", caps_.name,
-                                             obs.o.size(), obs.lse.size(), p.q.size(), rows));
-    return obs;
+    if (rep.type() != "result") throw std::runtime_error(caps_.name + ": answered '" + rep.type() + "' to run");
+    return observation(p, rep, "");
+}
+
+// One run_batch message: problems as a JSON list, inputs q.i k.i v.i; the
+// answer, results, lists a status per run and carries o.i and lse.i for
+// those with a result. Runs the adapter cannot take are refused here,
+// without a trip.
+std::vector<RunAnswer> ExternalTarget::run_batch(const std::vector<RunRequest>& runs) {
+    std::vector<RunAnswer> out(runs.size());
+    std::vector<size_t> sent;
+    Frame req;
+    json problems = json::array();
+    for (size_t i = 0; i < runs.size(); ++i) {
+        const AttentionProblem& p = *runs[i].problem;
+        if (std::string why = unsupported(shape_of(p)); !why.empty()) {
+            out[i].unsupported = std::move(why);
+            continue;
+        }
+        add_inputs(req, p, fmt::format(".{}", sent.size()));
+        problems.push_back(problem_json(p));
+        sent.push_back(i);
+    }
+    if (sent.empty()) return out;
+    if (sent.size() == 1) { // one run goes as a plain run message
+        out[sent[0]] = std::move(Target::run_batch({runs[sent[0]]})[0]);
+        return out;
+    }
+    req.meta = {{"type", "run_batch"}, {"problems", problems.dump()}};
+    auto fail_all = [&](const std::string& why) {
+        for (size_t i : sent) out[i].error = why;
+        return out;
+    };
+    Frame rep;
+    try {
+        rep = adapter_.exchange(req);
+    } catch (const std::exception& e) {
+        return fail_all(e.what());
+    }
+    if (rep.type() == "error") return fail_all(caps_.name + " reported an error: " + rep.meta["message"]);
+    json answers;
+    try {
+        answers = json::parse(rep.meta["answers"]);
+    } catch (const json::exception&) {}
+    if (rep.type() != "results" || !answers.is_array() || answers.size() != sent.size())
+        return fail_all(fmt::format("{}: answered '{}' to run_batch, not results with {} answers", caps_.name,
+                                    rep.type(), sent.size()));
+    for (size_t k = 0; k < sent.size(); ++k) {
+        RunAnswer& a = out[sent[k]];
+        const json& s = answers[k];
+        const std::string status = s.is_object() ? s.value("status", std::string()) : std::string();
+        try {
+            if (status == "result")
+                a.obs = observation(*runs[sent[k]].problem, rep, fmt::format(".{}", k));
+            else if (status == "unsupported")
+                a.unsupported = caps_.name + ": " + s.value("reason", std::string("(no reason)"));
+            else if (status == "error")
+                a.error = caps_.name + " reported an error: " + s.value("message", std::string("(no message)"));
+            else
+                a.error = fmt::format("{}: answer {} has status '{}'", caps_.name, k, status);
+        } catch (const std::exception& e) {
+            a.error = e.what();
+        }
+    }
+    return out;
 }
 
 } // namespace attncheck

@@ -1,9 +1,8 @@
 // A Target served by an external adapter process (`attncheck run --external
 // "CMD"`, docs/adapter-protocol.md): any language, one process per worker,
-// one message per run over its stdin and stdout.
+// one message per run over its stdin and stdout, or one per batch of runs
+// where the adapter takes them (max_batch).
 #pragma once
-
-#include <sys/types.h>
 
 #include <map>
 #include <memory>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "engine/targets/target.hpp"
+#include "properties/campaign/adapter_process.hpp"
 
 namespace attncheck {
 
@@ -20,6 +20,7 @@ struct AdapterCapabilities {
     std::vector<int> head_dims; // empty: any
     bool causal = false, window = false, gqa = false, batch_invariant = false;
     int max_kv_len = 0;                                  // 0: no limit
+    int max_batch = 1;                                   // runs one run_batch message may carry
     PrecisionProfile profile;                            // "profile": every dtype
     std::map<DType, PrecisionProfile> profiles_by_dtype; // "profiles": where a dtype rounds differently
 };
@@ -33,25 +34,21 @@ public:
     // Starts the adapter and reads its capabilities; throws
     // std::invalid_argument when it does not answer as the protocol says.
     explicit ExternalTarget(std::string command);
-    ~ExternalTarget() override;
-    ExternalTarget(const ExternalTarget&) = delete;
-    ExternalTarget& operator=(const ExternalTarget&) = delete;
 
     std::string name() const override { return caps_.name; }
     Backend backend() const override { return Backend::cpu; } // the host talks to it
     Mutant mutant() const override { return Mutant::none; }
-    std::string description() const override { return "external adapter: " + command_; }
+    std::string description() const override { return "external adapter: " + adapter_.command(); }
     std::string unsupported(const Case& c) const override;
     PrecisionProfile profile(const Case& c) const override;
     Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) override;
     bool promises_batch_invariance() const override { return caps_.batch_invariant; }
+    int batch_size() const override { return caps_.max_batch; }
+    std::vector<RunAnswer> run_batch(const std::vector<RunRequest>& runs) override;
 
 private:
-    void send(const std::string& bytes);
-    void read_exact(char* buf, std::size_t n);
-    std::string command_;
-    pid_t pid_ = -1;
-    int to_ = -1, from_ = -1;
+    Observation observation(const AttentionProblem& p, Frame& rep, const std::string& suffix) const;
+    AdapterProcess adapter_;
     AdapterCapabilities caps_;
 };
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/flash_prefill/flash_prefill.hpp"
+#include "properties/campaign/external_model_check.hpp"
 #include "properties/campaign/rapidcheck_driver.hpp"
 
 namespace attncheck {
@@ -112,6 +113,7 @@ std::string model_counterexample_json(const ModelFailure& f, const ModelRunSpec&
                     {"mutant", model_mutant_name(spec.mutant)},
                     {"backend", backend_name(spec.backend)},
                     {"shrink_steps", f.shrink_steps}};
+    if (!spec.external.empty()) j["failure"]["external"] = spec.external;
     return j.dump(1);
 }
 
@@ -133,11 +135,19 @@ ModelRunReport run_model_campaign(const ModelRunSpec& spec) {
     int shrink_steps = 0;
     std::optional<std::pair<ModelCase, ModelVerdict>> last_fail;
     const rc::Gen<ModelCase> gen = gen_model_case();
+    std::unique_ptr<ModelAdapter> adapter;
+    if (!spec.external.empty()) adapter = std::make_unique<ModelAdapter>(spec.external);
+    rep.target = adapter ? adapter->caps().name : "model";
     auto property = [&] {
-        const ModelCase c = *gen;
-        const ModelVerdict v = check_model_case(c, spec.backend, spec.mutant);
+        const ModelCase c = adapter ? adapter->restrict(*gen) : *gen;
+        const ModelVerdict v =
+            adapter ? check_external_model_case(c, *adapter) : check_model_case(c, spec.backend, spec.mutant);
+        if (v.skipped && !shrinking) {
+            ++rep.skipped;
+            rep.last_skip = v.summary;
+        }
         if (v.ok) {
-            if (!shrinking) ++rep.cases;
+            if (!shrinking && !v.skipped) ++rep.cases;
             return;
         }
         if (shrinking) ++shrink_steps;
@@ -145,12 +155,13 @@ ModelRunReport run_model_campaign(const ModelRunSpec& spec) {
         last_fail.emplace(c, v);
         RC_FAIL(v.gate + ": " + v.summary);
     };
-    for (std::uint64_t round = 0; !last_fail && rep.cases < spec.cases; ++round) {
+    // Refused cases count toward the budget, so an adapter that refuses everything still ends.
+    for (std::uint64_t round = 0; !last_fail && rep.cases + rep.skipped < spec.cases; ++round) {
         if (spec.seconds > 0 && elapsed() >= spec.seconds) break;
         rc::detail::TestParams params;
         params.seed = spec.seed * 0x9E3779B97F4A7C15ull + round;
         // Rounds of 10 cases, so a time limit is honoured between rounds.
-        params.maxSuccess = static_cast<int>(std::min<long long>(10, spec.cases - rep.cases));
+        params.maxSuccess = static_cast<int>(std::min<long long>(10, spec.cases - rep.cases - rep.skipped));
         params.maxSize = 100;
         rc::detail::TestMetadata meta;
         meta.id = meta.description = "model";

@@ -34,6 +34,9 @@ struct ModelRunSpec {
     double seconds = 0; // > 0: stop after this long
     std::uint64_t seed = 1;
     std::string out_dir = "attncheck-counterexamples";
+    // A model adapter command (external_model.hpp): its model, judged on
+    // logits (external_model_check.hpp), instead of ours.
+    std::string external;
 };
 
 struct ModelFailure {
@@ -45,6 +48,9 @@ struct ModelFailure {
 
 struct ModelRunReport {
     long long cases = 0;
+    long long skipped = 0; // cases an external model refused
+    std::string last_skip; // and why, the latest
+    std::string target;    // "model" or the external adapter's name
     double seconds = 0;
     std::optional<ModelFailure> failure;
 };

@@ -21,6 +21,7 @@
 #endif
 #include "properties/campaign/child_process.hpp"
 #include "properties/campaign/counterexample.hpp"
+#include "properties/campaign/external_target.hpp"
 #include "properties/campaign/plugin_targets.hpp"
 #include "properties/gates/oracle_service.hpp"
 
@@ -61,7 +62,10 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
     auto targets = make_run_targets(spec.backend, spec.mutant, spec.targets, spec.plugins, spec.externals);
     for (auto& t : targets) {
         CampaignOptions co;
-        co.drawer = drawer;
+        // RapidCheck draws one case at a time; an external adapter is drawn
+        // by seed, so that a batch of cases can be checked together, and
+        // the cases it gets do not depend on its max_batch.
+        co.drawer = dynamic_cast<const ExternalTarget*>(t.get()) ? Drawer::seeded : drawer;
         co.ledger = ledger ? &*ledger : nullptr;
         co.seed = worker_seed(spec.seed, worker);
         co.gates = gates;
@@ -110,7 +114,8 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
 
 json tallies_json(const std::map<std::string, GateTally>& tallies) {
     json j = json::object();
-    for (const auto& [g, t] : tallies) j[g] = {t.pass, t.fail, t.skip, t.worst_ratio, t.ratios};
+    for (const auto& [g, t] : tallies)
+        j[g] = {t.pass, t.fail, t.skip, t.worst_ratio, t.ratios, t.worst_shape, t.worst_case, t.worst_detail};
     return j;
 }
 
@@ -123,6 +128,11 @@ std::map<std::string, GateTally> tallies_from_json(const json& j) {
         x.skip = t.at(2).get<long long>();
         x.worst_ratio = t.at(3).get<double>();
         x.ratios = t.at(4).get<std::array<long long, kRatioBuckets>>();
+        if (t.size() >= 8) { // the worst row (files written before it have none)
+            x.worst_shape = t.at(5).get<std::string>();
+            x.worst_case = t.at(6).get<std::string>();
+            x.worst_detail = t.at(7).get<std::string>();
+        }
     }
     return out;
 }

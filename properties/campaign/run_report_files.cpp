@@ -1,5 +1,6 @@
 #include "properties/campaign/run_report_files.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,15 @@ json results_json(const RunSpec& spec, const RunReport& r, const ReportContext& 
         }
         tj["verdicts"] = verdicts;
         if (t.failure) tj["failure"]["repro"] = repro_command(*t.failure, ctx);
+        json worst = json::array();
+        for (const auto& [gate, tl] : t.tallies)
+            if (tl.worst_ratio >= 0)
+                worst.push_back({{"gate", gate},
+                                 {"ratio", tl.worst_ratio},
+                                 {"shape", tl.worst_shape},
+                                 {"verdict", tl.worst_detail},
+                                 {"case", tl.worst_case.empty() ? json(nullptr) : json::parse(tl.worst_case)}});
+        tj["worst_rows"] = worst;
         if (ctx.ledger)
             for (json& kn : tj["known"]) {
                 const KnownFailure& e = ctx.ledger->entries[kn.at(0).get<size_t>()];
@@ -167,6 +177,28 @@ std::string ratio_section(const RunReport& r) {
     return "<table>\n" + head + "</tr>\n" + rows + "</table>\n";
 }
 
+// Per target and gate, the case whose error came closest to its bound, and
+// what the gate said of it: where a target is nearest to failing.
+std::string worst_rows_section(const RunReport& r) {
+    std::vector<std::pair<double, std::string>> rows;
+    for (const TargetRun& t : r.targets)
+        for (const auto& [gate, tl] : t.tallies)
+            if (tl.worst_ratio >= 0)
+                rows.emplace_back(tl.worst_ratio,
+                                  fmt::format("<tr class=\"worst\"><td>{}</td><td>{}</td><td>{:.3g}</td>"
+                                              "<td>{}</td><td>{}</td></tr>\n",
+                                              escape(t.target), escape(gate), tl.worst_ratio, escape(tl.worst_shape),
+                                              escape(tl.worst_detail)));
+    if (rows.empty()) return "<p>no gate compared against the error model</p>\n";
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string out =
+        "<table>\n<tr><th>target</th><th>gate</th><th>error / bound</th><th>case</th><th>verdict</th></tr>\n";
+    for (const auto& [ratio, row] : rows) out += row;
+    return out +
+           "</table>\n<p>results.json has each of these cases whole (<code>worst_rows</code>): saved as a "
+           "file, <code>attncheck repro</code> replays it.</p>\n";
+}
+
 std::string index_html(const RunReport& r, const ReportContext& ctx) {
     std::string head = "<tr><th>gate</th>";
     for (const TargetRun& t : r.targets) head += "<th>" + escape(t.target) + "</th>";
@@ -213,12 +245,16 @@ table{{border-collapse:collapse}}.held{{background:#e6f4e6}}.failed{{background:
 <p>Each case's largest error over its bound, for the gates that compare against the error model
 (docs/error-model.md), in powers of two from 2^-12; red: at or past the bound.</p>
 {}
+<h2>Worst rows</h2>
+<p>Per target and gate, the case that came closest to its bound, worst first.</p>
+{}
 <h2>Failures</h2>
 {}
 </body></html>
 )",
                        r.cases, r.wall_seconds, r.cases_per_second(), r.workers, escape(ctx.commit), escape(ctx.device),
-                       head, rows, ratio_section(r), failures.empty() ? "<p>none</p>" : failures);
+                       head, rows, ratio_section(r), worst_rows_section(r),
+                       failures.empty() ? "<p>none</p>" : failures);
 }
 
 } // namespace

@@ -1,9 +1,12 @@
 #include "properties/gates/case_check.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -34,26 +37,90 @@ std::vector<const Gate*> gate_pointers(const std::vector<std::string>& names) {
     return out;
 }
 
+namespace {
+
+// One gate on a context; the verdict, or nothing when a batched context
+// deferred it (RunDeferred passes through).
+GateVerdict play_gate(const Gate& g, GateContext& ctx) {
+    try {
+        return g.check(ctx);
+    } catch (const UnsupportedCase& e) {
+        return GateVerdict::skip(std::string("unsupported: ") + e.what());
+    } catch (const OracleDisagreement&) {
+        throw; // the judge is wrong, not the target: stop the run
+    } catch (const std::exception& e) {
+        return GateVerdict::fail(std::string("the target threw: ") + e.what());
+    }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+} // namespace
+
 CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate*>& gates, bool stop_at_first) {
     ScopedPhase phase(Phase::gates); // what the target and the oracle do inside is charged to them
     CaseCheck out;
     GateContext ctx(target, c);
     for (const Gate* g : gates) {
         const auto t0 = std::chrono::steady_clock::now();
-        GateVerdict v;
-        try {
-            v = g->check(ctx);
-        } catch (const UnsupportedCase& e) {
-            v = GateVerdict::skip(std::string("unsupported: ") + e.what());
-        } catch (const OracleDisagreement&) {
-            throw; // the judge is wrong, not the target: stop the run
-        } catch (const std::exception& e) {
-            v = GateVerdict::fail(std::string("the target threw: ") + e.what());
-        }
-        out.outcomes.push_back(
-            {g, std::move(v), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+        GateVerdict v = play_gate(*g, ctx);
+        out.outcomes.push_back({g, std::move(v), seconds_since(t0)});
         if (stop_at_first && out.outcomes.back().verdict.status == GateStatus::fail) break;
     }
+    return out;
+}
+
+std::vector<CaseCheck> check_cases(Target& target, const std::vector<Case>& cases,
+                                   const std::vector<const Gate*>& gates, bool stop_at_first) {
+    ScopedPhase phase(Phase::gates);
+    const size_t n = cases.size(), ng = gates.size();
+    std::vector<std::unique_ptr<GateContext>> ctx;
+    for (const Case& c : cases) {
+        ctx.push_back(std::make_unique<GateContext>(target, c));
+        ctx.back()->set_batched();
+    }
+    std::vector<std::vector<std::optional<GateVerdict>>> verdicts(n, std::vector<std::optional<GateVerdict>>(ng));
+    std::vector<std::vector<double>> seconds(n, std::vector<double>(ng, 0.0));
+    const size_t batch = static_cast<size_t>(std::max(1, target.batch_size()));
+    for (;;) {
+        for (size_t i = 0; i < n; ++i)
+            for (size_t g = 0; g < ng; ++g) {
+                if (verdicts[i][g]) continue;
+                const auto t0 = std::chrono::steady_clock::now();
+                ctx[i]->begin_gate(static_cast<int>(g));
+                try {
+                    verdicts[i][g] = play_gate(*gates[g], *ctx[i]);
+                } catch (const RunDeferred&) {}
+                seconds[i][g] += seconds_since(t0);
+            }
+        std::vector<std::pair<size_t, GateContext::PendingRun>> pending;
+        for (size_t i = 0; i < n; ++i)
+            for (auto& r : ctx[i]->take_pending()) pending.emplace_back(i, std::move(r));
+        if (pending.empty()) break;
+        for (size_t b = 0; b < pending.size(); b += batch) {
+            const size_t e = std::min(pending.size(), b + batch);
+            std::vector<RunRequest> runs;
+            for (size_t k = b; k < e; ++k) runs.push_back({&pending[k].second.problem, pending[k].second.probe});
+            std::vector<RunAnswer> answers;
+            {
+                ScopedPhase target_phase(Phase::target);
+                answers = target.run_batch(runs);
+            }
+            if (answers.size() != runs.size())
+                throw std::runtime_error(fmt::format("{}: run_batch answered {} of {} runs", target.full_name(),
+                                                     answers.size(), runs.size()));
+            for (size_t k = b; k < e; ++k)
+                ctx[pending[k].first]->answer(pending[k].second.key, std::move(answers[k - b]));
+        }
+    }
+    std::vector<CaseCheck> out(n);
+    for (size_t i = 0; i < n; ++i)
+        for (size_t g = 0; g < ng; ++g) {
+            out[i].outcomes.push_back({gates[g], std::move(*verdicts[i][g]), seconds[i][g]});
+            if (stop_at_first && out[i].outcomes.back().verdict.status == GateStatus::fail) break;
+        }
     return out;
 }
 

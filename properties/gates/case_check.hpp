@@ -25,6 +25,17 @@ struct CaseCheck {
 // fail with the exception's message.
 CaseCheck check_case(Target& target, const Case& c, const std::vector<const Gate*>& gates, bool stop_at_first = true);
 
+// The same checks for several cases at once, for a target that takes its
+// runs in batches (Target::batch_size() > 1): every gate of every case plays
+// until it needs a run no batch has answered, all such runs go to the
+// target together (run_batch, batch_size() at a time), and the gates replay
+// with the answers until each has its verdict (GateContext's batched mode).
+// The verdicts are check_case's. With stop_at_first, the outcomes after a
+// case's first failure are dropped, as check_case would not have run them:
+// their runs were made for nothing, the price of batching a rare event.
+std::vector<CaseCheck> check_cases(Target& target, const std::vector<Case>& cases,
+                                   const std::vector<const Gate*>& gates, bool stop_at_first = true);
+
 // Stage by stage, the probed row against the oracle: raw scores, scaled,
 // masked, row max, exponentials, row sum, P, O, each with its largest error
 // and bound, and the first stage outside its bound. The stage bounds come

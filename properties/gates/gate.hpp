@@ -10,6 +10,7 @@
 // that was running, with the message as its evidence.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,11 @@ struct GateVerdict {
     }
 };
 
+// Thrown by a batched GateContext (below) when a gate needs a run that no
+// batch has answered yet. Not a std::exception, so neither a gate nor
+// check_case mistakes it for the target's failure.
+struct RunDeferred {};
+
 class GateContext {
 public:
     GateContext(Target& target, const Case& c);
@@ -85,7 +91,32 @@ public:
     PrecisionProfile profile_of(const AttentionProblem& p) const;
     int runs() const { return runs_; }
 
+    // Batched checking (check_cases): the context answers runs from what
+    // earlier batches brought back, and a run it cannot answer yet is
+    // queued and stops the gate (RunDeferred). A gate is a deterministic
+    // function of the case and its answers, so replayed from the start it
+    // asks for the same runs in the same order: the k-th run of gate g is
+    // answer (g, k). The base run is shared by all gates; bounds of
+    // transformed problems are kept the same way, so a replay does not
+    // repeat the oracle's work.
+    struct RunKey {
+        int gate, ordinal; // gate -1: the base run
+        bool operator<(const RunKey& o) const { return gate != o.gate ? gate < o.gate : ordinal < o.ordinal; }
+        bool operator==(const RunKey& o) const { return gate == o.gate && ordinal == o.ordinal; }
+    };
+    struct PendingRun {
+        RunKey key;
+        AttentionProblem problem;
+        std::optional<ProbeRequest> probe;
+    };
+    void set_batched() { batched_ = true; }
+    void begin_gate(int gate);                   // before each (re)play of gate
+    std::vector<PendingRun> take_pending();      // the runs asked for since the last call
+    void answer(const RunKey& key, RunAnswer a); // what the target said to one of them
+
 private:
+    Observation answer_or_defer(const RunKey& key, const AttentionProblem& p, const std::optional<ProbeRequest>& probe);
+
     Target& target_;
     Case case_;
     AttentionProblem problem_;
@@ -95,6 +126,11 @@ private:
     std::optional<ReferenceOutput> reference_;
     std::optional<ProblemBounds> bounds_;
     int runs_ = 0;
+    bool batched_ = false;
+    int gate_ = 0, run_ordinal_ = 0, bounds_ordinal_ = 0;
+    std::map<RunKey, RunAnswer> answers_;
+    std::map<RunKey, ProblemBounds> bounds_kept_;
+    std::vector<PendingRun> pending_;
 };
 
 struct Gate {

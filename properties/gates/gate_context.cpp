@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <utility>
 
 #include "engine/timing/phase_timer.hpp"
 #include "properties/gates/gate.hpp"
@@ -41,7 +43,7 @@ GateContext::GateContext(Target& target, const Case& c)
       oracle_(oracle_device_for(target)) {}
 
 const Observation& GateContext::base() {
-    if (!base_) base_ = run(problem_);
+    if (!base_) base_ = batched_ ? answer_or_defer({-1, 0}, problem_, std::nullopt) : run(problem_);
     return *base_;
 }
 
@@ -65,7 +67,12 @@ const ProblemBounds& GateContext::bounds() {
 }
 
 ProblemBounds GateContext::bounds_of(const AttentionProblem& p) {
-    return evaluate_oracle(oracle_, p, profile_of(p), false).bounds;
+    if (!batched_) return evaluate_oracle(oracle_, p, profile_of(p), false).bounds;
+    const RunKey key{gate_, bounds_ordinal_++};
+    auto it = bounds_kept_.find(key);
+    if (it == bounds_kept_.end())
+        it = bounds_kept_.emplace(key, evaluate_oracle(oracle_, p, profile_of(p), false).bounds).first;
+    return it->second;
 }
 
 std::string GateContext::unsupported(const AttentionProblem& p) const { return target_.unsupported(shape_of(p)); }
@@ -75,9 +82,37 @@ bool GateContext::supports(const AttentionProblem& p) const { return unsupported
 PrecisionProfile GateContext::profile_of(const AttentionProblem& p) const { return target_.profile(shape_of(p)); }
 
 Observation GateContext::run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
+    if (batched_) return answer_or_defer({gate_, run_ordinal_++}, p, probe);
     ++runs_;
     ScopedPhase phase(Phase::target);
     return target_.run(p, probe);
+}
+
+void GateContext::begin_gate(int gate) {
+    gate_ = gate;
+    run_ordinal_ = bounds_ordinal_ = 0;
+}
+
+Observation GateContext::answer_or_defer(const RunKey& key, const AttentionProblem& p,
+                                         const std::optional<ProbeRequest>& probe) {
+    const auto it = answers_.find(key);
+    if (it == answers_.end()) {
+        // Two gates may ask for the base run in one round: it is queued once.
+        if (std::none_of(pending_.begin(), pending_.end(), [&](const PendingRun& r) { return r.key == key; }))
+            pending_.push_back({key, p, probe});
+        throw RunDeferred{};
+    }
+    const RunAnswer& a = it->second;
+    if (!a.unsupported.empty()) throw UnsupportedCase(a.unsupported);
+    if (!a.obs) throw std::runtime_error(a.error.empty() ? "the target answered nothing" : a.error);
+    return *a.obs;
+}
+
+std::vector<GateContext::PendingRun> GateContext::take_pending() { return std::exchange(pending_, {}); }
+
+void GateContext::answer(const RunKey& key, RunAnswer a) {
+    ++runs_;
+    answers_[key] = std::move(a);
 }
 
 } // namespace attncheck

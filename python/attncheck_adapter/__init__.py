@@ -58,11 +58,12 @@ def write_frame(stream, meta, tensors=None):
     stream.flush()
 
 
-def serve(run, capabilities, stdin=None, stdout=None):
-    """Answers attncheck until it says bye (or closes the pipe)."""
+def _serve(handlers, caps, stdin, stdout):
+    """The message loop both kinds of adapter share: hello, the handlers by
+    message type, bye. A handler returns (metadata, tensors) to send back."""
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
-    caps = dict(capabilities)
+    caps = dict(caps)
     caps.setdefault("protocol", PROTOCOL)
     while True:
         msg = read_frame(stdin)
@@ -75,13 +76,123 @@ def serve(run, capabilities, stdin=None, stdout=None):
         if kind == "hello":
             write_frame(stdout, {"type": "capabilities", "capabilities": json.dumps(caps)})
             continue
-        if kind != "run":
+        if kind not in handlers:
             write_frame(stdout, {"type": "error", "message": f"unknown message type {kind!r}"})
             continue
         try:
-            o, lse = run(json.loads(meta["problem"]), tensors["q"], tensors["k"], tensors["v"])
-            write_frame(stdout, {"type": "result"}, {"o": o, "lse": lse})
+            write_frame(stdout, *handlers[kind](meta, tensors))
         except Unsupported as e:
             write_frame(stdout, {"type": "unsupported", "reason": str(e)})
         except Exception as e:  # reported, not fatal: the gate that was running fails with it
             write_frame(stdout, {"type": "error", "message": f"{type(e).__name__}: {e}"})
+
+
+def _host(x):
+    """A result as a float32 numpy array; a torch tensor (on any device)
+    is copied to the host here, so a GPU adapter may return device tensors."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+DEFAULT_MAX_BATCH = 16
+
+
+def serve(run, capabilities, stdin=None, stdout=None):
+    """Answers attncheck until it says bye (or closes the pipe).
+
+    Runs come one per `run` message, or many per `run_batch` (the adapter
+    declares `max_batch`, DEFAULT_MAX_BATCH unless the capabilities say
+    otherwise). A batch calls `run` on every problem first and copies the
+    results to the host after: an adapter that returns GPU tensors gets its
+    kernels queued back to back, with one wait for the whole batch."""
+    def on_run(meta, t):
+        o, lse = run(json.loads(meta["problem"]), t["q"], t["k"], t["v"])
+        return {"type": "result"}, {"o": _host(o), "lse": _host(lse)}
+
+    def on_run_batch(meta, t):
+        problems = json.loads(meta["problems"])
+        answers, pending = [], []
+        for i, p in enumerate(problems):
+            try:
+                pending.append((i, run(p, t[f"q.{i}"], t[f"k.{i}"], t[f"v.{i}"])))
+                answers.append({"status": "result"})
+            except Unsupported as e:
+                answers.append({"status": "unsupported", "reason": str(e)})
+            except Exception as e:  # this run's error; the others stand
+                answers.append({"status": "error", "message": f"{type(e).__name__}: {e}"})
+        out = {}
+        for i, (o, lse) in pending:
+            try:
+                out[f"o.{i}"], out[f"lse.{i}"] = _host(o), _host(lse)
+            except Exception as e:  # e.g. a CUDA error that surfaces at the copy
+                answers[i] = {"status": "error", "message": f"{type(e).__name__}: {e}"}
+                out.pop(f"o.{i}", None)
+        return {"type": "results", "answers": json.dumps(answers)}, out
+
+    caps = dict(capabilities)
+    caps.setdefault("max_batch", DEFAULT_MAX_BATCH)
+    _serve({"run": on_run, "run_batch": on_run_batch}, caps, stdin, stdout)
+
+
+def serve_model(load, capabilities, stdin=None, stdout=None):
+    """A model adapter (docs/adapter-protocol.md, "Model adapters"):
+
+        def load(config, checkpoint, slots):  # config.json as a dict, its folder, KV slots
+            ...                               # an object with forward(batch) and reset(seq)
+        serve_model(load, {"name": "mine", "archs": ["llama", "qwen2"], "dtypes": ["fp32"], ...})
+
+    forward(batch) gets [{"seq": slot, "tokens": [...]}, ...]: each chunk's
+    tokens continue that slot's sequence (its cache), and it returns the
+    logits of every new token, chunk after chunk, as a float32 array
+    [rows, vocab]. reset(seq) empties a slot."""
+    state = {}
+
+    def on_load(meta, _):
+        state["model"] = load(json.loads(meta["config"]), meta["checkpoint"], int(meta["slots"]))
+        return {"type": "ok"}, None
+
+    def model():
+        if "model" not in state:
+            raise RuntimeError("no model loaded")
+        return state["model"]
+
+    def on_forward(meta, _):
+        return {"type": "result"}, {"logits": model().forward(json.loads(meta["batch"]))}
+
+    def on_reset(meta, _):
+        model().reset(int(meta["seq"]))
+        return {"type": "ok"}, None
+
+    caps = dict(capabilities)
+    caps["kind"] = "model"
+    _serve({"load": on_load, "forward": on_forward, "reset": on_reset}, caps, stdin, stdout)
+
+
+def read_checkpoint(folder):
+    """A checkpoint attncheck wrote for a model adapter: (config dict,
+    {tensor name: float32 array}) from folder/config.json and
+    folder/model.safetensors (F32, F16 or BF16 tensors)."""
+    import os
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    header.pop("__metadata__", None)
+    data = memoryview(blob)[8 + n:]
+    tensors = {}
+    for name, s in header.items():
+        b, e = s["data_offsets"]
+        raw = data[b:e]
+        if s["dtype"] == "F32":
+            a = np.frombuffer(raw, dtype="<f4")
+        elif s["dtype"] == "F16":
+            a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif s["dtype"] == "BF16":
+            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise ValueError(f"tensor {name}: dtype {s['dtype']}")
+        tensors[name] = a.reshape(s["shape"])
+    return config, tensors

@@ -4,7 +4,9 @@
     attncheck run --backend cpu --external "python3 python/examples/numpy_adapter.py"
 
 With --scale-twice it applies the softmax scale twice, a bug attncheck
-must catch (tests/CMakeLists.txt checks both ways).
+must catch (tests/CMakeLists.txt checks both ways). With --one-at-a-time it
+declares max_batch 1, so attncheck sends a run message per run instead of
+run_batch messages.
 """
 import sys
 
@@ -13,6 +15,7 @@ import numpy as np
 from attncheck_adapter import serve
 
 SCALE_TWICE = "--scale-twice" in sys.argv
+MAX_BATCH = 1 if "--one-at-a-time" in sys.argv else 16
 
 
 def run(problem, q, k, v):
@@ -51,6 +54,7 @@ serve(run, {
     "head_dims": "any",
     "causal": True, "window": True, "gqa": True,
     "batch_invariant": True,  # every row computed on its own
+    "max_batch": MAX_BATCH,
     # float64 throughout, then one rounding to fp32: plain fp32 is an upper bound.
     "profile": {"u_acc": 2.0 ** -24, "exp_ulps": 2},
 })
