@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "properties/campaign/external_model.hpp"
 #include "properties/campaign/external_target.hpp"
 
 using namespace attncheck;
@@ -51,4 +52,32 @@ TEST(AdapterCapabilities, MalformedProfilesAreRefusedByName) {
     EXPECT_TRUE(refused(caps(R"("profiles": [1])"), "profiles must be an object"));
     EXPECT_TRUE(refused(caps(R"("profiles": {"bf16": 3})"), "profiles.bf16 must be an object"));
     EXPECT_TRUE(refused(caps(R"("profile": {"store": "int8"})"), "profile.store: unknown dtype"));
+}
+
+// A model adapter's capabilities, and the case it is given: mapped to what
+// it takes, the same way every time.
+TEST(ModelAdapterCapabilities, RestrictMapsACaseToWhatTheAdapterTakes) {
+    const ModelAdapterCapabilities caps = parse_model_capabilities(
+        R"({"name": "m", "protocol": 1, "kind": "model", "archs": ["llama"], "dtypes": ["fp32"],
+            "precision": "fp32", "hidden_divisible_by_heads": true})");
+    EXPECT_TRUE(caps.hidden_divisible_by_heads);
+    ModelCase c;
+    c.config.arch = ModelArch::qwen2;
+    c.config.qkv_bias = true;
+    c.config.dtype = DType::bf16;
+    c.config.hidden = 128;
+    c.config.n_q_heads = 3;
+    c.config.n_kv_heads = 1;
+    const ModelCase r = restrict_to(caps, c);
+    EXPECT_EQ(r.config.arch, ModelArch::llama);
+    EXPECT_FALSE(r.config.qkv_bias) << "a Llama's Hugging Face form has no Q/K/V biases";
+    EXPECT_EQ(r.config.dtype, DType::f32);
+    EXPECT_EQ(r.config.hidden, 129) << "rounded up to a multiple of the 3 heads";
+    EXPECT_EQ(model_case_to_json(restrict_to(caps, c)), model_case_to_json(r)) << "deterministic";
+    ModelAdapterCapabilities lax = caps;
+    lax.hidden_divisible_by_heads = false;
+    EXPECT_EQ(restrict_to(lax, c).config.hidden, 128);
+    EXPECT_THROW(parse_model_capabilities(R"({"name": "m", "protocol": 1, "kind": "model", "archs": ["gpt2"],
+                                              "dtypes": ["fp32"], "precision": "fp32"})"),
+                 std::invalid_argument);
 }

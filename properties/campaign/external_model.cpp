@@ -63,6 +63,7 @@ ModelAdapterCapabilities parse_model_capabilities(const std::string& text) {
         if (!t) fail("unknown rope scaling " + s);
         c.rope_scalings.push_back(*t);
     }
+    c.hidden_divisible_by_heads = j.value("hidden_divisible_by_heads", false);
     c.precision = j.value("precision", std::string());
     if (c.precision != "fp32")
         fail(
@@ -85,15 +86,19 @@ ModelAdapter::~ModelAdapter() {
     std::filesystem::remove_all(scratch_, ec);
 }
 
-ModelCase ModelAdapter::restrict(ModelCase c) const {
+ModelCase restrict_to(const ModelAdapterCapabilities& caps, ModelCase c) {
     ModelConfig& k = c.config;
     auto has = [](const auto& v, auto x) { return std::find(v.begin(), v.end(), x) != v.end(); };
-    if (!has(caps_.archs, k.arch)) k.arch = caps_.archs.front();
-    if (!has(caps_.dtypes, k.dtype)) k.dtype = caps_.dtypes.front();
-    if (!has(caps_.rope_scalings, k.rope_scaling.type)) k.rope_scaling = RopeScaling{};
+    if (!has(caps.archs, k.arch)) k.arch = caps.archs.front();
+    if (!has(caps.dtypes, k.dtype)) k.dtype = caps.dtypes.front();
+    if (!has(caps.rope_scalings, k.rope_scaling.type)) k.rope_scaling = RopeScaling{};
     k.rope_pairing = RopePairing::rotate_half;
     if (k.arch == ModelArch::llama) k.qkv_bias = false;
     if (!k.qkv_bias) c.weights.qk_bias_norm = 0;
+    if (caps.hidden_divisible_by_heads && k.hidden % k.n_q_heads != 0) {
+        const int up = (k.hidden / k.n_q_heads + 1) * k.n_q_heads;
+        k.hidden = up <= ModelLimits::max_hidden ? up : k.hidden / k.n_q_heads * k.n_q_heads;
+    }
     return c;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/model_case.hpp"
@@ -22,11 +23,21 @@ struct ModelAdapterCapabilities {
     std::vector<DType> dtypes;
     std::vector<RopeScalingType> rope_scalings; // always has none
     std::string precision;                      // how it rounds: "fp32" (transformers' fp32 forward)
+    // transformers (5.x) refuses a config whose hidden size is not a
+    // multiple of its head count, even with head_dim given.
+    bool hidden_divisible_by_heads = false;
 };
 
 // Parses a model adapter's capabilities JSON ("kind": "model"); throws
 // std::invalid_argument naming the field.
 ModelAdapterCapabilities parse_model_capabilities(const std::string& json_text);
+
+// The case as an adapter with these capabilities can take it: the Hugging
+// Face form (rotate_half RoPE, no Q/K/V biases on a Llama), one of its
+// dtypes, architectures and RoPE scalings (the first listed replaces one it
+// lacks), a hidden size it accepts. Deterministic, so a drawn case and its
+// shrinks map alike.
+ModelCase restrict_to(const ModelAdapterCapabilities& caps, ModelCase c);
 
 // The adapter said it cannot run this model case.
 struct UnsupportedModel : std::runtime_error {
@@ -44,11 +55,7 @@ public:
 
     const ModelAdapterCapabilities& caps() const { return caps_; }
     const std::string& command() const { return process_.command(); }
-    // The case as this adapter can take it: the Hugging Face form
-    // (rotate_half RoPE, no Q/K/V biases on a Llama), one of its dtypes,
-    // architectures and RoPE scalings (the first listed replaces one it
-    // lacks). Deterministic, so a drawn case and its shrinks map alike.
-    ModelCase restrict(ModelCase c) const;
+    ModelCase restrict(ModelCase c) const { return restrict_to(caps_, std::move(c)); }
 
     // Writes the checkpoint and has the adapter load it with `slots` KV
     // slots; UnsupportedModel when it refuses, ModelError when it fails.

@@ -73,6 +73,7 @@ def main():
         "dtypes": ["fp32"],
         "rope_scalings": ["none", "linear", "llama3", "yarn"],
         "precision": "fp32",
+        "hidden_divisible_by_heads": True,  # transformers' config validation insists
     })
 
 
