@@ -132,7 +132,7 @@ if want adapters; then
   # by side, ADAPTER_WORKERS adapter processes each for attention (16 cores:
   # 3 x 5 + 1), since each spends its time in Python and the host oracle.
   # Failures are shrunk to $out/adapter_counterexamples/<adapter>, a report
-  # per adapter; ADAPTER_LEDGER=corpus/known/torch_sdpa_h200.json counts
+  # per adapter; ADAPTER_LEDGER=corpus/known/pytorch_h200.json counts
   # what is explained.
   export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
   adapter_cmds=(
