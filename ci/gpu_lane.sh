@@ -135,6 +135,24 @@ if want adapters; then
   # per adapter; ADAPTER_LEDGER=corpus/known/pytorch_h200.json counts
   # what is explained.
   export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+  # What run_batch and CUDA IPC buy: the flash adapter, one worker, the same
+  # seeded cases, a message per run, 16 runs a message through the pipes, and
+  # 16 through attncheck's GPU buffer (ADAPTER_BATCH_SECONDS each; 0 skips
+  # it). It runs first: if the IPC run does not hold, the campaigns below
+  # fall back to the pipes (--no-cuda-ipc) and the lane fails.
+  adapter_transport=""
+  for variant in "1 --max-batch 1 --no-cuda-ipc" "16 --max-batch 16 --no-cuda-ipc" "16_ipc --max-batch 16"; do
+    [[ "${ADAPTER_BATCH_SECONDS:-30}" == 0 ]] && break
+    name="${variant%% *}"
+    STEP_TIMEOUT=$(( ${ADAPTER_BATCH_SECONDS:-30} + 120 )) run "adapter_batch_$name" "$bin"/attncheck run --backend cpu \
+      --workers 1 --seconds "${ADAPTER_BATCH_SECONDS:-30}" --seed 11 \
+      --external "python3 -m attncheck_adapter.torch_sdpa --backend flash ${variant#* }" \
+      ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"} > "$out/batching_$name.summary" 2>&1
+    echo "max_batch $name: $(grep -E 'cases/s' "$out/batching_$name.summary" | tail -n 1)" | tee -a "$final/adapter_batching.txt"
+    if [[ "$name" == 16_ipc ]] && grep -q ": exit [^0]" "$out/batching_$name.summary"; then
+      adapter_transport="--no-cuda-ipc"; rc=1; echo "CUDA IPC run failed: campaigns use the pipes" | tee -a "$final/adapter_batching.txt"
+    fi
+  done
   adapter_cmds=(
     "flash|python3 -m attncheck_adapter.torch_sdpa --backend flash"
     "efficient|python3 -m attncheck_adapter.torch_sdpa --backend efficient"
@@ -146,7 +164,7 @@ if want adapters; then
     name="${entry%%|*}"
     STEP_TIMEOUT=$(( ${ADAPTER_SECONDS:-60} + 240 )) run "adapter_$name" "$bin"/attncheck run --backend cpu \
       --workers "${ADAPTER_WORKERS:-3}" --seconds "${ADAPTER_SECONDS:-60}" --seed "${ADAPTER_SEED:-3}" \
-      --external "${entry#*|}" --out "$out/adapter_counterexamples/$name" --report "$out/report_$name" \
+      --external "${entry#*|} $adapter_transport" --out "$out/adapter_counterexamples/$name" --report "$out/report_$name" \
       ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"} > "$out/adapter_$name.summary" 2>&1 &
   done
   # transformers' decoders as an external model (random model cases, logits gates).
@@ -157,17 +175,6 @@ if want adapters; then
   wait
   cat "$out"/adapter_*.summary
   grep -q ": exit [^0]" "$out"/adapter_*.summary && rc=1
-  # What run_batch buys: the flash adapter, one worker, the same seeded cases,
-  # a message per run against 16 runs a message (ADAPTER_BATCH_SECONDS each;
-  # 0 skips it).
-  for mb in 1 16; do
-    [[ "${ADAPTER_BATCH_SECONDS:-30}" == 0 ]] && break
-    STEP_TIMEOUT=$(( ${ADAPTER_BATCH_SECONDS:-30} + 120 )) run "adapter_batch_$mb" "$bin"/attncheck run --backend cpu \
-      --workers 1 --seconds "${ADAPTER_BATCH_SECONDS:-30}" --seed 11 \
-      --external "python3 -m attncheck_adapter.torch_sdpa --backend flash --max-batch $mb" \
-      ${ADAPTER_LEDGER:+--known-failures "$ADAPTER_LEDGER"} > "$out/batching_$mb.summary" 2>&1
-    echo "max_batch $mb: $(grep -E 'cases/s' "$out/batching_$mb.summary" | tail -n 1)" | tee -a "$final/adapter_batching.txt"
-  done
 fi
 if [[ "$modes" == *" fuzz "* ]]; then
   # MPS lets the fork jobs' CUDA contexts share the GPU instead of time-slicing it.

@@ -81,3 +81,16 @@ TEST(ModelAdapterCapabilities, RestrictMapsACaseToWhatTheAdapterTakes) {
                                               "dtypes": ["fp32"], "precision": "fp32"})"),
                  std::invalid_argument);
 }
+
+// run_batch's capabilities: how many runs a message may carry, and whether
+// the adapter can map attncheck's CUDA IPC buffer.
+TEST(AdapterCapabilities, BatchAndCudaIpc) {
+    const AdapterCapabilities plain = parse_capabilities(caps(R"("profile": {"u_acc": 5.96e-8})"));
+    EXPECT_EQ(plain.max_batch, 1) << "one run a message unless the adapter says otherwise";
+    EXPECT_FALSE(plain.cuda_ipc);
+    const AdapterCapabilities batched = parse_capabilities(caps(R"("max_batch": 16, "cuda_ipc": true)"));
+    EXPECT_EQ(batched.max_batch, 16);
+    EXPECT_TRUE(batched.cuda_ipc);
+    for (const char* bad : {R"("max_batch": 0)", R"("max_batch": 5000)"})
+        EXPECT_THROW(parse_capabilities(caps(bad)), std::invalid_argument) << bad;
+}

@@ -3,12 +3,20 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "properties/campaign/adapter_frame.hpp"
+
+#ifdef ATTNCHECK_HAVE_CUDA
+#include "engine/cuda/device.hpp"
+#include "engine/cuda/ipc_buffer.hpp"
+#endif
 
 namespace attncheck {
 
@@ -46,6 +54,7 @@ AdapterCapabilities parse_capabilities(const std::string& text) {
     c.batch_invariant = j.value("batch_invariant", false);
     c.max_kv_len = j.value("max_kv_len", 0);
     c.max_batch = j.value("max_batch", 1);
+    c.cuda_ipc = j.value("cuda_ipc", false);
     if (c.max_batch < 1 || c.max_batch > 4096) fail("'max_batch' must be in [1, 4096]");
     // One profile for every dtype ("profile"), and optionally one per input
     // dtype ("profiles": {"fp16": {...}}) where an implementation rounds
@@ -86,7 +95,15 @@ AdapterCapabilities parse_capabilities(const std::string& text) {
 }
 
 ExternalTarget::ExternalTarget(std::string command)
-    : adapter_(std::move(command)), caps_(adapter_.capabilities(parse_capabilities)) {}
+    : adapter_(std::move(command)), caps_(adapter_.capabilities(parse_capabilities)) {
+#ifdef ATTNCHECK_HAVE_CUDA
+    // Tensors go through CUDA IPC where the adapter can map them and this
+    // process sees a GPU (the adapter is taken to be on the same one).
+    if (caps_.cuda_ipc && cuda_device_available(nullptr)) ipc_ = std::make_shared<IpcBuffer>();
+#endif
+}
+
+ExternalTarget::~ExternalTarget() = default;
 
 std::string ExternalTarget::unsupported(const Case& c) const {
     if (std::find(caps_.dtypes.begin(), caps_.dtypes.end(), c.dtype) == caps_.dtypes.end())
@@ -124,6 +141,81 @@ void add_inputs(Frame& req, const AttentionProblem& p, const std::string& suffix
     req.tensors["k" + suffix] = {{p.total_kv(), p.n_kv_heads, p.head_dim}, p.k};
     req.tensors["v" + suffix] = {{p.total_kv(), p.n_kv_heads, p.head_dim}, p.v};
 }
+
+#ifdef ATTNCHECK_HAVE_CUDA
+// A run_batch over CUDA IPC: the runs' q, k, v and their outputs o, lse laid
+// out in the shared buffer (each at a 256-byte boundary), the outputs
+// poisoned with NaN and each followed by a guard band that the adapter must
+// leave as it is. The message names every tensor's offset and shape.
+class IpcStaging {
+public:
+    explicit IpcStaging(IpcBuffer& buf) : buf_(buf) {}
+    void add(const AttentionProblem& p) {
+        const size_t k = runs_.size();
+        const std::vector<long long> qs = {p.total_q(), p.n_q_heads, p.head_dim},
+                                     ks = {p.total_kv(), p.n_kv_heads, p.head_dim}, ls = {p.total_q(), p.n_q_heads};
+        Run r{&p,
+              place(fmt::format("q.{}", k), qs, p.q.size(), 0),
+              place(fmt::format("k.{}", k), ks, p.k.size(), 0),
+              place(fmt::format("v.{}", k), ks, p.v.size(), 0),
+              place(fmt::format("o.{}", k), qs, p.q.size(), kGuard),
+              place(fmt::format("lse.{}", k), ls, static_cast<size_t>(p.total_q()) * p.n_q_heads, kGuard)};
+        runs_.push_back(r);
+    }
+    // Copies the inputs in, poisons the outputs, sets the guards; the
+    // message's "ipc" metadata.
+    json stage() {
+        buf_.reserve(end_);
+        for (const Run& r : runs_) {
+            buf_.upload(r.q, r.p->q.data(), r.p->q.size() * 4);
+            buf_.upload(r.k, r.p->k.data(), r.p->k.size() * 4);
+            buf_.upload(r.v, r.p->v.data(), r.p->v.size() * 4);
+            for (const auto& [off, n] : {std::pair{r.o, r.p->q.size()},
+                                         std::pair{r.lse, static_cast<size_t>(r.p->total_q()) * r.p->n_q_heads}}) {
+                buf_.fill(off, 0xFF, n * 4); // all-ones floats are NaN
+                buf_.fill(off + n * 4, kGuardByte, kGuard);
+            }
+        }
+        buf_.sync();
+        return {{"handle", buf_.handle_hex()}, {"bytes", buf_.size()}, {"tensors", tensors_}};
+    }
+    // Run k's outputs, their guards checked.
+    Observation read(size_t k, const std::string& who) const {
+        const Run& r = runs_.at(k);
+        Observation obs;
+        obs.o.resize(r.p->q.size());
+        obs.lse.resize(static_cast<size_t>(r.p->total_q()) * r.p->n_q_heads);
+        for (const auto& [off, dst, name] : {std::tuple{r.o, &obs.o, "o"}, std::tuple{r.lse, &obs.lse, "lse"}}) {
+            buf_.download(off, dst->data(), dst->size() * 4);
+            std::vector<unsigned char> guard(kGuard);
+            buf_.download(off + dst->size() * 4, guard.data(), kGuard);
+            for (size_t i = 0; i < kGuard; ++i)
+                if (guard[i] != kGuardByte)
+                    throw std::runtime_error(fmt::format(
+                        "{}: wrote past {}.{} in the CUDA IPC buffer (guard byte {} changed)", who, name, k, i));
+        }
+        return obs;
+    }
+
+private:
+    static constexpr size_t kAlign = 256, kGuard = 256;
+    static constexpr unsigned char kGuardByte = 0xA5;
+    struct Run {
+        const AttentionProblem* p;
+        size_t q, k, v, o, lse; // byte offsets
+    };
+    size_t place(const std::string& name, const std::vector<long long>& shape, size_t floats, size_t guard) {
+        const size_t off = end_;
+        tensors_[name] = {{"offset", off}, {"shape", shape}};
+        end_ = (off + floats * 4 + guard + kAlign - 1) / kAlign * kAlign;
+        return off;
+    }
+    IpcBuffer& buf_;
+    std::vector<Run> runs_;
+    json tensors_ = json::object();
+    size_t end_ = 0;
+};
+#endif
 
 } // namespace
 
@@ -163,7 +255,6 @@ Observation ExternalTarget::run(const AttentionProblem& p, const std::optional<P
 std::vector<RunAnswer> ExternalTarget::run_batch(const std::vector<RunRequest>& runs) {
     std::vector<RunAnswer> out(runs.size());
     std::vector<size_t> sent;
-    Frame req;
     json problems = json::array();
     for (size_t i = 0; i < runs.size(); ++i) {
         const AttentionProblem& p = *runs[i].problem;
@@ -171,7 +262,6 @@ std::vector<RunAnswer> ExternalTarget::run_batch(const std::vector<RunRequest>& 
             out[i].unsupported = std::move(why);
             continue;
         }
-        add_inputs(req, p, fmt::format(".{}", sent.size()));
         problems.push_back(problem_json(p));
         sent.push_back(i);
     }
@@ -180,13 +270,25 @@ std::vector<RunAnswer> ExternalTarget::run_batch(const std::vector<RunRequest>& 
         out[sent[0]] = std::move(Target::run_batch({runs[sent[0]]})[0]);
         return out;
     }
-    req.meta = {{"type", "run_batch"}, {"problems", problems.dump()}};
     auto fail_all = [&](const std::string& why) {
         for (size_t i : sent) out[i].error = why;
         return out;
     };
-    Frame rep;
+    Frame req, rep;
+    req.meta = {{"type", "run_batch"}, {"problems", problems.dump()}};
+#ifdef ATTNCHECK_HAVE_CUDA
+    std::optional<IpcStaging> ipc;
+#endif
     try {
+#ifdef ATTNCHECK_HAVE_CUDA
+        if (ipc_) {
+            ipc.emplace(*ipc_);
+            for (size_t i : sent) ipc->add(*runs[i].problem);
+            req.meta["ipc"] = ipc->stage().dump();
+        }
+#endif
+        if (!req.meta.count("ipc"))
+            for (size_t k = 0; k < sent.size(); ++k) add_inputs(req, *runs[sent[k]].problem, fmt::format(".{}", k));
         rep = adapter_.exchange(req);
     } catch (const std::exception& e) {
         return fail_all(e.what());
@@ -204,9 +306,15 @@ std::vector<RunAnswer> ExternalTarget::run_batch(const std::vector<RunRequest>& 
         const json& s = answers[k];
         const std::string status = s.is_object() ? s.value("status", std::string()) : std::string();
         try {
-            if (status == "result")
+            if (status == "result") {
+#ifdef ATTNCHECK_HAVE_CUDA
+                if (ipc) {
+                    a.obs = ipc->read(k, caps_.name);
+                    continue;
+                }
+#endif
                 a.obs = observation(*runs[sent[k]].problem, rep, fmt::format(".{}", k));
-            else if (status == "unsupported")
+            } else if (status == "unsupported")
                 a.unsupported = caps_.name + ": " + s.value("reason", std::string("(no reason)"));
             else if (status == "error")
                 a.error = caps_.name + " reported an error: " + s.value("message", std::string("(no message)"));

@@ -14,6 +14,8 @@
 
 namespace attncheck {
 
+class IpcBuffer; // engine/cuda/ipc_buffer.hpp
+
 struct AdapterCapabilities {
     std::string name;
     std::vector<DType> dtypes;
@@ -21,6 +23,7 @@ struct AdapterCapabilities {
     bool causal = false, window = false, gqa = false, batch_invariant = false;
     int max_kv_len = 0;                                  // 0: no limit
     int max_batch = 1;                                   // runs one run_batch message may carry
+    bool cuda_ipc = false;                               // it can map a CUDA IPC buffer (run_batch)
     PrecisionProfile profile;                            // "profile": every dtype
     std::map<DType, PrecisionProfile> profiles_by_dtype; // "profiles": where a dtype rounds differently
 };
@@ -34,6 +37,7 @@ public:
     // Starts the adapter and reads its capabilities; throws
     // std::invalid_argument when it does not answer as the protocol says.
     explicit ExternalTarget(std::string command);
+    ~ExternalTarget() override;
 
     std::string name() const override { return caps_.name; }
     Backend backend() const override { return Backend::cpu; } // the host talks to it
@@ -44,12 +48,16 @@ public:
     Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) override;
     bool promises_batch_invariance() const override { return caps_.batch_invariant; }
     int batch_size() const override { return caps_.max_batch; }
+    // Whether run_batch hands tensors over through CUDA IPC (the adapter
+    // declared cuda_ipc and this process sees a GPU) rather than the pipes.
+    bool uses_cuda_ipc() const { return ipc_ != nullptr; }
     std::vector<RunAnswer> run_batch(const std::vector<RunRequest>& runs) override;
 
 private:
     Observation observation(const AttentionProblem& p, Frame& rep, const std::string& suffix) const;
     AdapterProcess adapter_;
     AdapterCapabilities caps_;
+    std::shared_ptr<IpcBuffer> ipc_; // CUDA builds only (shared_ptr: no IpcBuffer destructor needed elsewhere)
 };
 
 } // namespace attncheck

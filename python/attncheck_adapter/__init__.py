@@ -98,6 +98,61 @@ def _host(x):
 DEFAULT_MAX_BATCH = 16
 
 
+class _CudaIpc:
+    """attncheck's CUDA IPC buffer (docs/adapter-protocol.md), mapped into
+    this process through the driver API and read and written in place as
+    torch tensors. Needs torch with CUDA, on the GPU attncheck uses."""
+
+    def __init__(self):
+        import ctypes
+        import torch
+        self.torch, self.ctypes = torch, ctypes
+        torch.zeros(1, device="cuda")  # makes the primary context current on this thread
+        self.cuda = ctypes.CDLL("libcuda.so.1")
+        self.open = getattr(self.cuda, "cuIpcOpenMemHandle_v2", None) or self.cuda.cuIpcOpenMemHandle
+
+        class Handle(ctypes.Structure):  # CUipcMemHandle, passed by value
+            _fields_ = [("reserved", ctypes.c_ubyte * 64)]
+        self.Handle = Handle
+        self.open.argtypes = [ctypes.POINTER(ctypes.c_uint64), Handle, ctypes.c_uint]
+        self.open.restype = ctypes.c_int
+        self.cuda.cuIpcCloseMemHandle.argtypes = [ctypes.c_uint64]
+        self.handle, self.base = None, None
+
+    def _map(self, handle_hex):
+        if handle_hex == self.handle:
+            return self.base
+        ct = self.ctypes
+        if self.base is not None:
+            self.cuda.cuIpcCloseMemHandle(self.base)
+            self.handle = self.base = None
+        ptr = ct.c_uint64()
+        h = self.Handle.from_buffer_copy(bytes.fromhex(handle_hex))
+        rc = self.open(ct.byref(ptr), h, ct.c_uint(1))  # CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS
+        if rc != 0:
+            raise RuntimeError(f"cuIpcOpenMemHandle failed with CUresult {rc} (is attncheck on this GPU?)")
+        self.handle, self.base = handle_hex, ptr.value
+        return self.base
+
+    def tensors(self, ipc):
+        """{name: float32 CUDA tensor} over the buffer an "ipc" metadata describes."""
+        base = self._map(ipc["handle"])
+        out = {}
+        for name, t in ipc["tensors"].items():
+            shape = tuple(t["shape"])
+
+            class View:  # a __cuda_array_interface__ for torch.as_tensor (no copy)
+                __cuda_array_interface__ = {"shape": shape, "typestr": "<f4", "data": (base + t["offset"], False),
+                                            "version": 3, "strides": None}
+            out[name] = self.torch.as_tensor(View(), device="cuda")
+        return out
+
+    def store(self, dst, x):
+        torch = self.torch
+        src = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        dst.copy_(src.to(device=dst.device, dtype=torch.float32).reshape(dst.shape))
+
+
 def serve(run, capabilities, stdin=None, stdout=None):
     """Answers attncheck until it says bye (or closes the pipe).
 
@@ -105,13 +160,26 @@ def serve(run, capabilities, stdin=None, stdout=None):
     declares `max_batch`, DEFAULT_MAX_BATCH unless the capabilities say
     otherwise). A batch calls `run` on every problem first and copies the
     results to the host after: an adapter that returns GPU tensors gets its
-    kernels queued back to back, with one wait for the whole batch."""
+    kernels queued back to back, with one wait for the whole batch.
+
+    An adapter that declares `"cuda_ipc": true` (torch with CUDA, on
+    attncheck's GPU) gets a batch's q, k, v as CUDA tensors in attncheck's
+    own buffer, and its results are written back there: nothing crosses the
+    pipes but the metadata. `run` must then take torch tensors as well as
+    numpy arrays (torch.as_tensor takes both)."""
     def on_run(meta, t):
         o, lse = run(json.loads(meta["problem"]), t["q"], t["k"], t["v"])
         return {"type": "result"}, {"o": _host(o), "lse": _host(lse)}
 
+    ipc_state = {}
+
     def on_run_batch(meta, t):
         problems = json.loads(meta["problems"])
+        ipc = json.loads(meta["ipc"]) if "ipc" in meta else None
+        if ipc is not None:  # the tensors are on the GPU, in attncheck's buffer
+            if "mapper" not in ipc_state:
+                ipc_state["mapper"] = _CudaIpc()
+            t = ipc_state["mapper"].tensors(ipc)
         answers, pending = [], []
         for i, p in enumerate(problems):
             try:
@@ -124,10 +192,16 @@ def serve(run, capabilities, stdin=None, stdout=None):
         out = {}
         for i, (o, lse) in pending:
             try:
-                out[f"o.{i}"], out[f"lse.{i}"] = _host(o), _host(lse)
+                if ipc is not None:  # written in place; attncheck reads them once we answer
+                    ipc_state["mapper"].store(t[f"o.{i}"], o)
+                    ipc_state["mapper"].store(t[f"lse.{i}"], lse)
+                else:
+                    out[f"o.{i}"], out[f"lse.{i}"] = _host(o), _host(lse)
             except Exception as e:  # e.g. a CUDA error that surfaces at the copy
                 answers[i] = {"status": "error", "message": f"{type(e).__name__}: {e}"}
                 out.pop(f"o.{i}", None)
+        if ipc is not None:
+            ipc_state["mapper"].torch.cuda.synchronize()
         return {"type": "results", "answers": json.dumps(answers)}, out
 
     caps = dict(capabilities)

@@ -34,7 +34,7 @@ import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 from attncheck_adapter import DEFAULT_MAX_BATCH, Unsupported, serve
-from attncheck_adapter.torch_sdpa import TORCH_DTYPES, profiles
+from attncheck_adapter.torch_sdpa import TORCH_DTYPES, profiles, to_device
 
 DTYPES = ["fp32", "fp16", "bf16"]
 
@@ -84,7 +84,7 @@ def make_run(mode):
 
         def packed(x, t):  # [total, H, d] -> [1, H, t, d], zero padding
             out = torch.zeros(1, x.shape[1], t, d, dtype=dt, device=dev)
-            out[0, :, :x.shape[0]] = torch.from_numpy(np.ascontiguousarray(x)).to(dev).to(dt).transpose(0, 1)
+            out[0, :, :x.shape[0]] = to_device(x, dt).transpose(0, 1)
             return out
 
         qt, kt, vt = packed(q, tq), packed(k, tk), packed(v, tk)
@@ -119,6 +119,8 @@ def main():
     ap.add_argument("--mode", choices=["compiled", "eager"], default="compiled")
     ap.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
                     help="runs per run_batch message (1: one message a run)")
+    ap.add_argument("--no-cuda-ipc", action="store_true",
+                    help="tensors through the pipes even where attncheck could share its GPU buffer")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("torch_flex adapter: needs a CUDA device")
@@ -136,6 +138,7 @@ def main():
         # values, but attncheck need not take that on trust: no promise made.
         "batch_invariant": False,
         "max_batch": a.max_batch,
+        "cuda_ipc": not a.no_cuda_ipc,
         "profile": {"u_acc": 2.0 ** -24, "exp_ulps": 4},
         "profiles": profiles("flex", DTYPES),
     })

@@ -54,6 +54,14 @@ def profiles(backend, dtypes):
     return out
 
 
+def to_device(x, dt):
+    """A protocol tensor on the GPU in dtype dt: a numpy array from the pipe,
+    or a CUDA tensor in attncheck's buffer (CUDA IPC)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(device="cuda", dtype=dt)
+    return torch.tensor(x, device="cuda").to(dt)
+
+
 def visible_mask(q_len, kv_len, causal, window, device):
     """[q_len, kv_len] booleans: True where the query sees the key."""
     pos = torch.arange(q_len, device=device)[:, None] + (kv_len - q_len)
@@ -78,9 +86,7 @@ def make_run(backend):
         o = torch.zeros(q.shape, dtype=torch.float32, device="cuda")
         lse = torch.full(q.shape[:2], float("-inf"), dtype=torch.float32, device="cuda")
         # Exact: the values are representable in the case's dtype (the protocol's promise).
-        qt = torch.tensor(q, device="cuda").to(dt)
-        kt = torch.tensor(k, device="cuda").to(dt)
-        vt = torch.tensor(v, device="cuda").to(dt)
+        qt, kt, vt = (to_device(x, dt) for x in (q, k, v))
         q0 = k0 = 0
         for ql, kl in zip(problem["q_lens"], problem["kv_lens"]):
             if ql > 0 and kl > 0:
@@ -118,6 +124,8 @@ def main():
     ap.add_argument("--backend", choices=sorted(BACKENDS), required=True)
     ap.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
                     help="runs per run_batch message (1: one message a run)")
+    ap.add_argument("--no-cuda-ipc", action="store_true",
+                    help="tensors through the pipes even where attncheck could share its GPU buffer")
     a = ap.parse_args()
     _, dtypes = BACKENDS[a.backend]
     if not torch.cuda.is_available():
@@ -129,6 +137,7 @@ def main():
         "causal": True, "window": True, "gqa": True,
         "batch_invariant": True,  # one SDPA call per sequence: no sequence sees its neighbours
         "max_batch": a.max_batch,
+        "cuda_ipc": not a.no_cuda_ipc,
         "profile": {"u_acc": 2.0 ** -24, "exp_ulps": 4},
         "profiles": profiles(a.backend, dtypes),
     })
