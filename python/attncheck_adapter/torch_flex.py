@@ -90,14 +90,6 @@ def make_run(mode):
         qt, kt, vt = packed(q, tq), packed(k, tk), packed(v, tk)
         q_doc, q_pos, kv_doc, kv_pos = token_tables(problem["q_lens"], problem["kv_lens"], tq, tk, dev)
         win = torch.tensor(window, dtype=torch.int32, device=dev)
-        # The softmax scale as a tensor in a score_mod, with the kernel's own
-        # scale 1: a float scale is a compile-time constant of the Triton
-        # kernel, and every case's new value would compile a new one. The
-        # arithmetic is the kernel's: the fp32 dot times 1, then times scale.
-        scale = torch.tensor(problem["scale"], dtype=torch.float32, device=dev)
-
-        def score_mod(score, b, h, qi, ki):
-            return score * scale
 
         def mask_mod(b, h, qi, ki):
             m = (q_doc[qi] == kv_doc[ki]) & (q_doc[qi] >= 0)
@@ -109,7 +101,7 @@ def make_run(mode):
 
         try:
             block_mask = create_block_mask(mask_mod, None, None, tq, tk, device=dev)
-            out, l2 = attend(qt, kt, vt, score_mod=score_mod, block_mask=block_mask, scale=1.0,
+            out, l2 = attend(qt, kt, vt, block_mask=block_mask, scale=problem["scale"],
                              enable_gqa=hq != hkv, return_lse=True)
         except Exception as e:  # noqa: BLE001 - a refused shape: compile or launch errors alike
             reason = f"torch flex_attention ({mode}): " + " ".join(f"{type(e).__name__}: {e}".split())[:300]
