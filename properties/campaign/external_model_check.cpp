@@ -19,37 +19,16 @@ struct Row {
     std::vector<float> logits;
 };
 
-// |a - b| <= bound, NaN failing; the first index that breaks it or -1.
-int first_outside(const float* a, const double* b, const double* bound, int n, double scale = 1.0) {
+// |a - b| <= scale * bound, NaN failing; the first index that breaks it or -1.
+template <class A, class B>
+int first_outside(const A* a, const B* b, const double* bound, int n, double scale = 1.0) {
     for (int i = 0; i < n; ++i)
-        if (!(std::fabs(static_cast<double>(a[i]) - b[i]) <= scale * bound[i])) return i;
+        if (!(std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])) <= scale * bound[i])) return i;
     return -1;
 }
 
-} // namespace
-
-namespace {
-
-ModelVerdict check_or_throw(const ModelCase& c, ModelAdapter& a, const char*& running);
-
-} // namespace
-
-ModelVerdict check_external_model_case(const ModelCase& c, ModelAdapter& a) {
-    validate(c);
-    const char* running = "decode_prefill"; // the schedule's calls; the one-shot prefills are the logits gate's
-    try {
-        return check_or_throw(c, a, running);
-    } catch (const ModelError& e) { // the adapter failed: the gate that was running fails with its message
-        ModelVerdict v;
-        v.ok = false;
-        v.gate = running;
-        v.summary = e.what();
-        return v;
-    }
-}
-
-namespace {
-
+// The gates; an adapter's ModelError passes through, with `running` naming
+// the gate whose call it was.
 ModelVerdict check_or_throw(const ModelCase& c, ModelAdapter& a, const char*& running) {
     const ModelWeights w = random_weights(c.config, c.weights);
     const int V = c.config.vocab, L = c.config.layers;
@@ -120,9 +99,8 @@ ModelVerdict check_or_throw(const ModelCase& c, ModelAdapter& a, const char*& ru
         for (const auto& [pos, row] : rows[static_cast<size_t>(slot)]) {
             ++v.rows_compared;
             const double* b = bound.row(L, Stage::logits, pos, V);
-            std::vector<double> one_row(one.begin() + static_cast<long>(pos) * V,
-                                        one.begin() + static_cast<long>(pos + 1) * V);
-            const int k = first_outside(row.logits.data(), one_row.data(), b, V, 2.0);
+            const float* one_row = &one[static_cast<size_t>(pos) * V];
+            const int k = first_outside(row.logits.data(), one_row, b, V, 2.0);
             if (k < 0) continue;
             v.ok = false;
             v.gate = "decode_prefill";
@@ -131,8 +109,8 @@ ModelVerdict check_or_throw(const ModelCase& c, ModelAdapter& a, const char*& ru
             v.summary = fmt::format(
                 "slot {} position {} (schedule step {}): logit {} is {:.9g} there and {:.9g} in a one-shot prefill of "
                 "the slot's {} tokens; |difference| {:.3g} exceeds the sum of both a-priori bounds {:.3g}",
-                slot, pos, row.step, k, row.logits[static_cast<size_t>(k)], one_row[static_cast<size_t>(k)],
-                hist.size(), std::fabs(row.logits[static_cast<size_t>(k)] - one_row[static_cast<size_t>(k)]), 2 * b[k]);
+                slot, pos, row.step, k, row.logits[static_cast<size_t>(k)], one_row[k], hist.size(),
+                std::fabs(row.logits[static_cast<size_t>(k)] - one_row[k]), 2 * b[k]);
             return v;
         }
     }
@@ -144,5 +122,19 @@ ModelVerdict check_or_throw(const ModelCase& c, ModelAdapter& a, const char*& ru
 }
 
 } // namespace
+
+ModelVerdict check_external_model_case(const ModelCase& c, ModelAdapter& a) {
+    validate(c);
+    const char* running = "decode_prefill"; // the schedule's calls; the one-shot prefills are the logits gate's
+    try {
+        return check_or_throw(c, a, running);
+    } catch (const ModelError& e) { // the adapter failed: the gate that was running fails with its message
+        ModelVerdict v;
+        v.ok = false;
+        v.gate = running;
+        v.summary = e.what();
+        return v;
+    }
+}
 
 } // namespace attncheck

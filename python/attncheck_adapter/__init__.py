@@ -25,24 +25,38 @@ class Unsupported(Exception):
     """Raised by `run` for a case the implementation cannot compute."""
 
 
-def read_frame(stream):
-    """One safetensors blob: (metadata dict, {name: float32 array}); None at EOF."""
+# safetensors dtypes -> float32 arrays: messages carry F32, checkpoints
+# attncheck writes may carry F16 or BF16 as well.
+_DECODE = {
+    "F32": lambda raw: np.frombuffer(raw, dtype="<f4"),
+    "F16": lambda raw: np.frombuffer(raw, dtype="<f2").astype(np.float32),
+    "BF16": lambda raw: (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32),
+}
+
+
+def _read_safetensors(stream, dtypes):
+    """One safetensors blob from stream: (metadata dict, {name: float32
+    array}), its tensors in `dtypes`; None at EOF."""
     head = stream.read(8)
     if len(head) < 8:
         return None
     (n,) = struct.unpack("<Q", head)
     header = json.loads(stream.read(n))
     meta = header.pop("__metadata__", {})
-    specs = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
-    size = max((s["data_offsets"][1] for _, s in specs), default=0)
-    data = stream.read(size)
+    size = max((s["data_offsets"][1] for s in header.values()), default=0)
+    data = memoryview(stream.read(size))
     tensors = {}
-    for name, s in specs:
-        if s["dtype"] != "F32":
-            raise ValueError(f"tensor {name}: dtype {s['dtype']}, expected F32")
+    for name, s in header.items():
+        if s["dtype"] not in dtypes:
+            raise ValueError(f"tensor {name}: dtype {s['dtype']}, expected {' or '.join(dtypes)}")
         b, e = s["data_offsets"]
-        tensors[name] = np.frombuffer(data[b:e], dtype="<f4").reshape(s["shape"])
+        tensors[name] = _DECODE[s["dtype"]](data[b:e]).reshape(s["shape"])
     return meta, tensors
+
+
+def read_frame(stream):
+    """One message: (metadata dict, {name: float32 array}); None at EOF."""
+    return _read_safetensors(stream, ("F32",))
 
 
 def write_frame(stream, meta, tensors=None):
@@ -251,22 +265,5 @@ def read_checkpoint(folder):
     with open(os.path.join(folder, "config.json")) as f:
         config = json.load(f)
     with open(os.path.join(folder, "model.safetensors"), "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    header.pop("__metadata__", None)
-    data = memoryview(blob)[8 + n:]
-    tensors = {}
-    for name, s in header.items():
-        b, e = s["data_offsets"]
-        raw = data[b:e]
-        if s["dtype"] == "F32":
-            a = np.frombuffer(raw, dtype="<f4")
-        elif s["dtype"] == "F16":
-            a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-        elif s["dtype"] == "BF16":
-            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            raise ValueError(f"tensor {name}: dtype {s['dtype']}")
-        tensors[name] = a.reshape(s["shape"])
+        _, tensors = _read_safetensors(f, tuple(_DECODE))
     return config, tensors
