@@ -7,10 +7,12 @@
 
 #include "app/commands.hpp"
 #include "engine/case/case.hpp"
+#include "engine/timing/host_memory.hpp"
 #include "model/model_case.hpp"
 
 int main(int argc, char** argv) {
     using namespace attncheck;
+    keep_freed_host_memory();
     CLI::App app{"attncheck: property tests and fuzzing for LLM attention"};
     app.require_subcommand(1);
     int rc = 0;

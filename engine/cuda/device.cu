@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <stdexcept>
+
 namespace attncheck {
 
 void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line) {
@@ -54,6 +57,27 @@ int cuda_device_count() {
 }
 
 void cuda_select_device(int device) { CUDA_CHECK(cudaSetDevice(device)); }
+
+std::string cuda_apply_sync_policy(int device) {
+    const char* env = std::getenv("ATTNCHECK_CUDA_SYNC");
+    const std::string policy = env && *env ? env : "auto";
+    unsigned flag = cudaDeviceScheduleAuto;
+    if (policy == "spin")
+        flag = cudaDeviceScheduleSpin;
+    else if (policy == "yield")
+        flag = cudaDeviceScheduleYield;
+    else if (policy == "blocking")
+        flag = cudaDeviceScheduleBlockingSync;
+    else if (policy != "auto")
+        throw std::invalid_argument(
+            fmt::format("ATTNCHECK_CUDA_SYNC={}: expected spin, yield, blocking or auto", policy));
+    if (flag == cudaDeviceScheduleAuto) return policy;
+    CUDA_CHECK(cudaSetDevice(device));
+    // On an initialized device this overwrites the primary context's flags
+    // (CUDA >= 12), so it applies even after earlier calls made the context.
+    CUDA_CHECK(cudaSetDeviceFlags(flag));
+    return policy;
+}
 
 std::string cuda_device_name() {
     cudaDeviceProp p{};

@@ -18,6 +18,14 @@ int cuda_device_count();
 // Makes `device` the calling thread's current device (worker threads of a
 // multi-GPU run each pick theirs); throws CudaError when it cannot.
 void cuda_select_device(int device);
+// How a thread waiting for `device` (cudaStreamSynchronize and the like)
+// uses its core: ATTNCHECK_CUDA_SYNC=spin|yield|blocking|auto (unset: the
+// runtime's auto, which spins while the process has fewer contexts than
+// cores). Spinning waiters take the cores that other worker threads need
+// for their host work; bench/results/ has the measured effect. Throws
+// std::invalid_argument for another value, CudaError when the runtime
+// refuses. Returns the policy applied ("auto" when unset).
+std::string cuda_apply_sync_policy(int device);
 
 // Round floats to fp16 / bf16 on the device with __float2half_rn /
 // __float2bfloat16_rn and return the bits.

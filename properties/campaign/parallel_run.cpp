@@ -339,6 +339,9 @@ RunReport run_threads(const RunSpec& spec, int first, int last) {
     std::vector<RunReport> reports(static_cast<size_t>(n));
     std::vector<std::string> errors(static_cast<size_t>(n));
     std::vector<std::thread> threads;
+#ifdef ATTNCHECK_HAVE_CUDA
+    for (int d : spec.devices.empty() ? std::vector<int>{0} : spec.devices) cuda_apply_sync_policy(d);
+#endif
     for (int i = 0; i < n; ++i)
         threads.emplace_back([&, i] {
             const int w = first + i;
