@@ -105,9 +105,11 @@ int cmd_bench_throughput(const BenchArgs& a) {
 
 void register_bench_commands(CLI::App& app, int& rc) {
     auto* bench = app.add_subcommand(
-        "bench", "benchmarks: `bench throughput` (verified cases per second), `bench kernels` (kernel times)");
+        "bench", "benchmarks: `bench throughput` (verified cases per second), `bench kernels` (kernel times), "
+                 "`bench model` (decode ms/token)");
     bench->require_subcommand(1);
     register_bench_kernels(*bench, rc);
+    register_bench_model(*bench, rc);
     auto args = std::make_shared<BenchArgs>();
     auto* tp = bench->add_subcommand("throughput", "verified cases/s of the default campaign, and where the time goes");
     tp->add_option("--backend", args->backend, "cpu or cuda (default: cuda when a device is visible)");

@@ -17,6 +17,7 @@ void register_property_commands(CLI::App& app, int& rc); // list, run, repro, mu
 void register_model_commands(CLI::App& app);             // model-* (app/model_commands.cpp)
 void register_bench_commands(CLI::App& app, int& rc);    // bench throughput, _worker (app/bench_commands.cpp)
 void register_bench_kernels(CLI::App& bench, int& rc);   // bench kernels (app/bench_kernels.cpp)
+void register_bench_model(CLI::App& bench, int& rc);     // bench model (app/bench_model.cpp)
 void register_campaign_command(CLI::App& app, int& rc);  // campaign (app/campaign_command.cpp)
 void register_shrink_command(CLI::App& app, int& rc);    // shrink (app/shrink_command.cpp)
 

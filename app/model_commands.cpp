@@ -78,19 +78,11 @@ Backend parse_backend(const std::string& s) {
 }
 
 ModelWeights preset_weights(const Opts& o) {
-    const DType dt = parse_dt(o.dtype);
-    ModelConfig c;
-    if (o.preset == "tiny-llama")
-        c = tiny_config(ModelArch::llama, dt);
-    else if (o.preset == "tiny-qwen2")
-        c = tiny_config(ModelArch::qwen2, dt);
-    else if (o.preset == "qwen2.5-0.5b-shape")
-        c = qwen25_05b_config(dt);
-    else
-        throw BadInput(fmt::format("--preset {}: expected tiny-llama, tiny-qwen2 or qwen2.5-0.5b-shape", o.preset));
+    const std::optional<ModelConfig> c = preset_config(o.preset, parse_dt(o.dtype));
+    if (!c) throw BadInput(fmt::format("--preset {}: expected {}", o.preset, kModelPresetNames));
     RandomWeightOptions r;
     r.seed = o.seed;
-    return random_weights(c, r);
+    return random_weights(*c, r);
 }
 
 std::unique_ptr<ModelEngine> make_engine(const ModelWeights& w, Backend b, int slots, ModelMutant m) {

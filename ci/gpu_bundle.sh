@@ -9,7 +9,7 @@ ci/build.sh werror
 rm -rf gpu_bundle && mkdir -p gpu_bundle/stage
 bins=(tests/test_gpu_smoke tests/test_kernels_gpu tests/test_decode_split_gpu tests/test_properties_gpu tests/test_mutation_score_gpu
       tests/test_case tests/test_dtype tests/test_oracle_gpu tests/test_materialize_device tests/test_parallel_run_gpu attncheck)
-for m in tests/test_model_gpu tests/test_model_session_gpu; do [[ -x build/werror/$m ]] && bins+=("$m"); done
+for m in tests/test_model_gpu tests/test_model_session_gpu tests/test_graph_decoder; do [[ -x build/werror/$m ]] && bins+=("$m"); done
 for b in "${bins[@]}"; do cp "build/werror/$b" gpu_bundle/stage/; done
 strip gpu_bundle/stage/*
 # The CUDA fuzzers (ci/gpu_lane.sh fuzz, fuzzmutants): the fuzz-cuda preset

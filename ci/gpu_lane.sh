@@ -2,7 +2,7 @@
 # The GPU lane, run on a machine with a CUDA device from the repository root,
 # with gpu_bundle/ made by ci/gpu_bundle.sh. Writes a summary and a tarball
 # of every log to $OUT (or ./gpu_results).
-# Usage: ci/gpu_lane.sh [tests|properties|model|crosscheck|sanitize|throughput|kernels|adapters|all]... | long | fuzz | fuzzmutants
+# Usage: ci/gpu_lane.sh [tests|properties|model|modelbench|crosscheck|sanitize|throughput|kernels|adapters|all]... | long | fuzz | fuzzmutants
 #   long: one `attncheck run --backend cuda` of LONG_SECONDS (default 540) with
 #   seed LONG_SEED (default 7), every target and gate, one worker per core;
 #   fuzz: one `attncheck campaign --fuzzer` of FUZZ_SECONDS (default 540) on
@@ -72,6 +72,7 @@ if want model && [[ -x "$bin"/test_model_gpu ]]; then
   run model_gpu "$bin"/test_model_gpu --gtest_output=xml:"$out/model_gpu.xml" \
     --gtest_filter='Tiny/ModelProps.*:All/ModelMutants.*:ModelBound.*:ModelRope.*:ModelEngineErrors.*'
   run model_session_gpu "$bin"/test_model_session_gpu --gtest_output=xml:"$out/model_session_gpu.xml"
+  run graph_decoder_gpu "$bin"/test_graph_decoder --gtest_output=xml:"$out/graph_decoder_gpu.xml"
   run model_qwen05b_shape "$bin"/test_model_gpu --gtest_filter='ModelQwen05bShape.*' --gtest_output=xml:"$out/model_qwen05b.xml"
   run model_check_qwen05b "$bin"/attncheck model-check --preset qwen2.5-0.5b-shape --dtype bf16 --prompt 8 --decode 4 --backend cuda
   # A model mutant must be caught and named (exit 1, layer 0, stage kv_cache).
@@ -85,6 +86,20 @@ if want model && [[ -x "$bin"/test_model_gpu ]]; then
     > "$out/model_mutant_kv_cache.log" 2>&1
   mrc=$?; tail -n 15 "$out/model_mutant_kv_cache.log"; echo "=== model_mutant_kv_cache: exit $mrc (expected 1)"
   [[ $mrc -eq 1 ]] || rc=1
+fi
+if want modelbench; then
+  # The device-resident decoder's ms/token (`attncheck bench model`) beside
+  # transformers' generate measured in the same run (bench/model_generate.py),
+  # at batch 1 and 16, Qwen2.5-0.5B shape, bf16.
+  echo "=== modelbench"
+  python3 bench/model_generate.py --batch 1 16 --new "${MODEL_BENCH_NEW:-256}" > "$final/model_generate.json" \
+    2> "$out/model_generate.log" || rc=1
+  cat "$final/model_generate.json"
+  for b in 1 16; do
+    "$bin"/attncheck bench model --preset qwen2.5-0.5b-shape --dtype bf16 --batch "$b" --new "${MODEL_BENCH_NEW:-256}" \
+      --anchor "$final/model_generate.json" --json > "$final/bench_model_b$b.json" 2> "$out/bench_model_b$b.log" || rc=1
+    cat "$final/bench_model_b$b.json" "$out/bench_model_b$b.log"
+  done
 fi
 if want crosscheck; then
   run transformers_crosscheck ci/transformers_crosscheck.sh "$bin"/attncheck "$out"

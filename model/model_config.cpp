@@ -136,6 +136,13 @@ ModelConfig qwen25_05b_config(DType dtype) {
     return c;
 }
 
+std::optional<ModelConfig> preset_config(const std::string& name, DType dtype) {
+    if (name == "tiny-llama") return tiny_config(ModelArch::llama, dtype);
+    if (name == "tiny-qwen2") return tiny_config(ModelArch::qwen2, dtype);
+    if (name == "qwen2.5-0.5b-shape") return qwen25_05b_config(dtype);
+    return std::nullopt;
+}
+
 namespace {
 
 using nlohmann::json;

@@ -114,6 +114,10 @@ void validate(const ModelConfig& c);
 // tied embeddings, Q/K/V bias, vocab 151936).
 ModelConfig tiny_config(ModelArch arch = ModelArch::llama, DType dtype = DType::f32);
 ModelConfig qwen25_05b_config(DType dtype = DType::bf16);
+// The named presets of the command line: tiny-llama, tiny-qwen2,
+// qwen2.5-0.5b-shape; nullopt for another name.
+inline constexpr const char* kModelPresetNames = "tiny-llama, tiny-qwen2 or qwen2.5-0.5b-shape";
+std::optional<ModelConfig> preset_config(const std::string& name, DType dtype);
 
 // RoPE scaling as transformers' rope_scaling object (what hf_config_json
 // writes), and back (ConfigError naming the field).

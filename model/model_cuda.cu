@@ -19,6 +19,7 @@
 #include "engine/cuda/device.hpp"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/targets/target.hpp"
+#include "model/model_device.cuh"
 #include "model/model_kernels.cuh"
 #include "model/rope.hpp"
 
@@ -26,79 +27,16 @@ namespace attncheck {
 
 namespace {
 
-using Bytes = DeviceBuffer<unsigned char>;
-
-size_t esize(DType t) { return t == DType::f32 ? 4 : 2; }
-
-cudaDataType_t cuda_type(DType t) { return t == DType::f32 ? CUDA_R_32F : t == DType::f16 ? CUDA_R_16F : CUDA_R_16BF; }
-
-// Host floats (exact in t) -> device bytes in t.
-std::vector<unsigned char> to_bytes(DType t, const float* x, size_t n) {
-    std::vector<unsigned char> b(n * esize(t));
-    for (size_t i = 0; i < n; ++i) {
-        if (t == DType::f32)
-            std::memcpy(&b[i * 4], &x[i], 4);
-        else {
-            const std::uint16_t h = t == DType::f16 ? float_to_f16_bits(x[i]) : float_to_bf16_bits(x[i]);
-            std::memcpy(&b[i * 2], &h, 2);
-        }
-    }
-    return b;
-}
-
-std::vector<float> from_bytes(DType t, const std::vector<unsigned char>& b) {
-    const size_t n = b.size() / esize(t);
-    std::vector<float> x(n);
-    for (size_t i = 0; i < n; ++i) {
-        if (t == DType::f32)
-            std::memcpy(&x[i], &b[i * 4], 4);
-        else {
-            std::uint16_t h;
-            std::memcpy(&h, &b[i * 2], 2);
-            x[i] = t == DType::f16 ? f16_bits_to_float(h) : bf16_bits_to_float(h);
-        }
-    }
-    return x;
-}
-
-Bytes upload(DType t, const std::vector<float>& x, const std::string& name) {
-    Bytes b(x.size() * esize(t), name);
-    b.upload(to_bytes(t, x.data(), x.size()));
-    return b;
-}
-
-struct DevLayer {
-    Bytes attn_norm, ffn_norm, wqkv, bqkv, wo, w_gate, w_up, w_down;
-};
+using model_device::Bytes;
+using model_device::esize;
+using model_device::from_bytes;
+using model_device::to_bytes;
 
 class CudaModel final : public ModelEngine {
 public:
-    CudaModel(const ModelWeights& w, int slots, ModelMutant m) : w_(w), m_(m) {
-        validate(w_);
-        std::string why;
-        if (!cuda_device_available(&why)) throw ModelError("cuda model: " + why);
-        if (slots < 1 || slots > 4096)
-            throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
+    CudaModel(const ModelWeights& w, int slots, ModelMutant m) : w_(checked(w, slots)), m_(m), dw_(w_) {
         const ModelConfig& c = w_.config;
-        const DType T = c.dtype;
         blas_ = thread_cublas_handle();
-        embed_ = upload(T, w_.embed, "embed");
-        if (!c.tied_embeddings) lm_head_ = upload(T, w_.lm_head, "lm_head");
-        final_norm_ = upload(T, w_.final_norm, "final_norm");
-        for (int l = 0; l < c.layers; ++l) {
-            const LayerWeights& L = w_.layers[static_cast<size_t>(l)];
-            DevLayer d;
-            const std::string p = fmt::format("layer{}.", l);
-            d.attn_norm = upload(T, L.attn_norm, p + "attn_norm");
-            d.ffn_norm = upload(T, L.ffn_norm, p + "ffn_norm");
-            d.wqkv = upload(T, L.wqkv, p + "wqkv");
-            if (c.qkv_bias) d.bqkv = upload(T, L.bqkv, p + "bqkv");
-            d.wo = upload(T, L.wo, p + "wo");
-            d.w_gate = upload(T, L.w_gate, p + "w_gate");
-            d.w_up = upload(T, L.w_up, p + "w_up");
-            d.w_down = upload(T, L.w_down, p + "w_down");
-            layers_.push_back(std::move(d));
-        }
         cache_.resize(static_cast<size_t>(slots));
         for (auto& s : cache_) {
             s.k.resize(static_cast<size_t>(c.layers));
@@ -118,21 +56,21 @@ public:
     StepOutput forward(const std::vector<SeqChunk>& batch, const ForwardOptions& opt) override;
 
 private:
+    static const ModelWeights& checked(const ModelWeights& w, int slots) {
+        validate(w);
+        std::string why;
+        if (!cuda_device_available(&why)) throw ModelError("cuda model: " + why);
+        if (slots < 1 || slots > 4096)
+            throw ModelError(fmt::format("cuda model: {} sequence slots outside [1, 4096]", slots));
+        return w;
+    }
     struct Slot {
         int len = 0, cap = 0;
         std::vector<Bytes> k, v; // per layer, [cap][kv_dim] in T
     };
 
-    // Y[rows][out] (fp32) = X[rows][in] (T) * W[out][in]^T (T), fp32 compute.
     void gemm(const Bytes& W, int out, int in, const void* X, int rows, float* Y) {
-        const float one = 1.0f, zero = 0.0f;
-        const cudaDataType_t t = cuda_type(w_.config.dtype);
-        // fp32 inputs: the pedantic compute type (no TF32, no BF16x9
-        // emulation), as the standard path does; fp16/bf16: tensor cores
-        // with fp32 accumulation (u_gemm 2^-23 in the error model).
-        const cublasComputeType_t ct = w_.config.dtype == DType::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-        CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W.get(), t, in, X, t, in, &zero,
-                                  Y, CUDA_R_32F, out, ct, CUBLAS_GEMM_DEFAULT));
+        model_device::gemm(blas_, w_.config.dtype, W.get(), out, in, X, rows, Y);
     }
     void ensure_capacity(Slot& s, int need) {
         if (need <= s.cap) return;
@@ -152,9 +90,8 @@ private:
 
     ModelWeights w_;
     ModelMutant m_;
+    model_device::WeightsOnDevice dw_;
     cublasHandle_t blas_ = nullptr;
-    Bytes embed_, lm_head_, final_norm_;
-    std::vector<DevLayer> layers_;
     std::vector<Slot> cache_;
 };
 
@@ -217,10 +154,10 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
     const int pairing = (c.rope_pairing == RopePairing::rotate_half) != (m_ == ModelMutant::rope_wrong_pairing) ? 0 : 1;
     const int lost_layer = model_mutant_layer(ModelMutant::residual_lost, c.layers);
 
-    model_kernels::embed_gather(T, d_tok.get(), R, embed_.get(), H, h.get(), st);
+    model_kernels::embed_gather(T, d_tok.get(), R, dw_.embed.get(), H, h.get(), st);
     rec(c.layers, Stage::embed, h);
     for (int l = 0; l < c.layers; ++l) {
-        DevLayer& L = layers_[static_cast<size_t>(l)];
+        const model_device::LayerOnDevice& L = dw_.layers[static_cast<size_t>(l)];
         model_kernels::rmsnorm(T, h.get(), L.attn_norm.get(), R, H, static_cast<float>(c.rms_eps), xn.get(), st);
         rec(l, Stage::attn_norm, xn);
         gemm(L.wqkv, c.qkv_dim(), H, xn.get(), R, acc.get());
@@ -304,9 +241,9 @@ StepOutput CudaModel::forward(const std::vector<SeqChunk>& batch, const ForwardO
         rec(l, Stage::resid_ffn, h);
     }
     for (const SeqChunk& ch : batch) cache_[static_cast<size_t>(ch.seq)].len += static_cast<int>(ch.tokens.size());
-    model_kernels::rmsnorm(T, h.get(), final_norm_.get(), R, H, static_cast<float>(c.rms_eps), xn.get(), st);
+    model_kernels::rmsnorm(T, h.get(), dw_.final_norm.get(), R, H, static_cast<float>(c.rms_eps), xn.get(), st);
     rec(c.layers, Stage::final_norm, xn);
-    gemm(c.tied_embeddings ? embed_ : lm_head_, c.vocab, H, xn.get(), R, logits.get());
+    gemm(dw_.head(), c.vocab, H, xn.get(), R, logits.get());
     CUDA_CHECK(cudaDeviceSynchronize());
     out.logits = logits.download();
     if (out.trace) out.trace->at(c.layers, Stage::logits) = out.logits;

@@ -14,7 +14,9 @@
 // Known limit: attention goes through the existing CUDA attention targets,
 // which take a host AttentionProblem, so each layer downloads Q and the
 // slot caches, runs the target, and uploads O. Correct, and slow for long
-// contexts; a device-side problem handoff is future work.
+// contexts; it is what lets every family, mutant, probe and trace run here.
+// The fast path that stays on the device is model/graph_decoder.hpp, held
+// to this engine bit for bit.
 #pragma once
 
 #include <memory>

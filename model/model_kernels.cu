@@ -154,6 +154,71 @@ __global__ void silu_mul_kernel(const S<T>* g, const S<T>* u, long long n, S<T>*
     }
 }
 
+__global__ void begin_step_kernel(int* len, int* pos, int rows) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r < rows) pos[r] = len[r]++;
+}
+
+__global__ void gather_rows_kernel(const float* table, const int* pos, int rows, int width, float* out) {
+    const long long n = static_cast<long long>(rows) * width;
+    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<long long>(gridDim.x) * blockDim.x) {
+        const long long r = i / width, c = i % width;
+        out[i] = table[static_cast<long long>(pos[r]) * width + c];
+    }
+}
+
+template <DType T>
+__global__ void kv_append_kernel(const S<T>* k, const S<T>* v, const int* pos, int rows, long long stride, int kv_dim,
+                                 S<T>* kc, S<T>* vc) {
+    const long long n = static_cast<long long>(rows) * kv_dim;
+    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<long long>(gridDim.x) * blockDim.x) {
+        const long long r = i / kv_dim, c = i % kv_dim;
+        const long long at = (r * stride + pos[r]) * kv_dim + c;
+        kc[at] = k[i];
+        vc[at] = v[i];
+    }
+}
+
+// One block per row: each thread scans a strided slice keeping its first
+// largest value, then a tree reduction that prefers the smaller index on a
+// tie, so the result is the first maximum whatever the thread count.
+__global__ void argmax_kernel(const float* logits, int vocab, int* tokens) {
+    __shared__ float best_v[kThreads];
+    __shared__ int best_i[kThreads];
+    __shared__ int saw_nan;
+    if (threadIdx.x == 0) saw_nan = 0;
+    __syncthreads();
+    const float* z = logits + static_cast<long long>(blockIdx.x) * vocab;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float x = z[i];
+        if (x != x) saw_nan = 1;
+        else if (bi < 0 || x > bv) {
+            bv = x;
+            bi = i;
+        }
+    }
+    best_v[threadIdx.x] = bv;
+    best_i[threadIdx.x] = bi;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+        if (threadIdx.x < w) {
+            const float ov = best_v[threadIdx.x + w];
+            const int oi = best_i[threadIdx.x + w];
+            const int mi = best_i[threadIdx.x];
+            if (oi >= 0 && (mi < 0 || ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < mi))) {
+                best_v[threadIdx.x] = ov;
+                best_i[threadIdx.x] = oi;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) tokens[blockIdx.x] = saw_nan ? -1 : best_i[0];
+}
+
 // Runs BODY with the constexpr DType T of the runtime dtype (CUDA is built
 // as C++17 here: no templated lambdas).
 #define MODEL_DISPATCH(t, ...)               \
@@ -219,6 +284,31 @@ void silu_mul(DType t, const void* g, const void* u, long long n, void* out, cud
     MODEL_DISPATCH(t, silu_mul_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
                           static_cast<const S<T>*>(g), static_cast<const S<T>*>(u), n, static_cast<S<T>*>(out));
                    CUDA_CHECK_LAUNCH())
+}
+
+void begin_step(int* len, int* pos, int rows, cudaStream_t s) {
+    begin_step_kernel<<<(rows + kThreads - 1) / kThreads, kThreads, 0, s>>>(len, pos, rows);
+    CUDA_CHECK_LAUNCH();
+}
+
+void gather_rows(const float* table, const int* pos, int rows, int width, float* out, cudaStream_t s) {
+    gather_rows_kernel<<<blocks_for(static_cast<long long>(rows) * width), kThreads, 0, s>>>(table, pos, rows, width,
+                                                                                              out);
+    CUDA_CHECK_LAUNCH();
+}
+
+void kv_append(DType t, const void* k, const void* v, const int* pos, int rows, long long stride, int kv_dim,
+               void* k_cache, void* v_cache, cudaStream_t s) {
+    MODEL_DISPATCH(t, kv_append_kernel<T><<<blocks_for(static_cast<long long>(rows) * kv_dim), kThreads, 0, s>>>(
+                          static_cast<const S<T>*>(k), static_cast<const S<T>*>(v), pos, rows, stride, kv_dim,
+                          static_cast<S<T>*>(k_cache), static_cast<S<T>*>(v_cache));
+                   CUDA_CHECK_LAUNCH())
+}
+
+void argmax_rows(const float* logits, int rows, int vocab, int* tokens, cudaStream_t s) {
+    if (rows == 0) return;
+    argmax_kernel<<<rows, kThreads, 0, s>>>(logits, vocab, tokens);
+    CUDA_CHECK_LAUNCH();
 }
 
 } // namespace attncheck::model_kernels

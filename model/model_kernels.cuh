@@ -28,4 +28,20 @@ void residual_add(DType t, void* h, const void* a, long long n, cudaStream_t s);
 // out[i] = T(silu(g[i]) * u[i]), fp32
 void silu_mul(DType t, const void* g, const void* u, long long n, void* out, cudaStream_t s);
 
+
+// The device-resident decode step (model/graph_decoder.cu): every argument a
+// device pointer, so a captured CUDA graph replays the step with new values.
+//
+// pos[r] = len[r]; len[r] += 1 (the new token's position, and the cache
+// length attention sees).
+void begin_step(int* len, int* pos, int rows, cudaStream_t s);
+// out[r][:] = table[pos[r]][:] (fp32 rows of `width`).
+void gather_rows(const float* table, const int* pos, int rows, int width, float* out, cudaStream_t s);
+// cache row (r * stride + pos[r]) = src row r, for K and V ([kv_dim] in T).
+void kv_append(DType t, const void* k, const void* v, const int* pos, int rows, long long stride, int kv_dim,
+               void* k_cache, void* v_cache, cudaStream_t s);
+// tokens[r] = the first index of the largest logit of row r (StepOutput::argmax's
+// rule), or -1 when the row holds a NaN.
+void argmax_rows(const float* logits, int rows, int vocab, int* tokens, cudaStream_t s);
+
 } // namespace attncheck::model_kernels

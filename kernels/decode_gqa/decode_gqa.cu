@@ -41,6 +41,7 @@
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/decode_gqa/decode_gqa.hpp"
+#include "kernels/decode_gqa/decode_gqa_on_device.hpp"
 #include "kernels/common/gqa_groups.hpp"
 
 namespace attncheck::kernels {
@@ -226,22 +227,33 @@ __global__ void __launch_bounds__(kMaxThreads)
     }
 }
 
+// Grid: (kv head, sequence, part of the group); one warp per q head of a part.
+struct GqaLaunch {
+    dim3 grid;
+    int threads;
+    size_t smem;
+};
+
 template <class T, Mutant M>
-Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
-    const int g = p.group();
+GqaLaunch launch_shape(const AttnShape& s) {
+    const int g = s.n_q_heads / s.n_kv_heads;
     const int warps = std::min(g, kHeadsPerBlock);
     const int parts = (g + warps - 1) / warps;
-    const size_t smem = smem_bytes(p.head_dim, warps);
+    const size_t smem = smem_bytes(s.head_dim, warps);
     if (smem > kDefaultSmemLimit) allow_max_dynamic_smem(decode_gqa_kernel<T, M>);
+    return {dim3(static_cast<unsigned>(s.n_kv_heads), static_cast<unsigned>(s.batch), static_cast<unsigned>(parts)),
+            warps * kWarpSize, smem};
+}
 
+template <class T, Mutant M>
+Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
+    const GqaLaunch L = launch_shape<T, M>(dp.shape);
     DeviceBuffer<int> heads(static_cast<size_t>(p.n_q_heads), "group_heads");
     heads.upload(group_table<M>(dp.shape));
 
     const DecodeProbe<M> dprobe(p, dp.shape, probe, kTile);
-    const dim3 grid(static_cast<unsigned>(p.n_kv_heads), static_cast<unsigned>(p.batch()),
-                    static_cast<unsigned>(parts));
     timed_kernels([&] {
-        decode_gqa_kernel<T, M><<<grid, warps * kWarpSize, smem>>>(
+        decode_gqa_kernel<T, M><<<L.grid, L.threads, L.smem>>>(
             dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(), dp.q_start.get(), dp.kv_start.get(),
             dp.q_lens.get(), dp.kv_lens.get(), heads.get(), dp.shape, dprobe.view());
         CUDA_CHECK_LAUNCH();
@@ -249,6 +261,15 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     Observation obs = dp.download({heads.guards()}); // synchronizes, checks every guard band
     dprobe.finish(obs);
     return obs;
+}
+
+template <class T>
+void launch_on_stream(const DecodeGqaOnDevice& a, cudaStream_t stream) {
+    const GqaLaunch L = launch_shape<T, Mutant::none>(a.shape);
+    decode_gqa_kernel<T, Mutant::none><<<L.grid, L.threads, L.smem, stream>>>(
+        static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<T*>(a.o),
+        a.lse, a.q_start, a.kv_start, a.q_lens, a.kv_lens, a.group_heads, a.shape, DeviceProbeView{});
+    CUDA_CHECK_LAUNCH();
 }
 
 // Production kernels for every dtype; mutant kernels for fp16 only.
@@ -269,6 +290,22 @@ Observation decode_gqa_cuda(const AttentionProblem& p, Mutant m, const std::opti
     if (std::string why = cuda_unsupported(p, m); !why.empty()) throw UnsupportedCase(why);
     check_probe_request(p, probe, "decode_gqa");
     return with_device_problem(p, [&](auto& dp) { return run_on(dp, p, m, probe); });
+}
+
+std::vector<int> decode_gqa_group_heads(const AttnShape& s) { return group_table<Mutant::none>(s); }
+
+void decode_gqa_on_stream(DType dtype, const DecodeGqaOnDevice& a, cudaStream_t stream) {
+    if (a.shape.head_dim < 1 || a.shape.head_dim > kMaxHeadDim || a.shape.n_kv_heads < 1 ||
+        a.shape.n_q_heads % a.shape.n_kv_heads != 0)
+        throw UnsupportedCase("decode_gqa_on_stream: head_dim outside [1, 256] or q heads not a multiple of kv heads");
+    switch (dtype) {
+        case DType::f16:
+            return launch_on_stream<__half>(a, stream);
+        case DType::bf16:
+            return launch_on_stream<__nv_bfloat16>(a, stream);
+        default:
+            return launch_on_stream<float>(a, stream);
+    }
 }
 
 } // namespace attncheck::kernels

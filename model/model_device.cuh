@@ -1,0 +1,53 @@
+// What the two CUDA decoders share (model/model_cuda.cu, the checked engine;
+// model/graph_decoder.cu, the device-resident CUDA-graph decoder): the
+// weights on the device in the model dtype T, the host <-> T conversions,
+// and the one GEMM form both use, so their numerics are one piece of code.
+//
+// The GEMM: Y[rows][out] (fp32) = X[rows][in] (T) * W[out][in]^T (T) with
+// cuBLAS GemmEx, fp32 compute. For fp32 inputs the pedantic compute type (no
+// TF32, no BF16x9 emulation), as the standard path does; for fp16/bf16 tensor
+// cores with fp32 accumulation (u_gemm 2^-23 in the error model). The handle
+// must disallow reduced-precision reductions (thread_cublas_handle and
+// GraphDecoder's own handle do).
+#pragma once
+
+#include <cublas_v2.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/case/dtype.hpp"
+#include "engine/cuda/device_buffer.cuh"
+#include "model/model_weights.hpp"
+
+namespace attncheck::model_device {
+
+using Bytes = DeviceBuffer<unsigned char>;
+
+inline size_t esize(DType t) { return t == DType::f32 ? 4 : 2; }
+
+// Host floats (exact in t) <-> the bytes of t.
+std::vector<unsigned char> to_bytes(DType t, const float* x, size_t n);
+std::vector<float> from_bytes(DType t, const std::vector<unsigned char>& b);
+// A guarded device buffer holding x in t.
+Bytes upload(DType t, const std::vector<float>& x, const std::string& name);
+
+struct LayerOnDevice {
+    Bytes attn_norm, ffn_norm, wqkv, bqkv, wo, w_gate, w_up, w_down;
+};
+
+// Every weight of a model, uploaded once (bqkv and lm_head empty when the
+// config has no bias / ties the embeddings).
+struct WeightsOnDevice {
+    explicit WeightsOnDevice(const ModelWeights& w);
+    Bytes embed, lm_head, final_norm;
+    std::vector<LayerOnDevice> layers;
+    bool tied = false;
+    const Bytes& head() const { return tied ? embed : lm_head; }
+    std::vector<GuardRegion> guards() const;
+};
+
+// Y[rows][out] (fp32) = X[rows][in] * W[out][in]^T on the handle's stream.
+void gemm(cublasHandle_t h, DType t, const void* W, int out, int in, const void* X, int rows, float* Y);
+
+} // namespace attncheck::model_device
