@@ -7,11 +7,15 @@
 // one past max_len.
 //
 // The step, as captured (B = batch, every kernel on the private stream):
-//   [poison activations] -> pos = len, len += 1 -> cos/sin rows at pos ->
-//   embed(tokens) -> per layer: RMSNorm, QKV GEMM + bias split, RoPE,
-//   K/V appended at pos, decode_gqa over len keys, O GEMM, residual,
-//   RMSNorm, gate/up GEMMs, SiLU*up, down GEMM, residual -> final RMSNorm ->
-//   LM head GEMM -> argmax into tokens -> copy of tokens to pinned host.
+//   [poison activations] -> pos = len, len += 1 ->
+//   embed(tokens), RMSNorm -> per layer: QKV GEMM, bias + split + RoPE +
+//   K/V appended at pos (one kernel), decode_gqa over len keys, O GEMM, residual + RMSNorm
+//   (one kernel), gate and up GEMMs, SiLU*up, down GEMM, residual + the next
+//   RMSNorm (the next layer's, or the final one) -> LM head GEMM -> argmax
+//   into tokens -> copy of tokens to pinned host.
+// The fused kernels (model_kernels.cuh) round exactly where the checked
+// engine's separate kernels do; the launches they save are most of a step
+// at batch 1, where every kernel is a few microseconds.
 // cuBLAS runs on its own handle bound to the stream, with a workspace given
 // up front (a captured GEMM must not allocate).
 #include "model/graph_decoder.hpp"
@@ -52,9 +56,9 @@ struct GraphDecoder::Impl {
     cudaStream_t stream = nullptr;
     cublasHandle_t blas = nullptr;
     DeviceBuffer<unsigned char> workspace;
-    Bytes h, xn, q, k, v, qr, kr, ao, op, g, u, a, dn;
-    DeviceBuffer<float> acc, logits, lse, cos_tab, sin_tab, cos_rows, sin_rows;
-    DeviceBuffer<int> len, pos, tokens, q_start, kv_start, q_lens, heads;
+    Bytes h, xn, qr, ao, a;
+    DeviceBuffer<float> acc, acc_up, logits, lse, cos_tab, sin_tab, argmax_v;
+    DeviceBuffer<int> len, pos, tokens, q_start, kv_start, q_lens, heads, argmax_i;
     std::vector<Bytes> k_cache, v_cache; // per layer, [batch][max_len][kv_dim]
     int* host_in = nullptr;              // pinned [batch]
     int* host_out = nullptr;             // pinned [batch]
@@ -63,7 +67,7 @@ struct GraphDecoder::Impl {
     bool has_step = false;
 
     Impl(const ModelWeights& weights, const GraphDecoderOptions& opt) : c(weights.config), o(opt), w(weights) {
-        const int B = o.batch, H = c.hidden, QD = c.q_dim(), KD = c.kv_dim(), F = c.ffn, half = c.head_dim / 2;
+        const int B = o.batch, H = c.hidden, QD = c.q_dim(), KD = c.kv_dim(), F = c.ffn;
         const size_t es = esize(c.dtype), b = static_cast<size_t>(B);
         CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
         CUBLAS_CHECK(cublasCreate(&blas));
@@ -75,17 +79,17 @@ struct GraphDecoder::Impl {
         CUBLAS_CHECK(cublasSetWorkspace(blas, workspace.get(), workspace.bytes()));
 
         auto act = [&](size_t n, const char* name) { return Bytes(n * es, name); };
-        h = act(b * H, "h"), xn = act(b * H, "xn"), q = act(b * QD, "q"), k = act(b * KD, "k"),
-        v = act(b * KD, "v"), qr = act(b * QD, "q_rope"), kr = act(b * KD, "k_rope"), ao = act(b * QD, "attn_out"),
-        op = act(b * H, "o_proj"), g = act(b * F, "gate"), u = act(b * F, "up"), a = act(b * F, "act"),
-        dn = act(b * H, "down");
+        h = act(b * H, "h"), xn = act(b * H, "xn"), qr = act(b * QD, "q_rope"), ao = act(b * QD, "attn_out"),
+        a = act(b * F, "act");
         acc = DeviceBuffer<float>(b * std::max({c.qkv_dim(), H, F}), "gemm_acc");
+        acc_up = DeviceBuffer<float>(b * F, "gemm_acc_up");
+        const size_t scratch = static_cast<size_t>(model_kernels::argmax_scratch(B, c.vocab));
+        argmax_v = DeviceBuffer<float>(scratch, "argmax_v");
+        argmax_i = DeviceBuffer<int>(scratch, "argmax_i");
         logits = DeviceBuffer<float>(b * c.vocab, "logits");
         lse = DeviceBuffer<float>(b * c.n_q_heads, "lse");
-        cos_rows = DeviceBuffer<float>(b * half, "rope_cos_rows");
-        sin_rows = DeviceBuffer<float>(b * half, "rope_sin_rows");
         for (Bytes* x : activations()) x->poison();
-        for (DeviceBuffer<float>* x : {&acc, &logits, &lse, &cos_rows, &sin_rows}) x->poison();
+        for (DeviceBuffer<float>* x : {&acc, &acc_up, &logits, &lse}) x->poison();
 
         // RoPE cos/sin for every position a sequence can reach, as the
         // checked engine builds them per call.
@@ -141,7 +145,7 @@ struct GraphDecoder::Impl {
         if (host_out) cudaFreeHost(host_out);
     }
 
-    std::vector<Bytes*> activations() { return {&h, &xn, &q, &k, &v, &qr, &kr, &ao, &op, &g, &u, &a, &dn}; }
+    std::vector<Bytes*> activations() { return {&h, &xn, &qr, &ao, &a}; }
 
     kernels::AttnShape shape() const {
         return {o.batch, c.n_q_heads, c.n_kv_heads, c.head_dim, 1, 0,
@@ -156,29 +160,26 @@ struct GraphDecoder::Impl {
         using namespace model_kernels;
         const cudaStream_t st = stream;
         const DType T = c.dtype;
-        const int B = o.batch, H = c.hidden, QD = c.q_dim(), KD = c.kv_dim(), F = c.ffn, hd = c.head_dim;
+        const int B = o.batch, H = c.hidden, QD = c.q_dim(), F = c.ffn, hd = c.head_dim;
         const long long b = B;
         const float eps = static_cast<float>(c.rms_eps);
         const int pairing = c.rope_pairing == RopePairing::rotate_half ? 0 : 1;
         if (o.poison_each_step) {
             for (Bytes* x : activations()) CUDA_CHECK(cudaMemsetAsync(x->get(), kPoisonByte, x->bytes(), st));
-            for (DeviceBuffer<float>* x : {&acc, &logits, &lse, &cos_rows, &sin_rows})
+            for (DeviceBuffer<float>* x : {&acc, &acc_up, &logits, &lse})
                 CUDA_CHECK(cudaMemsetAsync(x->get(), kPoisonByte, x->bytes(), st));
         }
         begin_step(len.get(), pos.get(), B, st);
-        gather_rows(cos_tab.get(), pos.get(), B, hd / 2, cos_rows.get(), st);
-        gather_rows(sin_tab.get(), pos.get(), B, hd / 2, sin_rows.get(), st);
         embed_gather(T, tokens.get(), B, w.embed.get(), H, h.get(), st);
+        rmsnorm(T, h.get(), w.layers.front().attn_norm.get(), B, H, eps, xn.get(), st);
         for (int l = 0; l < c.layers; ++l) {
             const model_device::LayerOnDevice& L = w.layers[static_cast<size_t>(l)];
-            rmsnorm(T, h.get(), L.attn_norm.get(), B, H, eps, xn.get(), st);
+            // xn holds this layer's attention-norm output (the previous
+            // layer's fused residual + norm, or the line above).
             gemm(L.wqkv, c.qkv_dim(), H, xn.get(), acc.get());
-            split_qkv(T, acc.get(), c.qkv_bias ? L.bqkv.get() : nullptr, B, QD, c.n_kv_heads, hd, false, q.get(),
-                      k.get(), v.get(), st);
-            rope(T, q.get(), cos_rows.get(), sin_rows.get(), B, c.n_q_heads, hd, pairing, qr.get(), st);
-            rope(T, k.get(), cos_rows.get(), sin_rows.get(), B, c.n_kv_heads, hd, pairing, kr.get(), st);
-            kv_append(T, kr.get(), v.get(), pos.get(), B, o.max_len, KD, k_cache[static_cast<size_t>(l)].get(),
-                      v_cache[static_cast<size_t>(l)].get(), st);
+            qkv_rope_append(T, acc.get(), c.qkv_bias ? L.bqkv.get() : nullptr, B, c.n_q_heads, c.n_kv_heads, hd,
+                            pairing, cos_tab.get(), sin_tab.get(), pos.get(), o.max_len, qr.get(),
+                            k_cache[static_cast<size_t>(l)].get(), v_cache[static_cast<size_t>(l)].get(), st);
             kernels::DecodeGqaOnDevice at;
             at.shape = shape();
             at.q = qr.get();
@@ -193,21 +194,16 @@ struct GraphDecoder::Impl {
             at.group_heads = heads.get();
             kernels::decode_gqa_on_stream(T, at, st);
             gemm(L.wo, H, QD, ao.get(), acc.get());
-            store(T, acc.get(), b * H, op.get(), st);
-            residual_add(T, h.get(), op.get(), b * H, st);
-            rmsnorm(T, h.get(), L.ffn_norm.get(), B, H, eps, xn.get(), st);
+            residual_rmsnorm(T, acc.get(), h.get(), L.ffn_norm.get(), B, H, eps, xn.get(), st);
             gemm(L.w_gate, F, H, xn.get(), acc.get());
-            store(T, acc.get(), b * F, g.get(), st);
-            gemm(L.w_up, F, H, xn.get(), acc.get());
-            store(T, acc.get(), b * F, u.get(), st);
-            silu_mul(T, g.get(), u.get(), b * F, a.get(), st);
+            gemm(L.w_up, F, H, xn.get(), acc_up.get());
+            silu_mul_acc(T, acc.get(), acc_up.get(), b * F, a.get(), st);
             gemm(L.w_down, H, F, a.get(), acc.get());
-            store(T, acc.get(), b * H, dn.get(), st);
-            residual_add(T, h.get(), dn.get(), b * H, st);
+            const Bytes& next_norm = l + 1 < c.layers ? w.layers[static_cast<size_t>(l) + 1].attn_norm : w.final_norm;
+            residual_rmsnorm(T, acc.get(), h.get(), next_norm.get(), B, H, eps, xn.get(), st);
         }
-        rmsnorm(T, h.get(), w.final_norm.get(), B, H, eps, xn.get(), st);
         gemm(w.head(), c.vocab, H, xn.get(), logits.get());
-        argmax_rows(logits.get(), B, c.vocab, tokens.get(), st);
+        argmax_rows(logits.get(), B, c.vocab, argmax_v.get(), argmax_i.get(), tokens.get(), st);
         CUDA_CHECK(cudaMemcpyAsync(host_out, tokens.get(), b * sizeof(int), cudaMemcpyDeviceToHost, st));
     }
 
@@ -353,9 +349,10 @@ void GraphDecoder::check_guards() {
     std::vector<GuardRegion> r = m.w.guards();
     for (Bytes* x : m.activations()) r.push_back(x->guards());
     for (const DeviceBuffer<float>* x :
-         {&m.acc, &m.logits, &m.lse, &m.cos_tab, &m.sin_tab, &m.cos_rows, &m.sin_rows})
+         {&m.acc, &m.acc_up, &m.logits, &m.lse, &m.cos_tab, &m.sin_tab, &m.argmax_v})
         r.push_back(x->guards());
-    for (const DeviceBuffer<int>* x : {&m.len, &m.pos, &m.tokens, &m.q_start, &m.kv_start, &m.q_lens, &m.heads})
+    for (const DeviceBuffer<int>* x :
+         {&m.len, &m.pos, &m.tokens, &m.q_start, &m.kv_start, &m.q_lens, &m.heads, &m.argmax_i})
         r.push_back(x->guards());
     for (size_t l = 0; l < m.k_cache.size(); ++l) {
         r.push_back(m.k_cache[l].guards());

@@ -7,8 +7,11 @@
 // rounds once to T on the store with __float2half_rn / __float2bfloat16_rn
 // (the conversions the GPU smoke test checks against the host's). The
 // RMSNorm sum of squares is a block tree reduction (a different order from
-// the CPU's sequential sum, covered by gamma_n in the error model); one
-// block per row, 256 threads, any row length. Grid-stride loops for the
+// the CPU's sequential sum, covered by gamma_n in the error model): per-thread
+// strided sums, a butterfly per warp, then over the warps; one block per
+// row, 256 threads, any row length. The fused kernels the graph decoder uses
+// (residual_rmsnorm, silu_mul_acc) call the same device functions in the
+// same order as the separate ones, so both decoders round identically. Grid-stride loops for the
 // elementwise kernels, so any size launches.
 #include "model/model_kernels.cuh"
 
@@ -62,25 +65,66 @@ __global__ void embed_kernel(const int* tokens, int rows, const S<T>* embed, int
     }
 }
 
+// The block's sum of its threads' partial sums: an xor butterfly in each
+// warp, then warp 0 over the warp sums (two barriers, not a tree of
+// log2(threads)). Every thread returns the total. The order is fixed by the
+// thread count, so the checked engine and the graph decoder, which both
+// call this with kThreads, sum in the same order.
+__device__ float block_sum(float x) {
+    __shared__ float warp_sum[kThreads / 32];
+    for (int off = 16; off > 0; off /= 2) x = __fadd_rn(x, __shfl_xor_sync(0xffffffffu, x, off));
+    if (threadIdx.x % 32 == 0) warp_sum[threadIdx.x / 32] = x;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float y = threadIdx.x < blockDim.x / 32 ? warp_sum[threadIdx.x] : 0.0f;
+        for (int off = 16; off > 0; off /= 2) y = __fadd_rn(y, __shfl_xor_sync(0xffffffffu, y, off));
+        if (threadIdx.x == 0) warp_sum[0] = y;
+    }
+    __syncthreads();
+    return warp_sum[0];
+}
+
+// 1 / sqrt(sum/n + eps): IEEE sqrtf and division (no rsqrtf), as on the CPU.
+__device__ float rms_inverse(float sum_sq, int n, float eps) {
+    return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(sum_sq, static_cast<float>(n)), eps)));
+}
+
+// x rounded to T and read back as float: the value a store to T then a load gives.
+template <DType T>
+__device__ float round_to(float x) {
+    S<T> r;
+    Store<T>::put(&r, 0, x);
+    return Store<T>::load(&r, 0);
+}
+
 template <DType T>
 __global__ void rmsnorm_kernel(const S<T>* x, const S<T>* g, int n, float eps, S<T>* out) {
-    __shared__ float part[kThreads];
     const long long base = static_cast<long long>(blockIdx.x) * n;
     float acc = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = Store<T>::load(x, base + i);
         acc = __fadd_rn(acc, __fmul_rn(v, v));
     }
-    part[threadIdx.x] = acc;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if (threadIdx.x < w) part[threadIdx.x] = __fadd_rn(part[threadIdx.x], part[threadIdx.x + w]);
-        __syncthreads();
-    }
-    // 1 / sqrt: IEEE sqrtf and division (no rsqrtf), as on the CPU.
-    const float inv = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(part[0], static_cast<float>(n)), eps)));
+    const float inv = rms_inverse(block_sum(acc), n, eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(x, base + i), inv)));
+}
+
+// store + residual_add + rmsnorm in one pass per row: o = T(acc), h = T(h + o),
+// out = RMSNorm(h); the same operations as the three kernels in sequence.
+template <DType T>
+__global__ void residual_rmsnorm_kernel(const float* acc, S<T>* h, const S<T>* g, int n, float eps, S<T>* out) {
+    const long long base = static_cast<long long>(blockIdx.x) * n;
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float o = round_to<T>(acc[base + i]);
+        Store<T>::put(h, base + i, __fadd_rn(Store<T>::load(h, base + i), o));
+        const float v = Store<T>::load(h, base + i);
+        sum = __fadd_rn(sum, __fmul_rn(v, v));
+    }
+    const float inv = rms_inverse(block_sum(sum), n, eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(h, base + i), inv)));
 }
 
 template <DType T>
@@ -143,15 +187,22 @@ __global__ void residual_kernel(S<T>* h, const S<T>* a, long long n) {
         Store<T>::put(h, i, __fadd_rn(Store<T>::load(h, i), Store<T>::load(a, i)));
 }
 
+// expf (full accuracy, 2 ulp), not __expf: the error model counts 2 ulp.
+__device__ float silu_times(float g, float u) { return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u); }
+
 template <DType T>
 __global__ void silu_mul_kernel(const S<T>* g, const S<T>* u, long long n, S<T>* out) {
     for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<long long>(gridDim.x) * blockDim.x) {
-        const float x = Store<T>::load(g, i);
-        // expf (full accuracy, 2 ulp), not __expf: the error model counts 2 ulp.
-        const float silu = __fdiv_rn(x, __fadd_rn(1.0f, expf(-x)));
-        Store<T>::put(out, i, __fmul_rn(silu, Store<T>::load(u, i)));
-    }
+         i += static_cast<long long>(gridDim.x) * blockDim.x)
+        Store<T>::put(out, i, silu_times(Store<T>::load(g, i), Store<T>::load(u, i)));
+}
+
+// The gate and up GEMM outputs stored to T, then silu_mul: one pass.
+template <DType T>
+__global__ void silu_mul_acc_kernel(const float* g, const float* u, long long n, S<T>* out) {
+    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<long long>(gridDim.x) * blockDim.x)
+        Store<T>::put(out, i, silu_times(round_to<T>(g[i]), round_to<T>(u[i])));
 }
 
 __global__ void begin_step_kernel(int* len, int* pos, int rows) {
@@ -159,64 +210,114 @@ __global__ void begin_step_kernel(int* len, int* pos, int rows) {
     if (r < rows) pos[r] = len[r]++;
 }
 
-__global__ void gather_rows_kernel(const float* table, const int* pos, int rows, int width, float* out) {
-    const long long n = static_cast<long long>(rows) * width;
-    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<long long>(gridDim.x) * blockDim.x) {
-        const long long r = i / width, c = i % width;
-        out[i] = table[static_cast<long long>(pos[r]) * width + c];
-    }
-}
-
+// split_qkv + RoPE of q and k + kv_append in one pass, reading cos/sin from
+// the all-positions tables at pos[r]. Work item per row: a rotation pair of
+// a q head, a rotation pair of a k head, or a v channel.
 template <DType T>
-__global__ void kv_append_kernel(const S<T>* k, const S<T>* v, const int* pos, int rows, long long stride, int kv_dim,
-                                 S<T>* kc, S<T>* vc) {
-    const long long n = static_cast<long long>(rows) * kv_dim;
+__global__ void qkv_rope_append_kernel(const float* acc, const S<T>* bias, int rows, int n_q, int n_kv, int hd,
+                                       int pairing, const float* cos_tab, const float* sin_tab, const int* pos,
+                                       long long stride, S<T>* q_out, S<T>* k_cache, S<T>* v_cache) {
+    const int half = hd / 2, q_dim = n_q * hd, kv_dim = n_kv * hd, width = q_dim + 2 * kv_dim;
+    const int q_items = n_q * half, k_items = n_kv * half, per_row = q_items + k_items + kv_dim;
+    const long long n = static_cast<long long>(rows) * per_row;
     for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<long long>(gridDim.x) * blockDim.x) {
-        const long long r = i / kv_dim, c = i % kv_dim;
-        const long long at = (r * stride + pos[r]) * kv_dim + c;
-        kc[at] = k[i];
-        vc[at] = v[i];
-    }
-}
-
-// One block per row: each thread scans a strided slice keeping its first
-// largest value, then a tree reduction that prefers the smaller index on a
-// tie, so the result is the first maximum whatever the thread count.
-__global__ void argmax_kernel(const float* logits, int vocab, int* tokens) {
-    __shared__ float best_v[kThreads];
-    __shared__ int best_i[kThreads];
-    __shared__ int saw_nan;
-    if (threadIdx.x == 0) saw_nan = 0;
-    __syncthreads();
-    const float* z = logits + static_cast<long long>(blockIdx.x) * vocab;
-    float bv = -INFINITY;
-    int bi = -1;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float x = z[i];
-        if (x != x) saw_nan = 1;
-        else if (bi < 0 || x > bv) {
-            bv = x;
-            bi = i;
+        const long long r = i / per_row;
+        int item = static_cast<int>(i % per_row);
+        const float* y = acc + r * width;
+        auto biased = [&](int j) { return round_to<T>(bias ? __fadd_rn(y[j], Store<T>::load(bias, j)) : y[j]); };
+        const long long cache_row = r * stride + pos[r];
+        if (item >= q_items + k_items) { // a v channel, straight to the cache
+            const int c = item - q_items - k_items;
+            Store<T>::put(v_cache, cache_row * kv_dim + c, biased(q_dim + kv_dim + c));
+            continue;
+        }
+        const bool is_q = item < q_items;
+        if (!is_q) item -= q_items;
+        const int head = item / half, p = item % half;
+        const int a = pairing == 0 ? p : 2 * p, b = pairing == 0 ? p + half : 2 * p + 1;
+        const int src = (is_q ? 0 : q_dim) + head * hd;
+        const float xa = biased(src + a), xb = biased(src + b);
+        const float cs = cos_tab[static_cast<long long>(pos[r]) * half + p];
+        const float sn = sin_tab[static_cast<long long>(pos[r]) * half + p];
+        const float oa = __fsub_rn(__fmul_rn(xa, cs), __fmul_rn(xb, sn));
+        const float ob = __fadd_rn(__fmul_rn(xb, cs), __fmul_rn(xa, sn));
+        if (is_q) {
+            Store<T>::put(q_out, r * q_dim + head * hd + a, oa);
+            Store<T>::put(q_out, r * q_dim + head * hd + b, ob);
+        } else {
+            Store<T>::put(k_cache, cache_row * kv_dim + head * hd + a, oa);
+            Store<T>::put(k_cache, cache_row * kv_dim + head * hd + b, ob);
         }
     }
-    best_v[threadIdx.x] = bv;
-    best_i[threadIdx.x] = bi;
+}
+
+// Greedy argmax in two passes, so that a 150k-entry row is read by many
+// blocks: blocks of kArgmaxChunk logits each find their first largest value,
+// then one block per row takes the first largest of those. Index -2 marks a
+// chunk that held a NaN, -1 an empty one.
+constexpr int kArgmaxChunk = 2048;
+
+// The block's (value, index) with the largest value, the smaller index on a
+// tie, NaN-marked (-2) indices winning; every thread returns it.
+__device__ void block_argmax(float& v, int& i) {
+    __shared__ float sv[kThreads];
+    __shared__ int si[kThreads];
+    sv[threadIdx.x] = v;
+    si[threadIdx.x] = i;
     __syncthreads();
     for (int w = blockDim.x / 2; w > 0; w /= 2) {
         if (threadIdx.x < w) {
-            const float ov = best_v[threadIdx.x + w];
-            const int oi = best_i[threadIdx.x + w];
-            const int mi = best_i[threadIdx.x];
-            if (oi >= 0 && (mi < 0 || ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < mi))) {
-                best_v[threadIdx.x] = ov;
-                best_i[threadIdx.x] = oi;
+            const float ov = sv[threadIdx.x + w], mv = sv[threadIdx.x];
+            const int oi = si[threadIdx.x + w], mi = si[threadIdx.x];
+            const bool take = mi != -2 && (oi == -2 || (oi >= 0 && (mi < 0 || ov > mv || (ov == mv && oi < mi))));
+            if (take) {
+                sv[threadIdx.x] = ov;
+                si[threadIdx.x] = oi;
             }
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0) tokens[blockIdx.x] = saw_nan ? -1 : best_i[0];
+    v = sv[0];
+    i = si[0];
+}
+
+__global__ void argmax_chunk_kernel(const float* logits, int vocab, int chunks, float* part_v, int* part_i) {
+    const float* z = logits + static_cast<long long>(blockIdx.y) * vocab;
+    const int begin = blockIdx.x * kArgmaxChunk, end = min(vocab, begin + kArgmaxChunk);
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
+        const float x = z[i];
+        if (x != x)
+            bi = -2;
+        else if (bi != -2 && (bi < 0 || x > bv)) {
+            bv = x;
+            bi = i;
+        }
+    }
+    block_argmax(bv, bi);
+    if (threadIdx.x == 0) {
+        part_v[blockIdx.y * chunks + blockIdx.x] = bv;
+        part_i[blockIdx.y * chunks + blockIdx.x] = bi;
+    }
+}
+
+__global__ void argmax_rows_kernel(const float* part_v, const int* part_i, int chunks, int* tokens) {
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+        const float v = part_v[blockIdx.x * chunks + c];
+        const int i = part_i[blockIdx.x * chunks + c];
+        if (i == -2)
+            bi = -2;
+        else if (bi != -2 && i >= 0 && (bi < 0 || v > bv)) {
+            bv = v;
+            bi = i;
+        }
+    }
+    block_argmax(bv, bi);
+    if (threadIdx.x == 0) tokens[blockIdx.x] = bi < 0 ? -1 : bi;
 }
 
 // Runs BODY with the constexpr DType T of the runtime dtype (CUDA is built
@@ -291,24 +392,42 @@ void begin_step(int* len, int* pos, int rows, cudaStream_t s) {
     CUDA_CHECK_LAUNCH();
 }
 
-void gather_rows(const float* table, const int* pos, int rows, int width, float* out, cudaStream_t s) {
-    gather_rows_kernel<<<blocks_for(static_cast<long long>(rows) * width), kThreads, 0, s>>>(table, pos, rows, width,
-                                                                                              out);
+int argmax_scratch(int rows, int vocab) { return rows * ((vocab + kArgmaxChunk - 1) / kArgmaxChunk); }
+
+void argmax_rows(const float* logits, int rows, int vocab, float* scratch_v, int* scratch_i, int* tokens,
+                 cudaStream_t s) {
+    if (rows == 0) return;
+    const int chunks = (vocab + kArgmaxChunk - 1) / kArgmaxChunk;
+    argmax_chunk_kernel<<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(rows)), kThreads, 0, s>>>(
+        logits, vocab, chunks, scratch_v, scratch_i);
+    CUDA_CHECK_LAUNCH();
+    argmax_rows_kernel<<<rows, kThreads, 0, s>>>(scratch_v, scratch_i, chunks, tokens);
     CUDA_CHECK_LAUNCH();
 }
 
-void kv_append(DType t, const void* k, const void* v, const int* pos, int rows, long long stride, int kv_dim,
-               void* k_cache, void* v_cache, cudaStream_t s) {
-    MODEL_DISPATCH(t, kv_append_kernel<T><<<blocks_for(static_cast<long long>(rows) * kv_dim), kThreads, 0, s>>>(
-                          static_cast<const S<T>*>(k), static_cast<const S<T>*>(v), pos, rows, stride, kv_dim,
-                          static_cast<S<T>*>(k_cache), static_cast<S<T>*>(v_cache));
+void residual_rmsnorm(DType t, const float* acc, void* h, const void* g, int rows, int n, float eps, void* out,
+                      cudaStream_t s) {
+    if (rows == 0) return;
+    MODEL_DISPATCH(t, residual_rmsnorm_kernel<T><<<rows, kThreads, 0, s>>>(acc, static_cast<S<T>*>(h),
+                                                                           static_cast<const S<T>*>(g), n, eps,
+                                                                           static_cast<S<T>*>(out));
                    CUDA_CHECK_LAUNCH())
 }
 
-void argmax_rows(const float* logits, int rows, int vocab, int* tokens, cudaStream_t s) {
-    if (rows == 0) return;
-    argmax_kernel<<<rows, kThreads, 0, s>>>(logits, vocab, tokens);
-    CUDA_CHECK_LAUNCH();
+void qkv_rope_append(DType t, const float* acc, const void* bias, int rows, int n_q, int n_kv, int head_dim,
+                     int pairing, const float* cos_tab, const float* sin_tab, const int* pos, long long stride,
+                     void* q_out, void* k_cache, void* v_cache, cudaStream_t s) {
+    const long long items = static_cast<long long>(rows) * ((n_q + n_kv) * (head_dim / 2) + n_kv * head_dim);
+    MODEL_DISPATCH(t, qkv_rope_append_kernel<T><<<blocks_for(items), kThreads, 0, s>>>(
+                          acc, static_cast<const S<T>*>(bias), rows, n_q, n_kv, head_dim, pairing, cos_tab, sin_tab,
+                          pos, stride, static_cast<S<T>*>(q_out), static_cast<S<T>*>(k_cache),
+                          static_cast<S<T>*>(v_cache));
+                   CUDA_CHECK_LAUNCH())
+}
+
+void silu_mul_acc(DType t, const float* g, const float* u, long long n, void* out, cudaStream_t s) {
+    MODEL_DISPATCH(t, silu_mul_acc_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(g, u, n, static_cast<S<T>*>(out));
+                   CUDA_CHECK_LAUNCH())
 }
 
 } // namespace attncheck::model_kernels

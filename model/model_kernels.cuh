@@ -35,13 +35,23 @@ void silu_mul(DType t, const void* g, const void* u, long long n, void* out, cud
 // pos[r] = len[r]; len[r] += 1 (the new token's position, and the cache
 // length attention sees).
 void begin_step(int* len, int* pos, int rows, cudaStream_t s);
-// out[r][:] = table[pos[r]][:] (fp32 rows of `width`).
-void gather_rows(const float* table, const int* pos, int rows, int width, float* out, cudaStream_t s);
-// cache row (r * stride + pos[r]) = src row r, for K and V ([kv_dim] in T).
-void kv_append(DType t, const void* k, const void* v, const int* pos, int rows, long long stride, int kv_dim,
-               void* k_cache, void* v_cache, cudaStream_t s);
 // tokens[r] = the first index of the largest logit of row r (StepOutput::argmax's
-// rule), or -1 when the row holds a NaN.
-void argmax_rows(const float* logits, int rows, int vocab, int* tokens, cudaStream_t s);
+// rule), or -1 when the row holds a NaN; scratch_v/scratch_i hold
+// argmax_scratch(rows, vocab) entries.
+int argmax_scratch(int rows, int vocab);
+void argmax_rows(const float* logits, int rows, int vocab, float* scratch_v, int* scratch_i, int* tokens,
+                 cudaStream_t s);
+// Fused, for the graph decoder: store(acc -> T) + residual_add into h +
+// rmsnorm(h) -> out, the same roundings as the three launches in sequence.
+void residual_rmsnorm(DType t, const float* acc, void* h, const void* g, int rows, int n, float eps, void* out,
+                      cudaStream_t s);
+// Fused: split_qkv (+ bias) -> q, k, v in T; RoPE of q into q_out and of k
+// into the cache row (r * stride + pos[r]), v into that row too; cos/sin
+// from [position][head_dim/2] tables at pos[r].
+void qkv_rope_append(DType t, const float* acc, const void* bias, int rows, int n_q, int n_kv, int head_dim,
+                     int pairing, const float* cos_tab, const float* sin_tab, const int* pos, long long stride,
+                     void* q_out, void* k_cache, void* v_cache, cudaStream_t s);
+// Fused: out = T(silu(T(g)) * T(u)) from the fp32 gate and up GEMM outputs.
+void silu_mul_acc(DType t, const float* g, const float* u, long long n, void* out, cudaStream_t s);
 
 } // namespace attncheck::model_kernels
