@@ -97,15 +97,22 @@ __device__ float round_to(float x) {
     return Store<T>::load(&r, 0);
 }
 
+// Row kernels: __restrict__ and unrolled strided loops, so a thread's loads
+// are issued together instead of each waiting for the previous iteration's
+// store (at batch 1 a row kernel is pure latency). The per-thread sums still
+// run in index order.
 template <DType T>
-__global__ void rmsnorm_kernel(const S<T>* x, const S<T>* g, int n, float eps, S<T>* out) {
+__global__ void rmsnorm_kernel(const S<T>* __restrict__ x, const S<T>* __restrict__ g, int n, float eps,
+                               S<T>* __restrict__ out) {
     const long long base = static_cast<long long>(blockIdx.x) * n;
     float acc = 0.0f;
+#pragma unroll 4
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = Store<T>::load(x, base + i);
         acc = __fadd_rn(acc, __fmul_rn(v, v));
     }
     const float inv = rms_inverse(block_sum(acc), n, eps);
+#pragma unroll 4
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(x, base + i), inv)));
 }
@@ -113,16 +120,18 @@ __global__ void rmsnorm_kernel(const S<T>* x, const S<T>* g, int n, float eps, S
 // store + residual_add + rmsnorm in one pass per row: o = T(acc), h = T(h + o),
 // out = RMSNorm(h); the same operations as the three kernels in sequence.
 template <DType T>
-__global__ void residual_rmsnorm_kernel(const float* acc, S<T>* h, const S<T>* g, int n, float eps, S<T>* out) {
+__global__ void residual_rmsnorm_kernel(const float* __restrict__ acc, S<T>* __restrict__ h,
+                                        const S<T>* __restrict__ g, int n, float eps, S<T>* __restrict__ out) {
     const long long base = static_cast<long long>(blockIdx.x) * n;
     float sum = 0.0f;
+#pragma unroll 4
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float o = round_to<T>(acc[base + i]);
-        Store<T>::put(h, base + i, __fadd_rn(Store<T>::load(h, base + i), o));
-        const float v = Store<T>::load(h, base + i);
+        const float v = round_to<T>(__fadd_rn(Store<T>::load(h, base + i), round_to<T>(acc[base + i])));
+        Store<T>::put(h, base + i, v); // exact: v is already a T value
         sum = __fadd_rn(sum, __fmul_rn(v, v));
     }
     const float inv = rms_inverse(block_sum(sum), n, eps);
+#pragma unroll 4
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(h, base + i), inv)));
 }
