@@ -180,23 +180,14 @@ struct GraphDecoder::Impl {
             qkv_rope_append(T, acc.get(), c.qkv_bias ? L.bqkv.get() : nullptr, B, c.n_q_heads, c.n_kv_heads, hd,
                             pairing, cos_tab.get(), sin_tab.get(), pos.get(), o.max_len, qr.get(),
                             k_cache[static_cast<size_t>(l)].get(), v_cache[static_cast<size_t>(l)].get(), st);
-            kernels::DecodeGqaOnDevice at;
-            at.shape = shape();
-            at.q = qr.get();
-            at.k = k_cache[static_cast<size_t>(l)].get();
-            at.v = v_cache[static_cast<size_t>(l)].get();
-            at.o = ao.get();
-            at.lse = lse.get();
-            at.q_start = q_start.get();
-            at.kv_start = kv_start.get();
-            at.q_lens = q_lens.get();
-            at.kv_lens = len.get();
-            at.group_heads = heads.get();
-            kernels::decode_gqa_on_stream(T, at, st);
+            kernels::decode_gqa_on_stream(T,
+                                          {shape(), qr.get(), k_cache[static_cast<size_t>(l)].get(),
+                                           v_cache[static_cast<size_t>(l)].get(), ao.get(), lse.get(), q_start.get(),
+                                           kv_start.get(), q_lens.get(), len.get(), heads.get()},
+                                          st);
             gemm(L.wo, H, QD, ao.get(), acc.get());
             residual_rmsnorm(T, acc.get(), h.get(), L.ffn_norm.get(), B, H, eps, xn.get(), st);
-            gemm(L.w_gate, F, H, xn.get(), acc.get());
-            gemm(L.w_up, F, H, xn.get(), acc_up.get());
+            model_device::gemm_pair(blas, T, L.w_gate.get(), acc.get(), L.w_up.get(), acc_up.get(), F, H, xn.get(), B);
             silu_mul_acc(T, acc.get(), acc_up.get(), b * F, a.get(), st);
             gemm(L.w_down, H, F, a.get(), acc.get());
             const Bytes& next_norm = l + 1 < c.layers ? w.layers[static_cast<size_t>(l) + 1].attn_norm : w.final_norm;

@@ -3,12 +3,17 @@
 // weights on the device in the model dtype T, the host <-> T conversions,
 // and the one GEMM form both use, so their numerics are one piece of code.
 //
-// The GEMM: Y[rows][out] (fp32) = X[rows][in] (T) * W[out][in]^T (T) with
-// cuBLAS GemmEx, fp32 compute. For fp32 inputs the pedantic compute type (no
-// TF32, no BF16x9 emulation), as the standard path does; for fp16/bf16 tensor
-// cores with fp32 accumulation (u_gemm 2^-23 in the error model). The handle
-// must disallow reduced-precision reductions (thread_cublas_handle and
-// GraphDecoder's own handle do).
+// The GEMM: Y[rows][out] (fp32) = X[rows][in] (T) * W[out][in]^T (T), fp32
+// accumulation, on the handle's stream. Up to kGemvMaxRows rows (decode
+// steps) it is our own GEMV kernel: one warp per output channel streaming
+// W, fmaf into fp32 (u = 2^-24, within u_gemm), a summation order that
+// depends only on `in` (so batch invariant); at batch 1 cuBLAS spent 5-6 us
+// of latency on each 2-9 MB weight (bench/results/2026-12-02-h200-model-bench).
+// Above it, cuBLAS GemmEx with fp32 compute: for fp32 inputs the pedantic
+// compute type (no TF32, no BF16x9 emulation), as the standard path does;
+// for fp16/bf16 tensor cores with fp32 accumulation (u_gemm 2^-23 in the
+// error model). The handle must disallow reduced-precision reductions
+// (thread_cublas_handle and GraphDecoder's own handle do).
 #pragma once
 
 #include <cublas_v2.h>
@@ -47,7 +52,13 @@ struct WeightsOnDevice {
     std::vector<GuardRegion> guards() const;
 };
 
+inline constexpr int kGemvMaxRows = 16;
+
 // Y[rows][out] (fp32) = X[rows][in] * W[out][in]^T on the handle's stream.
 void gemm(cublasHandle_t h, DType t, const void* W, int out, int in, const void* X, int rows, float* Y);
+// Two GEMMs of one input and one shape (the gate and up projections): one
+// launch up to kGemvMaxRows rows, each output bit-identical to gemm()'s.
+void gemm_pair(cublasHandle_t h, DType t, const void* W0, float* Y0, const void* W1, float* Y1, int out, int in,
+               const void* X, int rows);
 
 } // namespace attncheck::model_device
