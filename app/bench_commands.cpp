@@ -105,8 +105,9 @@ int cmd_bench_throughput(const BenchArgs& a) {
 
 void register_bench_commands(CLI::App& app, int& rc) {
     auto* bench = app.add_subcommand(
-        "bench", "benchmarks: `bench throughput` (verified cases per second), `bench kernels` (kernel times), "
-                 "`bench model` (decode ms/token)");
+        "bench",
+        "benchmarks: `bench throughput` (verified cases per second), `bench kernels` (kernel times), "
+        "`bench model` (decode ms/token)");
     bench->require_subcommand(1);
     register_bench_kernels(*bench, rc);
     register_bench_model(*bench, rc);

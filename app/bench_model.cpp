@@ -64,7 +64,8 @@ double anchor_from(const std::string& file, int batch) {
     } else if (j.is_object() && j.value("batch", -1) == batch)
         row = &j;
     if (!row || !row->contains("ms_per_token") || !(*row)["ms_per_token"].is_number())
-        throw Refusal(fmt::format("--anchor {}: no object with \"batch\": {} and a numeric \"ms_per_token\"", file, batch));
+        throw Refusal(
+            fmt::format("--anchor {}: no object with \"batch\": {} and a numeric \"ms_per_token\"", file, batch));
     return (*row)["ms_per_token"].get<double>();
 }
 
@@ -90,7 +91,8 @@ int run(const Args& a) {
     Rng rng(a.seed ^ 0x6d6f64656cULL);
     std::vector<std::vector<int>> prompts(static_cast<size_t>(a.batch));
     for (auto& p : prompts)
-        for (int i = 0; i < a.prompt; ++i) p.push_back(static_cast<int>(rng.below(static_cast<std::uint64_t>(c->vocab))));
+        for (int i = 0; i < a.prompt; ++i)
+            p.push_back(static_cast<int>(rng.below(static_cast<std::uint64_t>(c->vocab))));
     auto prefill = [&] {
         dec.reset();
         for (int i = 0; i < a.prompt; ++i) {
@@ -143,17 +145,20 @@ int run(const Args& a) {
         j["ratio"] = anchor_ms / per_token;
         j["device"] = device_line();
         j["commit"] = build_commit();
-        j["generated_seq0_head"] = std::vector<int>(first_seq.begin(), first_seq.begin() + std::min<size_t>(8, first_seq.size()));
+        j["generated_seq0_head"] =
+            std::vector<int>(first_seq.begin(), first_seq.begin() + std::min<size_t>(8, first_seq.size()));
         fmt::print("{}\n", j.dump(2));
         return 0;
     }
     fmt::print("bench model: {} ({}), {}, random weights ({:.2f} GB), batch {}, prompt {} + {} new tokens\n", a.preset,
                a.dtype, device_line(), bytes / 1e9, a.batch, a.prompt, a.new_tokens);
-    fmt::print("  decode step (CUDA graph, median of {} event timings): {:.4f} ms  ({:.4f} ms/token, {:.0f} tokens/s)\n",
-               ms.size(), step_ms, per_token, 1e3 / per_token);
+    fmt::print(
+        "  decode step (CUDA graph, median of {} event timings): {:.4f} ms  ({:.4f} ms/token, {:.0f} tokens/s)\n",
+        ms.size(), step_ms, per_token, 1e3 / per_token);
     fmt::print("  generate loop, each token read back:                 {:.4f} ms/step\n", wall_ms);
-    fmt::print("  weight-bandwidth limit at 4.3 TB/s:                  {:.4f} ms/step  (ours reads weights at {:.2f} TB/s)\n",
-               limit_ms, bytes / (step_ms * 1e-3) / 1e12);
+    fmt::print(
+        "  weight-bandwidth limit at 4.3 TB/s:                  {:.4f} ms/step  (ours reads weights at {:.2f} TB/s)\n",
+        limit_ms, bytes / (step_ms * 1e-3) / 1e12);
     fmt::print("  transformers generate ({}): {:.2f} ms/token  -> ratio {:.1f}x\n",
                a.anchor.empty() ? "anchors.md" : "measured in this run", anchor_ms, anchor_ms / per_token);
     return 0;

@@ -63,7 +63,7 @@ struct GraphDecoder::Impl {
     int* host_in = nullptr;              // pinned [batch]
     int* host_out = nullptr;             // pinned [batch]
     cudaGraphExec_t exec = nullptr;
-    int steps = 0;                       // tokens in each sequence's cache
+    int steps = 0; // tokens in each sequence's cache
     bool has_step = false;
 
     Impl(const ModelWeights& weights, const GraphDecoderOptions& opt) : c(weights.config), o(opt), w(weights) {
@@ -148,7 +148,12 @@ struct GraphDecoder::Impl {
     std::vector<Bytes*> activations() { return {&h, &xn, &qr, &ao, &a}; }
 
     kernels::AttnShape shape() const {
-        return {o.batch, c.n_q_heads, c.n_kv_heads, c.head_dim, 1, 0,
+        return {o.batch,
+                c.n_q_heads,
+                c.n_kv_heads,
+                c.head_dim,
+                1,
+                0,
                 static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)))};
     }
 
@@ -180,11 +185,11 @@ struct GraphDecoder::Impl {
             qkv_rope_append(T, acc.get(), c.qkv_bias ? L.bqkv.get() : nullptr, B, c.n_q_heads, c.n_kv_heads, hd,
                             pairing, cos_tab.get(), sin_tab.get(), pos.get(), o.max_len, qr.get(),
                             k_cache[static_cast<size_t>(l)].get(), v_cache[static_cast<size_t>(l)].get(), st);
-            kernels::decode_gqa_on_stream(T,
-                                          {shape(), qr.get(), k_cache[static_cast<size_t>(l)].get(),
-                                           v_cache[static_cast<size_t>(l)].get(), ao.get(), lse.get(), q_start.get(),
-                                           kv_start.get(), q_lens.get(), len.get(), heads.get()},
-                                          st);
+            kernels::decode_gqa_on_stream(
+                T,
+                {shape(), qr.get(), k_cache[static_cast<size_t>(l)].get(), v_cache[static_cast<size_t>(l)].get(),
+                 ao.get(), lse.get(), q_start.get(), kv_start.get(), q_lens.get(), len.get(), heads.get()},
+                st);
             gemm(L.wo, H, QD, ao.get(), acc.get());
             residual_rmsnorm(T, acc.get(), h.get(), L.ffn_norm.get(), B, H, eps, xn.get(), st);
             model_device::gemm_pair(blas, T, L.w_gate.get(), acc.get(), L.w_up.get(), acc_up.get(), F, H, xn.get(), B);
@@ -216,8 +221,8 @@ struct GraphDecoder::Impl {
 
     void launch() {
         if (steps >= o.max_len)
-            throw ModelError(fmt::format("graph decoder: step {} past the cache capacity max_len = {}", steps + 1,
-                                         o.max_len));
+            throw ModelError(
+                fmt::format("graph decoder: step {} past the cache capacity max_len = {}", steps + 1, o.max_len));
         CUDA_CHECK(cudaGraphLaunch(exec, stream));
         ++steps;
         has_step = true;
@@ -262,8 +267,7 @@ void GraphDecoder::step(const std::vector<int>& toks) {
     // The previous step's copy from host_in may still be queued.
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
     std::copy(toks.begin(), toks.end(), m.host_in);
-    CUDA_CHECK(
-        cudaMemcpyAsync(m.tokens.get(), m.host_in, toks.size() * sizeof(int), cudaMemcpyHostToDevice, m.stream));
+    CUDA_CHECK(cudaMemcpyAsync(m.tokens.get(), m.host_in, toks.size() * sizeof(int), cudaMemcpyHostToDevice, m.stream));
     m.launch();
 }
 
@@ -339,8 +343,7 @@ void GraphDecoder::check_guards() {
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
     std::vector<GuardRegion> r = m.w.guards();
     for (Bytes* x : m.activations()) r.push_back(x->guards());
-    for (const DeviceBuffer<float>* x :
-         {&m.acc, &m.acc_up, &m.logits, &m.lse, &m.cos_tab, &m.sin_tab, &m.argmax_v})
+    for (const DeviceBuffer<float>* x : {&m.acc, &m.acc_up, &m.logits, &m.lse, &m.cos_tab, &m.sin_tab, &m.argmax_v})
         r.push_back(x->guards());
     for (const DeviceBuffer<int>* x :
          {&m.len, &m.pos, &m.tokens, &m.q_start, &m.kv_start, &m.q_lens, &m.heads, &m.argmax_i})

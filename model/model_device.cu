@@ -23,8 +23,8 @@ using kernels::to_f;
 // in 16-byte chunks (lane c takes chunks c, c + 32, ...), each chunk's
 // elements multiplied into every input row's fp32 accumulator in order with
 // fmaf, then an xor butterfly over the lanes. The summation order depends
-// only on `in`, so a row's result is the same at any batch size (batch
-// invariant) and the checked engine and the graph decoder agree bit for bit.
+// only on `in`, so a row's result is the same at any batch size up to 16,
+// and the checked engine and the graph decoder agree bit for bit.
 // Rows not a multiple of 16 bytes take the scalar path (one element per
 // lane per step), same structure.
 constexpr int kGemvWarps = 8; // output channels per 256-thread block
@@ -32,7 +32,9 @@ constexpr int kChunkBytes = 16;
 
 // Element e of a 16-byte chunk as float, by bit operations on its 32-bit
 // words (an address-taken uint4 would go through local memory).
-__device__ __forceinline__ unsigned word(const uint4& c, int i) { return i == 0 ? c.x : i == 1 ? c.y : i == 2 ? c.z : c.w; }
+__device__ __forceinline__ unsigned word(const uint4& c, int i) {
+    return i == 0 ? c.x : i == 1 ? c.y : i == 2 ? c.z : c.w;
+}
 template <class T>
 __device__ __forceinline__ float chunk_elem(const uint4& c, int e);
 template <>
@@ -76,8 +78,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
                 if (r < rows) {
                     const uint4 xc = reinterpret_cast<const uint4*>(X + static_cast<long long>(r) * in)[c];
 #pragma unroll
-                    for (int e = 0; e < V; ++e)
-                        acc[r] = __fmaf_rn(chunk_elem<T>(wc, e), chunk_elem<T>(xc, e), acc[r]);
+                    for (int e = 0; e < V; ++e) acc[r] = __fmaf_rn(chunk_elem<T>(wc, e), chunk_elem<T>(xc, e), acc[r]);
                 }
             }
         }
@@ -105,13 +106,8 @@ void launch_gemv(const void* W0, float* Y0, int out0, const void* W1, float* Y1,
     const auto* w0 = static_cast<const T*>(W0);
     const auto* w1 = static_cast<const T*>(W1);
     const auto* x = static_cast<const T*>(X);
-    // Accumulators for 1, 4 or 16 rows: a decode step's batch, in registers.
-    if (rows == 1)
-        gemv_kernel<T, 1><<<blocks, kGemvWarps * 32, 0, s>>>(w0, Y0, out0, w1, Y1, out1, in, x, rows);
-    else if (rows <= 4)
-        gemv_kernel<T, 4><<<blocks, kGemvWarps * 32, 0, s>>>(w0, Y0, out0, w1, Y1, out1, in, x, rows);
-    else
-        gemv_kernel<T, kGemvMaxRows><<<blocks, kGemvWarps * 32, 0, s>>>(w0, Y0, out0, w1, Y1, out1, in, x, rows);
+    // One accumulator per row in registers; callers send at most kGemvMaxRows rows.
+    gemv_kernel<T, kGemvMaxRows><<<blocks, kGemvWarps * 32, 0, s>>>(w0, Y0, out0, w1, Y1, out1, in, x, rows);
     CUDA_CHECK_LAUNCH();
 }
 

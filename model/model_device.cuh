@@ -4,13 +4,15 @@
 // and the one GEMM form both use, so their numerics are one piece of code.
 //
 // The GEMM: Y[rows][out] (fp32) = X[rows][in] (T) * W[out][in]^T (T), fp32
-// accumulation, on the handle's stream. Up to kGemvMaxRows rows (decode
-// steps) it is our own GEMV kernel: one warp per output channel streaming
-// W, fmaf into fp32 (u = 2^-24, within u_gemm), a summation order that
-// depends only on `in` (so batch invariant); at batch 1 cuBLAS spent 5-6 us
-// of latency on each 2-9 MB weight (bench/results/2026-12-02-h200-model-bench).
-// Above it, cuBLAS GemmEx with fp32 compute: for fp32 inputs the pedantic
-// compute type (no TF32, no BF16x9 emulation), as the standard path does;
+// accumulation, on the handle's stream. For one row (a batch-1 decode step)
+// it is our own GEMV kernel: one warp per output channel streaming W, fmaf
+// into fp32 (u = 2^-24, within u_gemm), a summation order that depends only
+// on `in`; at batch 1 cuBLAS spent 5-6 us of latency on each 2-9 MB weight
+// and the GEMV took the decode step from 1.96 to 1.89 ms. The kernel takes
+// up to 16 rows, but at 16 it made the step 3x slower than cuBLAS
+// (bench/results/2026-12-02-h200-model-bench/gemv_16rows_*), so
+// kGemvMaxRows stays 1 until it is tuned. Above it, cuBLAS GemmEx with
+// fp32 compute: for fp32 inputs the pedantic compute type (no TF32, no BF16x9 emulation), as the standard path does;
 // for fp16/bf16 tensor cores with fp32 accumulation (u_gemm 2^-23 in the
 // error model). The handle must disallow reduced-precision reductions
 // (thread_cublas_handle and GraphDecoder's own handle do).
@@ -52,7 +54,7 @@ struct WeightsOnDevice {
     std::vector<GuardRegion> guards() const;
 };
 
-inline constexpr int kGemvMaxRows = 16;
+inline constexpr int kGemvMaxRows = 1;
 
 // Y[rows][out] (fp32) = X[rows][in] * W[out][in]^T on the handle's stream.
 void gemm(cublasHandle_t h, DType t, const void* W, int out, int in, const void* X, int rows, float* Y);

@@ -120,8 +120,8 @@ __global__ void rmsnorm_kernel(const S<T>* __restrict__ x, const S<T>* __restric
 // store + residual_add + rmsnorm in one pass per row: o = T(acc), h = T(h + o),
 // out = RMSNorm(h); the same operations as the three kernels in sequence.
 template <DType T>
-__global__ void residual_rmsnorm_kernel(const float* __restrict__ acc, S<T>* __restrict__ h,
-                                        const S<T>* __restrict__ g, int n, float eps, S<T>* __restrict__ out) {
+__global__ void residual_rmsnorm_kernel(const float* __restrict__ acc, S<T>* __restrict__ h, const S<T>* __restrict__ g,
+                                        int n, float eps, S<T>* __restrict__ out) {
     const long long base = static_cast<long long>(blockIdx.x) * n;
     float sum = 0.0f;
 #pragma unroll 4
@@ -417,9 +417,8 @@ void argmax_rows(const float* logits, int rows, int vocab, float* scratch_v, int
 void residual_rmsnorm(DType t, const float* acc, void* h, const void* g, int rows, int n, float eps, void* out,
                       cudaStream_t s) {
     if (rows == 0) return;
-    MODEL_DISPATCH(t, residual_rmsnorm_kernel<T><<<rows, kThreads, 0, s>>>(acc, static_cast<S<T>*>(h),
-                                                                           static_cast<const S<T>*>(g), n, eps,
-                                                                           static_cast<S<T>*>(out));
+    MODEL_DISPATCH(t, residual_rmsnorm_kernel<T><<<rows, kThreads, 0, s>>>(
+                          acc, static_cast<S<T>*>(h), static_cast<const S<T>*>(g), n, eps, static_cast<S<T>*>(out));
                    CUDA_CHECK_LAUNCH())
 }
 
@@ -427,11 +426,11 @@ void qkv_rope_append(DType t, const float* acc, const void* bias, int rows, int 
                      int pairing, const float* cos_tab, const float* sin_tab, const int* pos, long long stride,
                      void* q_out, void* k_cache, void* v_cache, cudaStream_t s) {
     const long long items = static_cast<long long>(rows) * ((n_q + n_kv) * (head_dim / 2) + n_kv * head_dim);
-    MODEL_DISPATCH(t, qkv_rope_append_kernel<T><<<blocks_for(items), kThreads, 0, s>>>(
-                          acc, static_cast<const S<T>*>(bias), rows, n_q, n_kv, head_dim, pairing, cos_tab, sin_tab,
-                          pos, stride, static_cast<S<T>*>(q_out), static_cast<S<T>*>(k_cache),
-                          static_cast<S<T>*>(v_cache));
-                   CUDA_CHECK_LAUNCH())
+    MODEL_DISPATCH(
+        t, qkv_rope_append_kernel<T><<<blocks_for(items), kThreads, 0, s>>>(
+               acc, static_cast<const S<T>*>(bias), rows, n_q, n_kv, head_dim, pairing, cos_tab, sin_tab, pos, stride,
+               static_cast<S<T>*>(q_out), static_cast<S<T>*>(k_cache), static_cast<S<T>*>(v_cache));
+        CUDA_CHECK_LAUNCH())
 }
 
 void silu_mul_acc(DType t, const float* g, const float* u, long long n, void* out, cudaStream_t s) {

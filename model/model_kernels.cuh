@@ -28,7 +28,6 @@ void residual_add(DType t, void* h, const void* a, long long n, cudaStream_t s);
 // out[i] = T(silu(g[i]) * u[i]), fp32
 void silu_mul(DType t, const void* g, const void* u, long long n, void* out, cudaStream_t s);
 
-
 // The device-resident decode step (model/graph_decoder.cu): every argument a
 // device pointer, so a captured CUDA graph replays the step with new values.
 //

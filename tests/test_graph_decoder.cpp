@@ -48,8 +48,9 @@ int steps_that_differ(const ModelWeights& w, ModelMutant reference_mutant, int B
     for (int t = 0; t < prompt + greedy; ++t) {
         std::vector<SeqChunk> batch;
         for (int b = 0; b < B; ++b)
-            batch.push_back({b, {t < prompt ? prompts[static_cast<size_t>(b)][static_cast<size_t>(t)]
-                                            : next[static_cast<size_t>(b)]}});
+            batch.push_back({b,
+                             {t < prompt ? prompts[static_cast<size_t>(b)][static_cast<size_t>(t)]
+                                         : next[static_cast<size_t>(b)]}});
         if (t < prompt) {
             std::vector<int> col;
             for (const SeqChunk& ch : batch) col.push_back(ch.tokens[0]);
@@ -66,7 +67,8 @@ int steps_that_differ(const ModelWeights& w, ModelMutant reference_mutant, int B
         for (int b = 0; b < B; ++b) {
             next[static_cast<size_t>(b)] = want.argmax(static_cast<size_t>(b));
             if (reference_mutant == ModelMutant::none) {
-                EXPECT_EQ(sampled[static_cast<size_t>(b)], next[static_cast<size_t>(b)]) << "step " << t << " seq " << b;
+                EXPECT_EQ(sampled[static_cast<size_t>(b)], next[static_cast<size_t>(b)])
+                    << "step " << t << " seq " << b;
             }
         }
         // The device decoder feeds back its own token; keep both on one path.
@@ -87,8 +89,8 @@ TEST(GraphDecoder, LogitsAndTokensEqualTheCheckedEngineBitForBit) {
     ATTNCHECK_SKIP_WITHOUT_DEVICE();
     // GQA ratios 2/1, 3/1, 7/1 (the Qwen group) and 1/1; head dims 32..256.
     const Shape shapes[] = {
-        {ModelArch::llama, DType::f32, 64, 4, 2, 1},  {ModelArch::qwen2, DType::bf16, 64, 14, 2, 3},
-        {ModelArch::llama, DType::f16, 128, 3, 1, 2}, {ModelArch::qwen2, DType::f16, 32, 2, 2, 4},
+        {ModelArch::llama, DType::f32, 64, 4, 2, 1},   {ModelArch::qwen2, DType::bf16, 64, 14, 2, 3},
+        {ModelArch::llama, DType::f16, 128, 3, 1, 2},  {ModelArch::qwen2, DType::f16, 32, 2, 2, 4},
         {ModelArch::llama, DType::bf16, 256, 4, 2, 2},
     };
     for (const Shape& s : shapes) {

@@ -40,9 +40,9 @@
 #include "kernels/common/decode_rules.hpp"
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
+#include "kernels/common/gqa_groups.hpp"
 #include "kernels/decode_gqa/decode_gqa.hpp"
 #include "kernels/decode_gqa/decode_gqa_on_device.hpp"
-#include "kernels/common/gqa_groups.hpp"
 
 namespace attncheck::kernels {
 
@@ -267,8 +267,8 @@ template <class T>
 void launch_on_stream(const DecodeGqaOnDevice& a, cudaStream_t stream) {
     const GqaLaunch L = launch_shape<T, Mutant::none>(a.shape);
     decode_gqa_kernel<T, Mutant::none><<<L.grid, L.threads, L.smem, stream>>>(
-        static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<T*>(a.o),
-        a.lse, a.q_start, a.kv_start, a.q_lens, a.kv_lens, a.group_heads, a.shape, DeviceProbeView{});
+        static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<T*>(a.o), a.lse,
+        a.q_start, a.kv_start, a.q_lens, a.kv_lens, a.group_heads, a.shape, DeviceProbeView{});
     CUDA_CHECK_LAUNCH();
 }
 

@@ -18,12 +18,12 @@
 namespace attncheck::kernels {
 
 struct DecodeGqaOnDevice {
-    AttnShape shape{};        // batch = sequences
-    const void* q = nullptr;  // T
-    const void* k = nullptr;  // T
-    const void* v = nullptr;  // T
-    void* o = nullptr;        // T
-    float* lse = nullptr;     // [rows][n_q]
+    AttnShape shape{};       // batch = sequences
+    const void* q = nullptr; // T
+    const void* k = nullptr; // T
+    const void* v = nullptr; // T
+    void* o = nullptr;       // T
+    float* lse = nullptr;    // [rows][n_q]
     const int *q_start = nullptr, *kv_start = nullptr, *q_lens = nullptr, *kv_lens = nullptr;
     const int* group_heads = nullptr; // decode_gqa_group_heads(shape), on the device
 };
