@@ -10,7 +10,7 @@
 // on `in`; at batch 1 cuBLAS spent 5-6 us of latency on each 2-9 MB weight
 // and the GEMV took the decode step from 1.96 to 1.89 ms. The kernel takes
 // up to 16 rows, but at 16 it made the step 3x slower than cuBLAS
-// (bench/results/2026-12-02-h200-model-bench/gemv_16rows_*), so
+// (bench/results/2026-12-02-h200-model-bench/gemv_16rows_39d1b8a), so
 // kGemvMaxRows stays 1 until it is tuned. Above it, cuBLAS GemmEx with
 // fp32 compute: for fp32 inputs the pedantic compute type (no TF32, no BF16x9 emulation), as the standard path does;
 // for fp16/bf16 tensor cores with fp32 accumulation (u_gemm 2^-23 in the
