@@ -65,6 +65,10 @@ struct GraphDecoder::Impl {
     cudaGraphExec_t exec = nullptr;
     int steps = 0; // tokens in each sequence's cache
     bool has_step = false;
+    struct ReleaseGuard {
+        Impl* m;
+        ~ReleaseGuard() { m->release(); }
+    } release_guard{this}; // declared last: destroyed first
 
     Impl(const ModelWeights& weights, const GraphDecoderOptions& opt) : c(weights.config), o(opt), w(weights) {
         const int B = o.batch, H = c.hidden, QD = c.q_dim(), KD = c.kv_dim(), F = c.ffn;
@@ -135,8 +139,10 @@ struct GraphDecoder::Impl {
         capture();
     }
 
-    ~Impl() {
-        // Nothing may still run on the buffers freed after this body.
+    // Runs first when an Impl goes, and also when its constructor throws
+    // half way (release_guard is its last member): nothing may still run on
+    // the buffers freed after it, and the raw handles go with it.
+    void release() {
         if (stream) cudaStreamSynchronize(stream);
         if (exec) cudaGraphExecDestroy(exec);
         if (blas) cublasDestroy(blas);
