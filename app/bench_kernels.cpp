@@ -22,6 +22,7 @@
 #include "app/commands.hpp"
 #include "engine/case/case.hpp"
 #include "engine/case/problem.hpp"
+#include "engine/timing/median.hpp"
 #include "kernels/registry.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
 #include "engine/cuda/kernel_clock.hpp"

@@ -11,13 +11,13 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
-#include <numeric>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.hpp"
 #include "engine/case/rng.hpp"
+#include "engine/timing/median.hpp"
 #include "model/graph_decoder.hpp"
 #include "model/model_engine.hpp"
 
@@ -40,12 +40,6 @@ struct Args {
 struct Refusal : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-double median(std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // {"ms_per_token": x, ...} from bench/model_generate.py, for this batch.
 double anchor_from(const std::string& file, int batch) {
@@ -106,7 +100,7 @@ int run(const Args& a) {
     // Device time: warm-up steps, then the timed steps back to back.
     prefill();
     (void)dec.timed_greedy_steps(a.warmup);
-    const std::vector<float> ms = dec.timed_greedy_steps(a.new_tokens);
+    const std::vector<double> ms = dec.timed_greedy_steps(a.new_tokens);
     (void)dec.sampled(); // NaN logits would end the benchmark here
     // Wall time: the same steps, each token read back before the next.
     prefill();
@@ -120,7 +114,7 @@ int run(const Args& a) {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.new_tokens;
     dec.check_guards();
 
-    const double step_ms = median(ms);
+    const double step_ms = median_of(ms);
     const double bytes = static_cast<double>(c->parameter_count()) * (c->dtype == DType::f32 ? 4 : 2);
     const double limit_ms = bytes / kWeightReadBytesPerS * 1e3;
     const double per_token = step_ms / a.batch;

@@ -92,8 +92,7 @@ struct GraphDecoder::Impl {
         argmax_i = DeviceBuffer<int>(scratch, "argmax_i");
         logits = DeviceBuffer<float>(b * c.vocab, "logits");
         lse = DeviceBuffer<float>(b * c.n_q_heads, "lse");
-        for (Bytes* x : activations()) x->poison();
-        for (DeviceBuffer<float>* x : {&acc, &acc_up, &logits, &lse}) x->poison();
+        poison_outputs(cudaStreamPerThread);
 
         // RoPE cos/sin for every position a sequence can reach, as the
         // checked engine builds them per call.
@@ -153,6 +152,14 @@ struct GraphDecoder::Impl {
 
     std::vector<Bytes*> activations() { return {&h, &xn, &qr, &ao, &a}; }
 
+    // NaN into everything a step writes before it reads (not the caches,
+    // whose stale rows beyond len are never read).
+    void poison_outputs(cudaStream_t st) {
+        for (Bytes* x : activations()) CUDA_CHECK(cudaMemsetAsync(x->get(), kPoisonByte, x->bytes(), st));
+        for (DeviceBuffer<float>* x : {&acc, &acc_up, &logits, &lse})
+            CUDA_CHECK(cudaMemsetAsync(x->get(), kPoisonByte, x->bytes(), st));
+    }
+
     kernels::AttnShape shape() const {
         return {o.batch,
                 c.n_q_heads,
@@ -175,11 +182,7 @@ struct GraphDecoder::Impl {
         const long long b = B;
         const float eps = static_cast<float>(c.rms_eps);
         const int pairing = c.rope_pairing == RopePairing::rotate_half ? 0 : 1;
-        if (o.poison_each_step) {
-            for (Bytes* x : activations()) CUDA_CHECK(cudaMemsetAsync(x->get(), kPoisonByte, x->bytes(), st));
-            for (DeviceBuffer<float>* x : {&acc, &acc_up, &logits, &lse})
-                CUDA_CHECK(cudaMemsetAsync(x->get(), kPoisonByte, x->bytes(), st));
-        }
+        if (o.poison_each_step) poison_outputs(st);
         begin_step(len.get(), pos.get(), B, st);
         embed_gather(T, tokens.get(), B, w.embed.get(), H, h.get(), st);
         rmsnorm(T, h.get(), w.layers.front().attn_norm.get(), B, H, eps, xn.get(), st);
@@ -320,10 +323,10 @@ std::vector<std::vector<int>> GraphDecoder::generate(const std::vector<std::vect
     return out;
 }
 
-std::vector<float> GraphDecoder::timed_greedy_steps(int n) {
+std::vector<double> GraphDecoder::timed_greedy_steps(int n) {
     Impl& m = *impl_;
     std::vector<cudaEvent_t> ev(2 * static_cast<size_t>(n), nullptr);
-    std::vector<float> ms(static_cast<size_t>(n));
+    std::vector<double> ms(static_cast<size_t>(n));
     try {
         for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
         for (int i = 0; i < n; ++i) {
@@ -332,9 +335,11 @@ std::vector<float> GraphDecoder::timed_greedy_steps(int n) {
             CUDA_CHECK(cudaEventRecord(ev[2 * static_cast<size_t>(i) + 1], m.stream));
         }
         CUDA_CHECK(cudaStreamSynchronize(m.stream));
-        for (int i = 0; i < n; ++i)
-            CUDA_CHECK(cudaEventElapsedTime(&ms[static_cast<size_t>(i)], ev[2 * static_cast<size_t>(i)],
-                                            ev[2 * static_cast<size_t>(i) + 1]));
+        for (int i = 0; i < n; ++i) {
+            float t = 0.0f;
+            CUDA_CHECK(cudaEventElapsedTime(&t, ev[2 * static_cast<size_t>(i)], ev[2 * static_cast<size_t>(i) + 1]));
+            ms[static_cast<size_t>(i)] = t;
+        }
     } catch (...) {
         for (auto& e : ev)
             if (e) cudaEventDestroy(e);

@@ -56,7 +56,7 @@ public:
     std::vector<std::vector<int>> generate(const std::vector<std::vector<int>>& prompts, int n_new);
     // n greedy steps timed with CUDA events around each graph replay,
     // enqueued back to back; milliseconds per step.
-    std::vector<float> timed_greedy_steps(int n);
+    std::vector<double> timed_greedy_steps(int n);
     // Throws GuardBandError when any buffer's guard band changed.
     void check_guards();
 

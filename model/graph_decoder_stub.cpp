@@ -18,7 +18,7 @@ void GraphDecoder::step_greedy() {}
 std::vector<int> GraphDecoder::sampled() { return {}; }
 std::vector<float> GraphDecoder::logits() { return {}; }
 std::vector<std::vector<int>> GraphDecoder::generate(const std::vector<std::vector<int>>&, int) { return {}; }
-std::vector<float> GraphDecoder::timed_greedy_steps(int) { return {}; }
+std::vector<double> GraphDecoder::timed_greedy_steps(int) { return {}; }
 void GraphDecoder::check_guards() {}
 
 } // namespace attncheck

@@ -97,6 +97,33 @@ __device__ float round_to(float x) {
     return Store<T>::load(&r, 0);
 }
 
+// out = T(g * (x * inv)) over one row, the second pass of every RMSNorm.
+template <DType T>
+__device__ void write_normalized(const S<T>* __restrict__ x, const S<T>* __restrict__ g, int n, long long base,
+                                 float inv, S<T>* __restrict__ out) {
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(x, base + i), inv)));
+}
+
+// A fused QKV output plus its bias (when there is one), fp32.
+template <DType T>
+__device__ float with_bias(float y, const S<T>* bias, int j) {
+    return bias ? __fadd_rn(y, Store<T>::load(bias, j)) : y;
+}
+
+// One RoPE rotation of the pair (xa, xb); both engines' kernels use it.
+__device__ void rotate_pair(float xa, float xb, float cs, float sn, float& oa, float& ob) {
+    oa = __fsub_rn(__fmul_rn(xa, cs), __fmul_rn(xb, sn));
+    ob = __fadd_rn(__fmul_rn(xb, cs), __fmul_rn(xa, sn));
+}
+
+// Channels (a, b) of rotation pair p: rotate_half (0) or interleaved (1).
+__device__ void pair_channels(int pairing, int p, int half, int& a, int& b) {
+    a = pairing == 0 ? p : 2 * p;
+    b = pairing == 0 ? p + half : 2 * p + 1;
+}
+
 // Row kernels: __restrict__ and unrolled strided loops, so a thread's loads
 // are issued together instead of each waiting for the previous iteration's
 // store (at batch 1 a row kernel is pure latency). The per-thread sums still
@@ -111,10 +138,7 @@ __global__ void rmsnorm_kernel(const S<T>* __restrict__ x, const S<T>* __restric
         const float v = Store<T>::load(x, base + i);
         acc = __fadd_rn(acc, __fmul_rn(v, v));
     }
-    const float inv = rms_inverse(block_sum(acc), n, eps);
-#pragma unroll 4
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-        Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(x, base + i), inv)));
+    write_normalized<T>(x, g, n, base, rms_inverse(block_sum(acc), n, eps), out);
 }
 
 // store + residual_add + rmsnorm in one pass per row: o = T(acc), h = T(h + o),
@@ -130,10 +154,7 @@ __global__ void residual_rmsnorm_kernel(const float* __restrict__ acc, S<T>* __r
         Store<T>::put(h, base + i, v); // exact: v is already a T value
         sum = __fadd_rn(sum, __fmul_rn(v, v));
     }
-    const float inv = rms_inverse(block_sum(sum), n, eps);
-#pragma unroll 4
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-        Store<T>::put(out, base + i, __fmul_rn(Store<T>::load(g, i), __fmul_rn(Store<T>::load(h, base + i), inv)));
+    write_normalized<T>(h, g, n, base, rms_inverse(block_sum(sum), n, eps), out);
 }
 
 template <DType T>
@@ -145,7 +166,7 @@ __global__ void split_qkv_kernel(const float* acc, const S<T>* bias, int rows, i
          i += static_cast<long long>(gridDim.x) * blockDim.x) {
         const long long r = i / width;
         const int j = static_cast<int>(i % width);
-        const float y = bias ? __fadd_rn(acc[i], Store<T>::load(bias, j)) : acc[i];
+        const float y = with_bias<T>(acc[i], bias, j);
         if (j < q_dim)
             Store<T>::put(q, r * q_dim + j, y);
         else if (j < q_dim + kv_dim) {
@@ -173,12 +194,14 @@ __global__ void rope_kernel(const S<T>* x, const float* cosv, const float* sinv,
         const int p = static_cast<int>(i % half);
         const long long rh = i / half;
         const long long r = rh / heads;
-        const int a = pairing == 0 ? p : 2 * p, b = pairing == 0 ? p + half : 2 * p + 1;
+        int a, b;
+        pair_channels(pairing, p, half, a, b);
         const long long base = rh * hd;
-        const float cs = cosv[r * half + p], sn = sinv[r * half + p];
-        const float xa = Store<T>::load(x, base + a), xb = Store<T>::load(x, base + b);
-        Store<T>::put(out, base + a, __fsub_rn(__fmul_rn(xa, cs), __fmul_rn(xb, sn)));
-        Store<T>::put(out, base + b, __fadd_rn(__fmul_rn(xb, cs), __fmul_rn(xa, sn)));
+        float oa, ob;
+        rotate_pair(Store<T>::load(x, base + a), Store<T>::load(x, base + b), cosv[r * half + p], sinv[r * half + p],
+                    oa, ob);
+        Store<T>::put(out, base + a, oa);
+        Store<T>::put(out, base + b, ob);
     }
 }
 
@@ -234,7 +257,7 @@ __global__ void qkv_rope_append_kernel(const float* acc, const S<T>* bias, int r
         const long long r = i / per_row;
         int item = static_cast<int>(i % per_row);
         const float* y = acc + r * width;
-        auto biased = [&](int j) { return round_to<T>(bias ? __fadd_rn(y[j], Store<T>::load(bias, j)) : y[j]); };
+        auto biased = [&](int j) { return round_to<T>(with_bias<T>(y[j], bias, j)); };
         const long long cache_row = r * stride + pos[r];
         if (item >= q_items + k_items) { // a v channel, straight to the cache
             const int c = item - q_items - k_items;
@@ -244,13 +267,12 @@ __global__ void qkv_rope_append_kernel(const float* acc, const S<T>* bias, int r
         const bool is_q = item < q_items;
         if (!is_q) item -= q_items;
         const int head = item / half, p = item % half;
-        const int a = pairing == 0 ? p : 2 * p, b = pairing == 0 ? p + half : 2 * p + 1;
+        int a, b;
+        pair_channels(pairing, p, half, a, b);
         const int src = (is_q ? 0 : q_dim) + head * hd;
-        const float xa = biased(src + a), xb = biased(src + b);
-        const float cs = cos_tab[static_cast<long long>(pos[r]) * half + p];
-        const float sn = sin_tab[static_cast<long long>(pos[r]) * half + p];
-        const float oa = __fsub_rn(__fmul_rn(xa, cs), __fmul_rn(xb, sn));
-        const float ob = __fadd_rn(__fmul_rn(xb, cs), __fmul_rn(xa, sn));
+        const long long angle = static_cast<long long>(pos[r]) * half + p;
+        float oa, ob;
+        rotate_pair(biased(src + a), biased(src + b), cos_tab[angle], sin_tab[angle], oa, ob);
         if (is_q) {
             Store<T>::put(q_out, r * q_dim + head * hd + a, oa);
             Store<T>::put(q_out, r * q_dim + head * hd + b, ob);

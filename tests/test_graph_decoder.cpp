@@ -33,10 +33,7 @@ ModelWeights weights_for(ModelArch arch, DType dt, int head_dim, int n_q, int n_
 // prompts, then greedy. Returns the number of steps whose logits differ in
 // any bit (0 expected for the production engine).
 int steps_that_differ(const ModelWeights& w, ModelMutant reference_mutant, int B, int prompt, int greedy) {
-    GraphDecoderOptions o;
-    o.batch = B;
-    o.max_len = prompt + greedy + 1;
-    GraphDecoder dec(w, o);
+    GraphDecoder dec(w, {.batch = B, .max_len = prompt + greedy + 1});
     auto ref = make_model_engine(w, Backend::cuda, B, reference_mutant);
     Rng rng(w.config.layers * 1000 + B);
     std::vector<std::vector<int>> prompts;
@@ -112,10 +109,7 @@ TEST(GraphDecoder, TheComparisonCatchesAWrongCachePosition) {
 TEST(GraphDecoder, GenerateFeedsBackItsOwnTokens) {
     ATTNCHECK_SKIP_WITHOUT_DEVICE();
     const ModelWeights w = weights_for(ModelArch::qwen2, DType::bf16, 64, 4, 2, 11);
-    GraphDecoderOptions o;
-    o.batch = 2;
-    o.max_len = 16;
-    GraphDecoder dec(w, o);
+    GraphDecoder dec(w, {.batch = 2, .max_len = 16});
     Rng rng(5);
     const std::vector<std::vector<int>> prompts{random_tokens(rng, 4, w.config.vocab),
                                                 random_tokens(rng, 4, w.config.vocab)};
@@ -142,10 +136,7 @@ TEST(GraphDecoder, GenerateFeedsBackItsOwnTokens) {
 TEST(GraphDecoder, RefusesBadUse) {
     ATTNCHECK_SKIP_WITHOUT_DEVICE();
     const ModelWeights w = weights_for(ModelArch::llama, DType::f32, 64, 4, 2, 1);
-    GraphDecoderOptions o;
-    o.batch = 2;
-    o.max_len = 2;
-    GraphDecoder dec(w, o);
+    GraphDecoder dec(w, {.batch = 2, .max_len = 2});
     EXPECT_THROW(dec.step_greedy(), ModelError); // no token to feed back yet
     EXPECT_THROW(dec.sampled(), ModelError);
     EXPECT_THROW(dec.step({1}), ModelError);                 // one token for two sequences

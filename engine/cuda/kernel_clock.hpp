@@ -53,7 +53,4 @@ void timed_kernels(F&& enqueue) {
         enqueue();
 }
 
-// Median of a list of times (0 for an empty list).
-double median_of(std::vector<double> v);
-
 } // namespace attncheck
