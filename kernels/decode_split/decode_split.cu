@@ -19,6 +19,9 @@
 //     LSE = m + log(sum_i w_i l_i) in fp32. Every split empty: O = 0,
 //     LSE = -inf.
 // Everything accumulates in fp32; exp is the full-accuracy expf (<= 2 ulp).
+// The grouped (tensor-core) phase 1 rounds P to T before P.V and accumulates
+// on tensor cores; the profile declares that for fp16/bf16, and the portable
+// phase 1, which keeps P in fp32, rounds less than declared.
 // kernels/decode_split/decode_split_cpu.cpp is the CPU twin; kernels/decode_split/decode_split.hpp
 // holds the chunking, the online-softmax step and the merge weight both use.
 //
@@ -30,7 +33,7 @@
 // Two phase-1 kernels. Decode sequences (q_len = 1) at head_dim 64 or 128 in
 // fp16 or bf16 run the grouped kernel of decode_split_grouped.cuh: one block
 // per (split, kv head, sequence) for the whole GQA group, K and V streamed
-// through a cp.async ring, the production path. Every other row runs the
+// through a cp.async ring into mma.m16n8k16 fragments, the production path. Every other row runs the
 // portable kernel below (a mixed batch launches both): a block of 4 warps
 // per (row, split), the classic flash-decoding shape, K rows loaded once per
 // q head, three block barriers a tile; correctness first. Both write the

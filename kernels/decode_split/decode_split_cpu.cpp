@@ -1,8 +1,10 @@
 // CPU twin of kernels/decode_split/decode_split.cu: split-KV decode (flash-decoding) with
 // an LSE merge, in the same two phases, with the same chunking, tiles, online
 // softmax step and merge weights (kernels/decode_split/decode_split.hpp holds the
-// code both backends share), fp32 throughout, O rounded to the input dtype
-// at the very end as the CUDA merge kernel stores it.
+// code both backends share), fp32 throughout except where the CUDA grouped
+// kernel rounds: P rounded to the input dtype (fp16/bf16) before P.V, as
+// the mma's A operand takes it, and O rounded to the input dtype at the very
+// end as the CUDA merge kernel stores it.
 //
 // Phase 1, per (query row, split): walk the split's keys in tiles of kTile,
 // form the tile's masked scores, move the running max m once per tile,
@@ -12,12 +14,14 @@
 // O = sum_i w_i acc_i / sum_i w_i l_i, LSE = m + log(sum_i w_i l_i).
 //
 // Differences from the CUDA version that do not change the declared
-// rounding: the q.k dot product is summed left to right here and in the
-// grouped kernel, by a warp shuffle tree in the portable one (both fp32,
-// both within gamma_{d+2}); a tile's exps join the row sum in key order here
-// and in the portable kernel, as a butterfly sum in the grouped one (fp32,
-// at most kTile terms); nvcc may contract a*b + c into an FMA (more
-// accurate, never less).
+// rounding: the q.k dot product is summed left to right here, by a warp
+// shuffle tree in the portable kernel and inside the tensor core in the
+// grouped one (fp32, within gamma_{d+2}); a tile's exps join the row sum in
+// key order here and in the portable kernel, as a shuffle tree in the
+// grouped one (fp32, at most kTile terms), and the grouped kernel adds a
+// tile's P V to the accumulator as one sum; the portable kernel keeps P in
+// fp32 (it rounds less than the profile declares); nvcc may contract
+// a*b + c into an FMA (more accurate, never less).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -71,7 +75,8 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
     }
 
     // ---- phase 1: partial online softmax per (row, split)
-    std::vector<float> q(d), sc(kTile), pt(kTile), acc(d);
+    std::vector<float> q(d), sc(kTile), pt(kTile), pv(kTile), acc(d);
+    const bool probs_stored = p.dtype != DType::f32; // P rounded to T before P.V (the grouped kernel's mma)
     for (int b = 0; b < p.batch(); ++b) {
         const int q_len = p.q_lens[b], kv_len = p.kv_lens[b];
         for (int i = 0; i < q_len; ++i)
@@ -112,7 +117,10 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                         }
                         const float m_new = ds_max(m, tile_max);
                         const float alpha = online_alpha<M>(m, m_new);
-                        for (int jj = 0; jj < nt; ++jj) pt[jj] = online_exp<M>(sc[jj], m_new);
+                        for (int jj = 0; jj < nt; ++jj) {
+                            pt[jj] = online_exp<M>(sc[jj], m_new);
+                            pv[jj] = probs_stored ? round_to(p.dtype, pt[jj]) : pt[jj];
+                        }
                         l = l * alpha;
                         for (int jj = 0; jj < nt; ++jj)
                             if (counts_in_normalizer<M>(j0 + jj, lo)) l = accumulate<M>(l, pt[jj]);
@@ -120,7 +128,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                             float a = acc[c];
                             if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
                             for (int jj = 0; jj < nt; ++jj)
-                                a = accumulate<M>(a, pt[jj] * p.v[p.kv_index(b, j0 + jj, vh) + c]);
+                                a = accumulate<M>(a, pv[jj] * p.v[p.kv_index(b, j0 + jj, vh) + c]);
                             acc[c] = a;
                         }
                         m = m_new;
@@ -169,10 +177,17 @@ std::string decode_split_unsupported(const Case& c, Backend b, Mutant m) {
     return unsupported_reason(c.head_dim, c.dtype, rows_of(c.q_lens, c.n_q_heads), c.num_splits, b, m);
 }
 
-PrecisionProfile decode_split_profile(const Case& c, Backend) {
+// fp16/bf16: P rounded to T before P.V (the grouped kernel's mma A operand;
+// the twin does the same) and, on CUDA, tensor-core accumulation of Q.K^T
+// and P.V, which may truncate: u_acc 2^-23. fp32 and the CPU: fp32
+// accumulation everywhere (scores, sums, acc, merge).
+PrecisionProfile decode_split_profile(const Case& c, Backend b) {
     PrecisionProfile prof;
+    const bool low = c.dtype != DType::f32;
     prof.input = c.dtype;
-    prof.u_acc = 0x1p-24;  // fp32 accumulation everywhere (scores, sums, acc, merge)
+    prof.probs_stored = low;
+    prof.store = c.dtype;
+    prof.u_acc = (b == Backend::cuda && low) ? 0x1p-23 : 0x1p-24;
     prof.output = c.dtype; // O stored in T by the merge
     // std::exp on the CPU, full-accuracy expf (not __expf) on CUDA: both <= 2 ulp.
     prof.exp_ulps = 2.0;

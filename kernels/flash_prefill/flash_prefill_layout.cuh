@@ -9,7 +9,7 @@
 
 #include "kernels/common/attention_common.hpp"
 #include "kernels/flash_prefill/flash_prefill.hpp"
-#include "kernels/flash_prefill/flash_prefill_mma.cuh"
+#include "kernels/common/mma_m16n8k16.cuh"
 
 namespace attncheck::kernels::flash {
 

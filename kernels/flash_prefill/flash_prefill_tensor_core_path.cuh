@@ -12,7 +12,7 @@
 #include <cstdint>
 
 #include "kernels/flash_prefill/flash_prefill_layout.cuh"
-#include "kernels/flash_prefill/flash_prefill_mma.cuh"
+#include "kernels/common/mma_m16n8k16.cuh"
 
 namespace attncheck::kernels::flash {
 

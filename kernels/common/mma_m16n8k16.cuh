@@ -1,5 +1,6 @@
-// PTX wrappers of the flash_prefill kernel (flash_prefill_kernel.cuh), one
-// instruction each (cp.async is in kernels/common/cp_async.cuh): ldmatrix
+// PTX wrappers for the tensor-core kernels (flash_prefill's and
+// decode_split's grouped decode), one instruction each (cp.async is in
+// kernels/common/cp_async.cuh): ldmatrix
 // fragment loads (plain and transposed), the m16n8k16 mma with fp32
 // accumulation for fp16 and bf16, and fp32 pairs rounded to nearest into the
 // packed 2 x 16-bit registers the fragments are made of. The fragment
@@ -14,7 +15,7 @@
 
 #include "kernels/common/cp_async.cuh"
 
-namespace attncheck::kernels::flash {
+namespace attncheck::kernels {
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -67,4 +68,4 @@ __device__ __forceinline__ uint32_t pack_raw(uint16_t lo, uint16_t hi) {
     return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
 }
 
-} // namespace attncheck::kernels::flash
+} // namespace attncheck::kernels
