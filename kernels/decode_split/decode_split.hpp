@@ -43,7 +43,8 @@ inline constexpr int kTile = 32;
 // registers, sized for this bound.
 inline constexpr int kMaxHeadDim = 256;
 
-// Scratch bound (floats) for the split partials, rows * splits * (head_dim + 2):
+// Scratch bound (floats) for the split partials and the CUDA merge's
+// weights, rows * splits * (head_dim + 3):
 // 1 GiB. A case asking for more (huge num_splits on many rows) is rejected
 // rather than attempted.
 inline constexpr long long kMaxScratchFloats = 1LL << 28;
@@ -108,9 +109,9 @@ inline std::string unsupported_reason(int head_dim, DType dtype, long long rows,
                " (query row and accumulators are sized for head_dim <= 256)";
     if (head_dim < 1) return "decode_split: head_dim must be >= 1";
     if (num_splits < 1) return "decode_split: num_splits must be >= 1";
-    if (static_cast<double>(rows) * num_splits * (head_dim + 2) > static_cast<double>(kMaxScratchFloats))
+    if (static_cast<double>(rows) * num_splits * (head_dim + 3) > static_cast<double>(kMaxScratchFloats))
         return "decode_split: split partials would need " + std::to_string(rows) + " rows x " +
-               std::to_string(num_splits) + " splits x (head_dim + 2) floats, over the 2^28-float scratch limit";
+               std::to_string(num_splits) + " splits x (head_dim + 3) floats, over the 2^28-float scratch limit";
     if (std::string why = mutant_unsupported("decode_split", features_of(Family::decode_split), m, b); !why.empty())
         return why;
     if (b == Backend::cuda && m != Mutant::none && dtype != DType::f16)
@@ -196,22 +197,31 @@ AC_HD float merge_weight(float m_i, float m) {
     return ds_exp(softmax_shift<M>(m_i) - softmax_shift<M>(m));
 }
 
-// Phase 2 for one row, both backends: the merged max m over the splits and
-// the merged row sum L = sum_i w_i l_i, in split order.
+// Phase 2 for one row, both backends: the merged max m over the splits.
 template <Mutant M>
-AC_HD void merge_row_stats(const float* __restrict__ ml, long long row, int num_splits, float& m, float& L) {
-    m = -INFINITY;
+AC_HD float merge_max(const float* __restrict__ ml, long long row, int num_splits) {
+    float m = -INFINITY;
     for (int split = 0; split < num_splits; ++split) m = ds_max(m, ml[ml_index(row, num_splits, split)]);
-    L = 0.0f;
-    for (int split = 0; split < num_splits; ++split)
-        L = accumulate<M>(
-            L, merge_weight<M>(ml[ml_index(row, num_splits, split)], m) * ml[ml_index(row, num_splits, split) + 1]);
+    return m;
 }
 
-// Channel c of the merged output row, in fp32 (the caller rounds it to T).
-template <Mutant M>
+// The merged row sum L = sum_i w_i l_i, in split order; weight(i) is
+// merge_weight(m_i, m) (the CPU twin computes it on the spot, the CUDA merge
+// kernel reads it from where its threads computed the weights in parallel:
+// the same value either way).
+template <Mutant M, class Weight>
+AC_HD float merge_sum(const float* __restrict__ ml, long long row, int num_splits, Weight weight) {
+    float L = 0.0f;
+    for (int split = 0; split < num_splits; ++split)
+        L = accumulate<M>(L, weight(split) * ml[ml_index(row, num_splits, split) + 1]);
+    return L;
+}
+
+// Channel c of the merged output row, in fp32 (the caller rounds it to T);
+// weight(i) as for merge_sum.
+template <Mutant M, class Weight>
 AC_HD float merge_channel(const float* __restrict__ ml, const float* __restrict__ acc, long long row, int num_splits,
-                          int head_dim, int c, float m, float L) {
+                          int head_dim, int c, float m, float L, Weight weight) {
     const int S = num_splits, d = head_dim;
     if constexpr (M == Mutant::split_merge_no_lse) {
         // The bug: average the normalized partials, no LSE weights (an empty
@@ -225,8 +235,7 @@ AC_HD float merge_channel(const float* __restrict__ ml, const float* __restrict_
     } else {
         float num = 0.0f;
         for (int split = 0; split < S; ++split)
-            num = accumulate<M>(num,
-                                merge_weight<M>(ml[ml_index(row, S, split)], m) * acc[acc_index(row, S, split, d) + c]);
+            num = accumulate<M>(num, weight(split) * acc[acc_index(row, S, split, d) + c]);
         return num / L;
     }
 }

@@ -150,10 +150,11 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
             for (int h = 0; h < H; ++h) {
                 const long long row = p.lse_index(b, i, h);
                 float* o = O + p.o_index(b, i, h);
-                float m, L;
-                merge_row_stats<M>(ML, row, S, m, L);
+                const float m = merge_max<M>(ML, row, S);
+                auto weight = [&](int split) { return merge_weight<M>(ML[ml_index(row, S, split)], m); };
+                const float L = merge_sum<M>(ML, row, S, weight);
                 for (int c = 0; c < d; ++c)
-                    o[c] = round_to(p.dtype, merge_channel<M>(ML, ACC, row, S, d, c, m, L)); // CUDA stores O in T
+                    o[c] = round_to(p.dtype, merge_channel<M>(ML, ACC, row, S, d, c, m, L, weight)); // CUDA stores O in T
                 LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
                 if (trace && trace->where.seq == b && trace->where.head == h && trace->where.token == i) {
                     ProbeTrace& t = *trace;
