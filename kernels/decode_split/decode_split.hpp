@@ -197,10 +197,21 @@ AC_HD float merge_weight(float m_i, float m) {
     return ds_exp(softmax_shift<M>(m_i) - softmax_shift<M>(m));
 }
 
+// The merge loops unrolled on the device, so that a thread has many splits'
+// loads in flight at once (each iteration's load is independent; only the
+// sum is a chain): rolled, a merge over ~200 splits waited on one load at a
+// time.
+#if defined(__CUDA_ARCH__)
+#define DS_MERGE_UNROLL _Pragma("unroll 16")
+#else
+#define DS_MERGE_UNROLL
+#endif
+
 // Phase 2 for one row, both backends: the merged max m over the splits.
 template <Mutant M>
 AC_HD float merge_max(const float* __restrict__ ml, long long row, int num_splits) {
     float m = -INFINITY;
+    DS_MERGE_UNROLL
     for (int split = 0; split < num_splits; ++split) m = ds_max(m, ml[ml_index(row, num_splits, split)]);
     return m;
 }
@@ -212,6 +223,7 @@ AC_HD float merge_max(const float* __restrict__ ml, long long row, int num_split
 template <Mutant M, class Weight>
 AC_HD float merge_sum(const float* __restrict__ ml, long long row, int num_splits, Weight weight) {
     float L = 0.0f;
+    DS_MERGE_UNROLL
     for (int split = 0; split < num_splits; ++split)
         L = accumulate<M>(L, weight(split) * ml[ml_index(row, num_splits, split) + 1]);
     return L;
@@ -234,6 +246,7 @@ AC_HD float merge_channel(const float* __restrict__ ml, const float* __restrict_
         return 0.0f; // every split empty: no visible key
     } else {
         float num = 0.0f;
+        DS_MERGE_UNROLL
         for (int split = 0; split < S; ++split)
             num = accumulate<M>(num, weight(split) * acc[acc_index(row, S, split, d) + c]);
         return num / L;

@@ -43,8 +43,8 @@
 //
 // Shared memory: kStages * 2 * kStageKeys rows of (D + kPadElems) elements of
 // T, Q and P tiles of 16 rows, and the half tiles' row maxima and sums:
-// 109 KB at D = 128, 59 KB at D = 64 (three stages each): two and three
-// blocks per SM. Why small stages and several blocks: ncu on a first
+// 75 KB at D = 128 (two stages), 59 KB at D = 64 (three): three blocks per
+// SM. Why small stages and several blocks: ncu on a first
 // version with 128-key stages (one 4-warp block per SM) showed one warp per
 // scheduler issuing every 4 cycles (0.25 issued per cycle, DRAM at 49%):
 // latency-bound; more resident warps hide what one warp's chain cannot.
@@ -74,11 +74,18 @@ constexpr int kRowsPerBlock = 16;
 // Keys per stage: two online-softmax tiles, 16 keys (two n-tiles) per warp.
 constexpr int kStageKeys = 2 * kTile;
 constexpr int kWarpKeys = kStageKeys / kWarps;
-// Stages of the ring: two in flight while one is computed. A stage is 34 KB
-// of K and V at D = 128 (18 KB at D = 64); with two (three) blocks per SM,
-// ~136 KB (~108 KB) of loads are in flight per SM, well above the
-// bandwidth-latency product of one SM's share of HBM (~32 B/ns x ~1.5 us).
-constexpr int kStages = 3;
+// Stages of the ring. A stage is 34 KB of K and V at D = 128 (18 KB at
+// D = 64). At D = 128, two stages (one in flight while one is computed) fit
+// three blocks per SM, exactly the 228 KB of shared memory; measured on the
+// H200 against three stages at two blocks per SM, three blocks were 1-3%
+// faster on every anchor row (more warps to hide the chain of one). At
+// D = 64, three stages fit three blocks. Either way ~100 KB of loads are in
+// flight per SM, above the bandwidth-latency product of one SM's share of
+// HBM (~32 B/ns x ~1.5 us).
+template <int D>
+constexpr int stages_for() {
+    return D == 128 ? 2 : 3;
+}
 // Shared-memory row pad: 16 bytes per row, so that the eight 16-byte rows an
 // ldmatrix phase reads (or the eight rows a quarter-warp writes) start 4
 // banks apart and hit 32 distinct banks.
@@ -99,7 +106,7 @@ __host__ __device__ constexpr int row_elems(int d) { return d + kPadElems; }
 
 template <class T, int D>
 constexpr size_t smem_bytes() {
-    return static_cast<size_t>(kStages) * 2 * kStageKeys * row_elems(D) * sizeof(T) // K, V ring
+    return static_cast<size_t>(stages_for<D>()) * 2 * kStageKeys * row_elems(D) * sizeof(T) // K, V ring
            + static_cast<size_t>(kRowsPerBlock) * row_elems(D) * sizeof(T)         // Q
            + static_cast<size_t>(kRowsPerBlock) * kPStride * sizeof(T)             // P
            + static_cast<size_t>(2) * kWarps * kRowsPerBlock * sizeof(float);      // half-tile max, sum
@@ -112,6 +119,7 @@ __global__ void __launch_bounds__(kThreads)
                            SeqArrays seqs, const int* __restrict__ group_heads, int num_splits,
                            float* __restrict__ part_ml, float* __restrict__ part_acc, DeviceProbeView probe) {
     static_assert(grouped_head_dim(D), "grouped path: head_dim 64 or 128");
+    constexpr int kStages = stages_for<D>();
     constexpr int kChunks = D / 8;        // 16-byte chunks per key row
     constexpr int kStride = row_elems(D); // elements between key rows in a stage
     constexpr int kStage = 2 * kStageKeys * kStride;
