@@ -26,7 +26,7 @@
 // holds the chunking, the online-softmax step and the merge weight both use.
 //
 // Limits: head_dim <= 256 (query row in shared memory, 2 accumulator
-// channels per thread); scratch rows * num_splits * (head_dim + 3) floats
+// channels per thread); scratch rows * num_splits * (head_dim + 2) floats
 // <= 2^28. Any GQA ratio, ragged batches, kv_len 0, q_len 0 sequences,
 // num_splits > kv_len. Mutants are built for fp16 only.
 //
@@ -208,27 +208,53 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Phase 2. grid = rows, block = head_dim rounded up to whole warps; thread c
-// owns channel c. The split weights w_i = exp(m_i - m) are computed once, in
-// parallel (thread k takes splits k, k + blockDim, ...), into `weights`;
-// then every thread forms L and its channel from them in split order,
-// exactly as the CPU twin does (the same merge_sum and merge_channel). A
-// serial pass of S expf per thread made the merge the slowest part of long
-// decodes with many splits (30 us of 44 at 198 splits on the H200).
+// owns channel c. The max over the splits is a tree over the block; then
+// the splits go by in chunks of kMergeChunk: their weights and row sums are
+// computed once into shared memory, and every thread adds the chunk's
+// splits to L and to its channel in split order, exactly as the CPU twin
+// does (merge_add). The chunk's partial accumulators are read coalesced, a
+// whole chunk's loads in flight at once. (A first version, every thread
+// walking all splits with an expf each, took 30 us of 44 at 198 splits.)
+constexpr int kMergeChunk = 32;
+static_assert(kMergeChunk <= kWarp, "a chunk's weights are formed by the first warp");
+
 template <class T, Mutant M>
 __global__ void __launch_bounds__(kMaxHeadDim)
     split_merge_kernel(AttnShape s, SeqArrays seqs, int num_splits, const float* __restrict__ part_ml,
-                       const float* __restrict__ part_acc, float* __restrict__ weights, T* __restrict__ O,
-                       float* __restrict__ LSE, DeviceProbeView probe) {
+                       const float* __restrict__ part_acc, T* __restrict__ O, float* __restrict__ LSE,
+                       DeviceProbeView probe) {
+    __shared__ float w_s[kMergeChunk], l_s[kMergeChunk], max_s[kMaxHeadDim / kWarp];
     const int d = s.head_dim, S = num_splits;
     const long long row = blockIdx.x;
-    const int c = threadIdx.x;
+    const int c = threadIdx.x, lane = c % kWarp, warp = c / kWarp, warps = blockDim.x / kWarp;
 
-    const float m = merge_max<M>(part_ml, row, S);
-    float* __restrict__ w = weights + row * S;
-    for (int split = c; split < S; split += blockDim.x) w[split] = merge_weight<M>(part_ml[ml_index(row, S, split)], m);
-    __syncthreads(); // every weight of the row written (and visible to the block)
-    auto weight = [&](int split) { return w[split]; };
-    const float L = merge_sum<M>(part_ml, row, S, weight);
+    float m = -INFINITY;
+    for (int split = c; split < S; split += blockDim.x) m = ds_max(m, part_ml[ml_index(row, S, split)]);
+#pragma unroll
+    for (int off = kWarp / 2; off > 0; off /= 2) m = ds_max(m, __shfl_xor_sync(kFullMask, m, off));
+    if (lane == 0) max_s[warp] = m;
+    __syncthreads();
+    m = max_s[0];
+    for (int w = 1; w < warps; ++w) m = ds_max(m, max_s[w]);
+
+    float L = 0.0f, num = 0.0f;
+    for (int c0 = 0; c0 < S; c0 += kMergeChunk) {
+        const int n = min(kMergeChunk, S - c0);
+        __syncthreads(); // the previous chunk's w_s, l_s are read by everyone
+        if (c < n) {
+            const float* ml = part_ml + ml_index(row, S, c0 + c);
+            w_s[c] = merge_weight<M>(ml[0], m);
+            l_s[c] = ml[1];
+        }
+        float a[kMergeChunk];
+#pragma unroll
+        for (int i = 0; i < kMergeChunk; ++i)
+            a[i] = i < n && c < d ? part_acc[acc_index(row, S, c0 + i, d) + c] : 0.0f;
+        __syncthreads(); // the chunk's weights and sums are in
+#pragma unroll
+        for (int i = 0; i < kMergeChunk; ++i)
+            if (i < n) merge_add<M>(L, num, w_s[i], l_s[i], a[i]);
+    }
 
     bool probed = false;
     if (probe.active) {
@@ -238,7 +264,7 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     }
 
     if (c < d) {
-        const T stored = from_f<T>(merge_channel<M>(part_ml, part_acc, row, S, d, c, m, L, weight));
+        const T stored = from_f<T>(merge_result<M>(num, L, m, S));
         O[row * d + c] = stored;
         if (probed) probe.o[c] = to_f(stored);
     }
@@ -302,10 +328,8 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     const long long rows = p.total_q() * p.n_q_heads;
     DeviceBuffer<float> ml(static_cast<std::size_t>(rows * S * 2), "decode_split.partial_ml");
     DeviceBuffer<float> acc(static_cast<std::size_t>(rows * S * d), "decode_split.partial_acc");
-    DeviceBuffer<float> weights(static_cast<std::size_t>(rows * S), "decode_split.merge_weights");
     ml.poison();
     acc.poison();
-    weights.poison();
     const bool grouped = grouped_path_for<T, M>(p);
     const bool decode_rows = std::count(p.q_lens.begin(), p.q_lens.end(), 1) > 0;
     const bool other_rows = std::any_of(p.q_lens.begin(), p.q_lens.end(), [](int q) { return q > 1; });
@@ -334,11 +358,11 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
             }
             const int merge_threads = (d + kWarp - 1) / kWarp * kWarp;
             split_merge_kernel<T, M><<<static_cast<unsigned>(rows), merge_threads>>>(
-                dp.shape, seqs, S, ml.get(), acc.get(), weights.get(), dp.o.get(), dp.lse.get(), view);
+                dp.shape, seqs, S, ml.get(), acc.get(), dp.o.get(), dp.lse.get(), view);
             CUDA_CHECK_LAUNCH();
         });
     }
-    Observation obs = dp.download({ml.guards(), acc.guards(), weights.guards(), heads.guards()}); // synchronizes, checks every guard band
+    Observation obs = dp.download({ml.guards(), acc.guards(), heads.guards()}); // synchronizes, checks every guard band
     if (probe) obs.probe = probe->download(0, S);
     return obs;
 }

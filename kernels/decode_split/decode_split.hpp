@@ -9,7 +9,7 @@
 //   - one online-softmax step's rescale factor and probabilities
 //     (online_alpha, online_exp);
 //   - the LSE merge weight of a split (merge_weight), the merge of a row
-//     (merge_row_stats, merge_channel) and its probe's reconstructed stages;
+//     (merge_add, merge_result) and its probe's reconstructed stages;
 //   - the support check (unsupported_reason) and the scratch layout sizes.
 //
 // The mutation points stay in attention_common.hpp (mask, scale, fill,
@@ -43,8 +43,7 @@ inline constexpr int kTile = 32;
 // registers, sized for this bound.
 inline constexpr int kMaxHeadDim = 256;
 
-// Scratch bound (floats) for the split partials and the CUDA merge's
-// weights, rows * splits * (head_dim + 3):
+// Scratch bound (floats) for the split partials, rows * splits * (head_dim + 2):
 // 1 GiB. A case asking for more (huge num_splits on many rows) is rejected
 // rather than attempted.
 inline constexpr long long kMaxScratchFloats = 1LL << 28;
@@ -109,9 +108,9 @@ inline std::string unsupported_reason(int head_dim, DType dtype, long long rows,
                " (query row and accumulators are sized for head_dim <= 256)";
     if (head_dim < 1) return "decode_split: head_dim must be >= 1";
     if (num_splits < 1) return "decode_split: num_splits must be >= 1";
-    if (static_cast<double>(rows) * num_splits * (head_dim + 3) > static_cast<double>(kMaxScratchFloats))
+    if (static_cast<double>(rows) * num_splits * (head_dim + 2) > static_cast<double>(kMaxScratchFloats))
         return "decode_split: split partials would need " + std::to_string(rows) + " rows x " +
-               std::to_string(num_splits) + " splits x (head_dim + 3) floats, over the 2^28-float scratch limit";
+               std::to_string(num_splits) + " splits x (head_dim + 2) floats, over the 2^28-float scratch limit";
     if (std::string why = mutant_unsupported("decode_split", features_of(Family::decode_split), m, b); !why.empty())
         return why;
     if (b == Backend::cuda && m != Mutant::none && dtype != DType::f16)
@@ -197,60 +196,30 @@ AC_HD float merge_weight(float m_i, float m) {
     return ds_exp(softmax_shift<M>(m_i) - softmax_shift<M>(m));
 }
 
-// The merge loops unrolled on the device, so that a thread has many splits'
-// loads in flight at once (each iteration's load is independent; only the
-// sum is a chain): rolled, a merge over ~200 splits waited on one load at a
-// time.
-#if defined(__CUDA_ARCH__)
-#define DS_MERGE_UNROLL _Pragma("unroll 16")
-#else
-#define DS_MERGE_UNROLL
-#endif
-
-// Phase 2 for one row, both backends: the merged max m over the splits.
+// Phase 2 for one row, both backends. The merged max m = max_i m_i (the
+// CPU twin in split order, the CUDA merge as a tree: max does not depend on
+// the order), the weights w_i = merge_weight(m_i, m), then, in split order,
+// the row sum L = sum_i w_i l_i and each channel's numerator
+// sum_i w_i acc_i[c]: merge_add is one split's step of both, merge_result
+// the channel's value in fp32 (the caller rounds it to T).
 template <Mutant M>
-AC_HD float merge_max(const float* __restrict__ ml, long long row, int num_splits) {
-    float m = -INFINITY;
-    DS_MERGE_UNROLL
-    for (int split = 0; split < num_splits; ++split) m = ds_max(m, ml[ml_index(row, num_splits, split)]);
-    return m;
-}
-
-// The merged row sum L = sum_i w_i l_i, in split order; weight(i) is
-// merge_weight(m_i, m) (the CPU twin computes it on the spot, the CUDA merge
-// kernel reads it from where its threads computed the weights in parallel:
-// the same value either way).
-template <Mutant M, class Weight>
-AC_HD float merge_sum(const float* __restrict__ ml, long long row, int num_splits, Weight weight) {
-    float L = 0.0f;
-    DS_MERGE_UNROLL
-    for (int split = 0; split < num_splits; ++split)
-        L = accumulate<M>(L, weight(split) * ml[ml_index(row, num_splits, split) + 1]);
-    return L;
-}
-
-// Channel c of the merged output row, in fp32 (the caller rounds it to T);
-// weight(i) as for merge_sum.
-template <Mutant M, class Weight>
-AC_HD float merge_channel(const float* __restrict__ ml, const float* __restrict__ acc, long long row, int num_splits,
-                          int head_dim, int c, float m, float L, Weight weight) {
-    const int S = num_splits, d = head_dim;
+AC_HD void merge_add(float& L, float& num, float w, float l_i, float acc_ic) {
     if constexpr (M == Mutant::split_merge_no_lse) {
         // The bug: average the normalized partials, no LSE weights (an empty
         // split contributes 0/0 = NaN).
-        float sum = 0.0f;
-        for (int split = 0; split < S; ++split)
-            sum = accumulate<M>(sum, acc[acc_index(row, S, split, d) + c] / ml[ml_index(row, S, split) + 1]);
-        return sum / static_cast<float>(S);
-    } else if (m == -INFINITY) {
-        return 0.0f; // every split empty: no visible key
+        num = accumulate<M>(num, acc_ic / l_i);
+        L = accumulate<M>(L, w * l_i);
     } else {
-        float num = 0.0f;
-        DS_MERGE_UNROLL
-        for (int split = 0; split < S; ++split)
-            num = accumulate<M>(num, weight(split) * acc[acc_index(row, S, split, d) + c]);
-        return num / L;
+        L = accumulate<M>(L, w * l_i);
+        num = accumulate<M>(num, w * acc_ic);
     }
+}
+
+template <Mutant M>
+AC_HD float merge_result(float num, float L, float m, int num_splits) {
+    if constexpr (M == Mutant::split_merge_no_lse) return num / static_cast<float>(num_splits);
+    if (m == -INFINITY) return 0.0f; // every split empty: no visible key
+    return num / L;
 }
 
 // This variant never forms normalized probabilities: the probed row's exps

@@ -150,11 +150,17 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
             for (int h = 0; h < H; ++h) {
                 const long long row = p.lse_index(b, i, h);
                 float* o = O + p.o_index(b, i, h);
-                const float m = merge_max<M>(ML, row, S);
-                auto weight = [&](int split) { return merge_weight<M>(ML[ml_index(row, S, split)], m); };
-                const float L = merge_sum<M>(ML, row, S, weight);
-                for (int c = 0; c < d; ++c)
-                    o[c] = round_to(p.dtype, merge_channel<M>(ML, ACC, row, S, d, c, m, L, weight)); // CUDA stores O in T
+                float m = -INFINITY;
+                for (int split = 0; split < S; ++split) m = ds_max(m, ML[ml_index(row, S, split)]);
+                float L = 0.0f;
+                for (int c = 0; c < d; ++c) {
+                    float num = 0.0f;
+                    L = 0.0f; // the same for every channel
+                    for (int split = 0; split < S; ++split)
+                        merge_add<M>(L, num, merge_weight<M>(ML[ml_index(row, S, split)], m),
+                                     ML[ml_index(row, S, split) + 1], ACC[acc_index(row, S, split, d) + c]);
+                    o[c] = round_to(p.dtype, merge_result<M>(num, L, m, S)); // CUDA stores O in T
+                }
                 LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);
                 if (trace && trace->where.seq == b && trace->where.head == h && trace->where.token == i) {
                     ProbeTrace& t = *trace;
