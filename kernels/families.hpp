@@ -5,9 +5,10 @@
 // support rule, the mutants it carries). CMakeLists.txt reads the names from
 // this list; kernels/registry.cpp turns it into targets.
 //
-// F(name, online softmax, split-KV merge, CUDA shared-memory tile reuse, description)
-// The three features decide which mutants the family can carry
-// (family_carries in engine/targets/mutant.hpp).
+// F(name, online softmax, split-KV merge, CUDA shared-memory tile reuse, paged KV cache, description)
+// The features decide which mutants the family can carry (family_carries in
+// engine/targets/mutant.hpp); a family without the paged KV feature refuses
+// cases with Case.page_size > 0.
 #pragma once
 
 #include <optional>
@@ -20,15 +21,16 @@
 #include "engine/targets/precision_profile.hpp"
 #include "engine/targets/target.hpp"
 
-#define ATTNCHECK_FAMILIES(F)                                                                                         \
-    F(decode, true, false, false,                                                                                     \
-      "decode: one query token per sequence against its KV cache, one block per (sequence, q head)")                  \
-    F(decode_gqa, true, false, false, "GQA decode: one block per (sequence, kv head) serving its whole q-head group") \
-    F(decode_split, true, true, false,                                                                                \
-      "split-KV decode (flash-decoding): partial softmax per split, then an LSE merge")                               \
-    F(flash_prefill, true, false, true,                                                                               \
-      "flash prefill: tiled online softmax on tensor cores, causal bottom-right, chunked")                            \
-    F(standard_path, false, false, false, "standard path: cuBLAS Q.K^T, a softmax kernel, cuBLAS P.V")
+#define ATTNCHECK_FAMILIES(F)                                                                                   \
+    F(decode, true, false, false, false,                                                                        \
+      "decode: one query token per sequence against its KV cache, one block per (sequence, q head)")            \
+    F(decode_gqa, true, false, false, false,                                                                    \
+      "GQA decode: one block per (sequence, kv head) serving its whole q-head group")                           \
+    F(decode_split, true, true, false, true,                                                                    \
+      "split-KV decode (flash-decoding): partial softmax per split, then an LSE merge; contiguous or paged KV") \
+    F(flash_prefill, true, false, true, false,                                                                  \
+      "flash prefill: tiled online softmax on tensor cores, causal bottom-right, chunked")                      \
+    F(standard_path, false, false, false, false, "standard path: cuBLAS Q.K^T, a softmax kernel, cuBLAS P.V")
 
 namespace attncheck::kernels {
 
@@ -40,9 +42,9 @@ enum class Family {
 
 constexpr FamilyFeatures features_of(Family f) {
     switch (f) {
-#define ATTNCHECK_FAMILY_FEATURES(name, online, split, tiles, ...) \
-    case Family::name:                                             \
-        return FamilyFeatures{online, split, tiles};
+#define ATTNCHECK_FAMILY_FEATURES(name, online, split, tiles, paged, ...) \
+    case Family::name:                                                    \
+        return FamilyFeatures{online, split, tiles, paged};
         ATTNCHECK_FAMILIES(ATTNCHECK_FAMILY_FEATURES)
 #undef ATTNCHECK_FAMILY_FEATURES
     }

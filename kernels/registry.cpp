@@ -31,6 +31,7 @@ struct Family {
     PrecisionProfile (*profile)(const Case&, Backend);
     RunFn cpu;
     RunFn cuda; // nullptr without the CUDA backend
+    FamilyFeatures features;
 };
 
 #ifdef ATTNCHECK_HAVE_CUDA
@@ -41,8 +42,14 @@ struct Family {
 
 const std::vector<Family>& families() {
     static const std::vector<Family> v = {
-#define ATTNCHECK_FAMILY_ENTRY(f, online, split, tiles, desc) \
-    Family{#f, desc, &kernels::f##_unsupported, &kernels::f##_profile, &kernels::f##_cpu, ATTNCHECK_CUDA_FN(f)},
+#define ATTNCHECK_FAMILY_ENTRY(f, online, split, tiles, paged, desc) \
+    Family{#f,                                                       \
+           desc,                                                     \
+           &kernels::f##_unsupported,                                \
+           &kernels::f##_profile,                                    \
+           &kernels::f##_cpu,                                        \
+           ATTNCHECK_CUDA_FN(f),                                     \
+           kernels::features_of(kernels::Family::f)},
         ATTNCHECK_FAMILIES(ATTNCHECK_FAMILY_ENTRY)
 #undef ATTNCHECK_FAMILY_ENTRY
     };
@@ -58,9 +65,12 @@ public:
     std::string description() const override { return f_.description; }
     std::string unsupported(const Case& c) const override {
         if (b_ == Backend::cuda && !f_.cuda) return "CUDA backend not built";
+        if (c.page_size > 0 && !f_.features.paged_kv)
+            return fmt::format("{}: no paged KV cache (contiguous K and V only)", f_.name);
         return f_.unsupported(c, b_, m_);
     }
     PrecisionProfile profile(const Case& c) const override { return f_.profile(c, b_); }
+    bool reads_paged_kv() const override { return f_.features.paged_kv; }
     Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) override {
         RunFn fn = b_ == Backend::cpu ? f_.cpu : f_.cuda;
         if (!fn) throw UnsupportedCase(fmt::format("{}: CUDA backend not built", full_name()));

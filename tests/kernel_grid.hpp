@@ -2,7 +2,8 @@
 // 3/1, MQA 8/1 and MHA 4/4; head_dim 1, 64, 80, 96, 128, 256; lengths at tile
 // size -1, 0, +1 (16, 32, 64, 128), an empty cache, q_len < kv_len and
 // q_len > kv_len, ragged batches with empty sequences; every dtype; causal,
-// windowed and full attention; split counts including more splits than keys.
+// windowed and full attention; split counts including more splits than keys;
+// paged KV caches with pages of 1 to 128 keys (a quarter of the cases again).
 // Cases a family does not support are skipped by its unsupported() reason.
 #pragma once
 
@@ -85,6 +86,15 @@ inline std::vector<Case> kernel_grid_cases() {
             c.n_kv_heads = 1;
         }
         out.push_back(c);
+        // Every fourth case again with a paged KV cache, for the families
+        // that page (the others refuse it): pages smaller than, equal to and
+        // larger than the tiles, boundaries at tile edges and inside tiles.
+        if (i % 4 == 0) {
+            const int pages[] = {16, 1, 5, 32, 64, 7, 128};
+            c.page_size = pages[(i / 4) % 7];
+            c.page_seed = 77 + static_cast<std::uint64_t>(i);
+            out.push_back(c);
+        }
     }
     return out;
 }

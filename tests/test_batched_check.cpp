@@ -35,6 +35,7 @@ public:
     }
     bool promises_batch_invariance() const override { return inner_->promises_batch_invariance(); }
     bool records_probes() const override { return inner_->records_probes(); }
+    bool reads_paged_kv() const override { return inner_->reads_paged_kv(); }
     int batch_size() const override { return batch_; }
     std::vector<RunAnswer> run_batch(const std::vector<RunRequest>& runs) override {
         EXPECT_LE(static_cast<int>(runs.size()), batch_) << "a batch larger than the target takes";

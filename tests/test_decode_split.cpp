@@ -110,7 +110,13 @@ std::vector<Case> grouped_mutant_cases() {
     lng.data.v_scale = 8.0;
     lng.data.sink_tokens = 1;
     v.push_back(lng);
-    v.push_back(decode_case(4, 2, 64, {3, 70}, DType::f16, 7, 55)); // more splits than keys
+    v.push_back(decode_case(4, 2, 64, {3, 70}, DType::f16, 7, 55));   // more splits than keys
+    Case paged = decode_case(4, 2, 64, {40, 300}, DType::f16, 2, 57); // pages of 16 and 5
+    paged.page_size = 16;
+    paged.page_seed = 3;
+    v.push_back(paged);
+    paged.page_size = 5;
+    v.push_back(paged);
     // Visible keys with logits of -11250 (one channel of 300 against -300,
     // scale 1/8) and a window hiding the rest: a finite sentinel (-1e4)
     // outranks them, -inf never does.

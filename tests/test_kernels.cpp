@@ -187,6 +187,10 @@ std::vector<Case> mutant_cases() {
         Case big = mk(4, 2, 64, {1, 20}, {90, 90}, true, t); // logits far above 88
         big.data.q_scale = big.data.k_scale = 6.0;
         v.push_back(big);
+        Case paged = mk(4, 2, 64, {1, 1}, {40, 77}, true, t); // a paged cache, pages of 16
+        paged.page_size = 16;
+        paged.page_seed = 9;
+        v.push_back(paged);
         Case bigd = mk(4, 2, 64, {1}, {90}, false, t); // decode with logits far above 88
         bigd.data.q_scale = bigd.data.k_scale = 6.0;
         v.push_back(bigd);

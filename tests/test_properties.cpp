@@ -63,10 +63,10 @@ TEST_P(GateProperty, HoldsOnTheEngine) {
     // A gate that never applies tests nothing: some cases must be judged,
     // except where the gate cannot apply to the target at all (split
     // invariance to a target that does not split, decode = last prefill row
-    // to a decode-only target).
+    // to a decode-only target, paging to a target that does not page).
     const std::string g = gate->name;
     const bool can_apply = !(g == "split_invariance" && !target->profile(Case{}).uses_splits) &&
-                           !(g == "decode_prefill" && caps.decode_only);
+                           !(g == "decode_prefill" && caps.decode_only) && !(g == "paging" && !caps.paged_kv);
     if (can_apply) {
         EXPECT_GT(judged, 0) << id << ": the gate judged no case";
     }

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/case/paged_kv.hpp"
+
 namespace attncheck {
 
 const char* dist_name(Dist d) {
@@ -69,8 +71,9 @@ bool ExplicitValues::operator==(const ExplicitValues& o) const {
 bool Case::operator==(const Case& o) const {
     bool scale_eq = scale.has_value() == o.scale.has_value() && (!scale || same_bits(*scale, *o.scale));
     return n_q_heads == o.n_q_heads && n_kv_heads == o.n_kv_heads && head_dim == o.head_dim && q_lens == o.q_lens &&
-           kv_lens == o.kv_lens && causal == o.causal && window == o.window && num_splits == o.num_splits && scale_eq &&
-           dtype == o.dtype && data == o.data && values == o.values;
+           kv_lens == o.kv_lens && causal == o.causal && window == o.window && num_splits == o.num_splits &&
+           page_size == o.page_size && page_seed == o.page_seed && scale_eq && dtype == o.dtype && data == o.data &&
+           values == o.values;
 }
 
 double Case::effective_scale() const { return scale ? *scale : 1.0 / std::sqrt(static_cast<double>(head_dim)); }
@@ -153,6 +156,19 @@ void validate(const Case& c) {
     if (c.window > 0 && !c.causal) fail("features.window needs features.causal = true (a window is causal-only)");
     if (c.num_splits < 1 || c.num_splits > L::max_splits)
         fail(fmt::format("features.num_splits must be in [1, {}] (got {})", L::max_splits, c.num_splits));
+    if (c.page_size < 0 || c.page_size > L::max_page_size)
+        fail(fmt::format("features.page_size must be in [0, {}] (0 = contiguous KV; got {})", L::max_page_size,
+                         c.page_size));
+    if (c.page_size > 0) {
+        long long pages = 0; // the pool of engine/case/paged_kv.hpp
+        for (int len : c.kv_lens) pages += (len + c.page_size - 1) / c.page_size;
+        const long long pool = pool_pages_for(pages) * c.page_size * c.n_kv_heads * c.head_dim;
+        if (pool > L::max_elements)
+            fail(
+                fmt::format("features.page_size: the paged KV pool would hold {} elements (limit {}); use smaller "
+                            "pages",
+                            pool, L::max_elements));
+    }
     if (c.scale) {
         if (!std::isfinite(*c.scale) || *c.scale == 0.0 || std::fabs(*c.scale) > 1e6)
             fail(fmt::format("features.scale must be finite, non-zero and |scale| <= 1e6 (got {})", *c.scale));

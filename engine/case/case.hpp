@@ -85,8 +85,14 @@ struct Case {
     std::vector<int> q_lens{1}, kv_lens{1}; // one entry per sequence
     // features
     bool causal = false;
-    int window = 0;              // 0: no sliding window
-    int num_splits = 1;          // split-KV partition count, for targets that split
+    int window = 0;     // 0: no sliding window
+    int num_splits = 1; // split-KV partition count, for targets that split
+    // Paged KV cache (0: contiguous). With page_size > 0, targets that page
+    // read K and V through a block table from a pool of pages whose order
+    // page_seed draws (engine/case/paged_kv.hpp); the values are the same
+    // either way, so the oracle never sees the layout.
+    int page_size = 0;
+    std::uint64_t page_seed = 0;
     std::optional<double> scale; // absent: 1/sqrt(head_dim)
     DType dtype = DType::f32;
     DataRecipe data;
@@ -106,6 +112,7 @@ struct CaseLimits {
     static constexpr int max_len = 1 << 20;
     static constexpr long long max_elements = 1LL << 28; // per tensor
     static constexpr int max_splits = 4096;
+    static constexpr int max_page_size = 1 << 16;
 };
 
 // Throws CaseError naming the first rule broken.

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "engine/case/case_sampler.hpp"
+#include "engine/case/paged_kv.hpp"
 
 namespace attncheck {
 
@@ -127,6 +128,17 @@ const CaseDistribution& case_distribution() {
                      {Special::nan, 1, "NaN"},
                      {Special::pos_inf, 1, "+inf"},
                      {Special::neg_inf, 1, "-inf"}}},
+        // Drawn last, so that adding it left every earlier draw as it was.
+        // The lengths' tile edges (16, 32, 64, 128 +-1) are page edges too.
+        .page_size = {"KV cache pages, keys per page (targets that page; 0: contiguous)",
+                      {{0, 10, "contiguous"},
+                       {16, 2},
+                       {32, 1},
+                       {64, 1},
+                       {128, 1},
+                       {256, 1},
+                       {1, 1, "one key a page: every key on a page boundary"},
+                       {5, 1, "pages of 5: boundaries inside every tile"}}},
     };
     return d;
 }
@@ -315,6 +327,16 @@ Case draw_case(const CaseFilter& f, const DrawLimits& lim, Chooser& ch) {
                        : sp == Special::pos_inf ? inf
                                                 : -inf;
             d.specials.push_back(sv);
+        }
+    }
+    if (f.paged_kv) {
+        c.page_size = pick(ch, D.page_size);
+        if (c.page_size > 0) c.page_seed = static_cast<std::uint64_t>(ch.range(0, 1LL << 30));
+        long long pages = 0; // a pool far below the case limit, or no pages
+        for (int len : c.kv_lens) pages += c.page_size > 0 ? (len + c.page_size - 1) / c.page_size : 0;
+        if (pool_pages_for(pages) * c.page_size * c.n_kv_heads * c.head_dim > CaseLimits::max_elements / 4) {
+            c.page_size = 0;
+            c.page_seed = 0;
         }
     }
     fit_recipe_to_dtype(c);

@@ -111,7 +111,8 @@ struct Axis {
     X(double, k_bias)               \
     X(double, q_bias)               \
     X(Ties, ties)                   \
-    X(Special, special)
+    X(Special, special)             \
+    X(int, page_size)
 
 struct CaseDistribution {
 #define ATTNCHECK_AXIS_MEMBER(type, name) Axis<type> name;
@@ -124,6 +125,7 @@ const CaseDistribution& case_distribution();
 // What the consumer runs (a target's probed capabilities, in engine terms).
 struct CaseFilter {
     bool decode_only = false; // at most one query per sequence
+    bool paged_kv = false;    // reads a paged KV cache (Case.page_size > 0); else contiguous only
     // The dtypes allowed, each with its head dims; empty: the whole table.
     // Dims the table lacks are added with weight 1 after its own.
     std::map<DType, std::vector<int>> head_dims;

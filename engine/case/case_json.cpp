@@ -161,6 +161,13 @@ Case parse_case(const std::string& text) {
             c.window = static_cast<int>(as_int(*v, "features.window", 0, CaseLimits::max_len));
         if (auto* v = f.opt("num_splits"))
             c.num_splits = static_cast<int>(as_int(*v, "features.num_splits", 1, CaseLimits::max_splits));
+        if (auto* v = f.opt("page_size"))
+            c.page_size = static_cast<int>(as_int(*v, "features.page_size", 0, CaseLimits::max_page_size));
+        if (auto* v = f.opt("page_seed")) {
+            if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<long long>() >= 0))
+                fail("features.page_seed must be a non-negative integer below 2^64");
+            c.page_seed = v->get<std::uint64_t>();
+        }
         if (auto* v = f.opt("scale"); v && !v->is_null()) c.scale = as_double(*v, "features.scale");
         f.finish();
     }
@@ -246,6 +253,12 @@ std::string case_to_json(const Case& c, int indent) {
                      {"window", c.window},
                      {"num_splits", c.num_splits},
                      {"scale", c.scale ? double_to_json(*c.scale) : json(nullptr)}};
+    // Only paged cases carry the paging fields, so that every contiguous
+    // case (the whole corpus before paging) keeps its bytes.
+    if (c.page_size > 0) {
+        j["features"]["page_size"] = c.page_size;
+        j["features"]["page_seed"] = c.page_seed;
+    }
     j["dtype"] = dtype_name(c.dtype);
     const DataRecipe& r = c.data;
     json constant = json::array();

@@ -52,6 +52,8 @@ AttentionProblem problem_shape(const Case& c) {
     p.causal = c.causal;
     p.window = c.window;
     p.num_splits = c.num_splits;
+    p.page_size = c.page_size;
+    p.page_seed = c.page_seed;
     p.scale = c.effective_scale();
     p.dtype = c.dtype;
     return p;
@@ -141,6 +143,8 @@ Case shape_of(const AttentionProblem& p) {
     c.causal = p.causal;
     c.window = p.window;
     c.num_splits = p.num_splits;
+    c.page_size = p.page_size;
+    c.page_seed = p.page_seed;
     c.scale = p.scale;
     c.dtype = p.dtype;
     return c;

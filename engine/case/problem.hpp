@@ -18,6 +18,8 @@ struct AttentionProblem {
     bool causal = false;
     int window = 0;
     int num_splits = 1;
+    int page_size = 0; // paged KV cache (0: contiguous); q, k, v below are logical either way
+    std::uint64_t page_seed = 0;
     double scale = 1.0;
     DType dtype = DType::f32;
     // Values exactly representable in dtype, held as float.

@@ -51,6 +51,8 @@ const char* scope_name(MutantScope s) {
             return "split-KV merge";
         case MutantScope::cuda_tile_reuse:
             return "CUDA shared-memory tiles";
+        case MutantScope::paged_kv:
+            return "paged KV caches";
     }
     return "?";
 }

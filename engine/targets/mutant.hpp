@@ -51,6 +51,8 @@ namespace attncheck {
     BUG(q_loading, "not every q channel reaches the dot product", "q_completeness", "investigations (Q loading)") \
     BUG(kv_cache_position, "KV cache appended at the wrong position, rotary position wrong", "decode_prefill",    \
         "flash-attention #772, #1417")                                                                            \
+    BUG(paged_kv, "paged KV cache: a key read through the wrong page, off by one at a page boundary", "paging",   \
+        "block tables of serving engines (vLLM, FlashInfer paged decode)")                                        \
     BUG(oracle_wrong, "the oracle itself is wrong", "selfcheck", "cutlass #2336")
 
 enum class BugClass : int {
@@ -65,6 +67,7 @@ enum class MutantScope {
     online_softmax,  // families with an online (tiled) softmax: not the standard path
     split_merge,     // families that merge split-KV partials
     cuda_tile_reuse, // CUDA kernels that reuse shared-memory tiles behind a barrier
+    paged_kv,        // families that read a paged KV cache through a block table
 };
 
 // X(name, bug class, gate expected to kill it first, other gates that may kill
@@ -100,7 +103,9 @@ enum class MutantScope {
     X(fp16_accumulation, low_precision_accumulation, "normalization", "parity effective_scale", every_family,          \
       "accumulator kept in fp16 (llama.cpp PR #17558)")                                                                \
     X(missing_barrier, race, "determinism", "", cuda_tile_reuse,                                                       \
-      "a __syncthreads before shared-memory tile reuse removed")
+      "a __syncthreads before shared-memory tile reuse removed")                                                       \
+    X(page_boundary_off_by_one, paged_kv, "paging", "", paged_kv,                                                      \
+      "page index from (j - 1) / page_size: a page's first key is read from the previous page")
 
 enum class Mutant : int {
     none = 0,
@@ -147,6 +152,7 @@ struct FamilyFeatures {
     bool online_softmax = false;  // tiled online softmax (rescales an accumulator)
     bool split_merge = false;     // merges split-KV partials
     bool cuda_tile_reuse = false; // CUDA kernel reuses shared-memory tiles behind a barrier
+    bool paged_kv = false;        // reads a paged KV cache (Case.page_size > 0) through a block table
 };
 
 constexpr MutantScope mutant_scope(Mutant m) {
@@ -175,6 +181,8 @@ constexpr bool family_carries(FamilyFeatures f, Mutant m, bool cuda) {
             return f.split_merge;
         case MutantScope::cuda_tile_reuse:
             return cuda && f.cuda_tile_reuse;
+        case MutantScope::paged_kv:
+            return f.paged_kv;
     }
     return false;
 }

@@ -63,6 +63,12 @@ public:
     // q_completeness gates skipped, said so in their verdicts, and its stage
     // reports say the same.
     virtual bool records_probes() const { return false; }
+    // Does run() read K and V through a paged KV cache's block table when
+    // the problem has page_size > 0 (engine/case/paged_kv.hpp)? Only then do
+    // campaigns draw paged cases for it and the paging gate judge it; a
+    // target that does not reads the logical K and V, which are the same
+    // values.
+    virtual bool reads_paged_kv() const { return false; }
     // How many runs the target takes at once. Above 1 (an external adapter,
     // one message a batch), a campaign checks that many cases together
     // (check_cases, properties/gates/case_check.hpp) and hands the target

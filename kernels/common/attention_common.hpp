@@ -161,6 +161,20 @@ AC_HD float accumulate(float acc, float x) {
     }
 }
 
+// Paged KV cache: the pool row holding key j of a sequence whose block table
+// (physical page of each logical page) starts at `table`; the layout is
+// engine/case/paged_kv.hpp's. The mutant computes the page index from the
+// 1-based position, (j - 1) / page_size: a page's first key is read from
+// slot 0 of the previous page.
+template <Mutant M>
+AC_HD long long paged_row(const int* table, int page_size, int j) {
+    int page = j / page_size;
+    if constexpr (M == Mutant::page_boundary_off_by_one) {
+        if (j > 0) page = (j - 1) / page_size;
+    }
+    return static_cast<long long>(table[page]) * page_size + (j - (j / page_size) * page_size);
+}
+
 // max that keeps a NaN from either side (fmaxf would drop it and hide a NaN
 // score behind the other keys).
 AC_HD float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }

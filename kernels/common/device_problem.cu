@@ -102,7 +102,7 @@ void DeviceProblem<T>::poison_outputs() {
 }
 
 template <class T>
-Observation DeviceProblem<T>::download(std::initializer_list<GuardRegion> scratch) {
+Observation DeviceProblem<T>::download(const std::vector<GuardRegion>& scratch) {
     // O through LSE (adjacent regions) are copied to pinned staging behind
     // the target's kernels in one copy; the guard check's one
     // synchronization completes it.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <vector>
 
 #include "engine/case/dtype_bulk.hpp"
 #include "engine/case/problem.hpp"
@@ -92,7 +93,7 @@ public:
     // Waits for the target's kernels, checks the guard bands of every buffer
     // here and of the target's own `scratch` buffers (one launch, one copy
     // back), converts O to float.
-    Observation download(std::initializer_list<GuardRegion> scratch = {});
+    Observation download(const std::vector<GuardRegion>& scratch = {});
 };
 
 extern template class DeviceProblem<float>;

@@ -48,6 +48,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "engine/case/paged_kv.hpp"
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/cuda/dynamic_smem.cuh"
@@ -104,8 +105,8 @@ __device__ __forceinline__ int seq_of_token(const int* __restrict__ q_start, int
 template <class T, Mutant M>
 __global__ void __launch_bounds__(kThreads)
     split_partial_kernel(AttnShape s, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
-                         SeqArrays seqs, int num_splits, float* __restrict__ part_ml, float* __restrict__ part_acc,
-                         DeviceProbeView probe, int decode_rows_grouped) {
+                         SeqArrays seqs, PagedTableView paged, int num_splits, float* __restrict__ part_ml,
+                         float* __restrict__ part_acc, DeviceProbeView probe, int decode_rows_grouped) {
     __shared__ float q_s[kMaxHeadDim]; // the query row, as loaded (q_loaded)
     __shared__ float s_s[kTile];       // the tile's masked scores
     __shared__ float p_s[kTile];       // the tile's exps
@@ -136,6 +137,12 @@ __global__ void __launch_bounds__(kThreads)
     const long long kv0 = static_cast<long long>(seqs.kv_start[b]) * kv_stride;
     const T* __restrict__ Kb = K + kv0 + static_cast<long long>(kvh) * d;
     const T* __restrict__ Vb = V + kv0 + static_cast<long long>(vh) * d;
+    // Key j's K (or V) row of `head`: contiguous, or through the block table.
+    const int* table = paged.page_size ? paged.table + paged.table_start[b] : nullptr;
+    auto kv_row = [&](const T* base, const T* contiguous, int head, int j) -> const T* {
+        if (!table) return contiguous + j * kv_stride;
+        return base + (paged_row<M>(table, paged.page_size, j) * s.n_kv_heads + head) * d;
+    };
 
     float m = -INFINITY, l = 0.0f;
     float acc[kAccPerThread];
@@ -147,7 +154,7 @@ __global__ void __launch_bounds__(kThreads)
         // Scores: warp w takes keys w, w + kWarps, ...; its lanes split head_dim.
         for (int jj = warp; jj < nt; jj += kWarps) {
             const int j = j0 + jj;
-            const T* __restrict__ kr = Kb + j * kv_stride;
+            const T* __restrict__ kr = kv_row(K, Kb, kvh, j);
             float part = 0.0f;
             for (int c = lane; c < d; c += kWarp) part += q_s[c] * to_f(kr[c]);
 #pragma unroll
@@ -183,7 +190,7 @@ __global__ void __launch_bounds__(kThreads)
             if (c < d) {
                 float a = acc[k];
                 if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
-                for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, p_s[jj] * to_f(Vb[(j0 + jj) * kv_stride + c]));
+                for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, p_s[jj] * to_f(kv_row(V, Vb, vh, j0 + jj)[c]));
                 acc[k] = a;
             }
         }
@@ -248,8 +255,7 @@ __global__ void __launch_bounds__(kMaxHeadDim)
         }
         float a[kMergeChunk];
 #pragma unroll
-        for (int i = 0; i < kMergeChunk; ++i)
-            a[i] = i < n && c < d ? part_acc[acc_index(row, S, c0 + i, d) + c] : 0.0f;
+        for (int i = 0; i < kMergeChunk; ++i) a[i] = i < n && c < d ? part_acc[acc_index(row, S, c0 + i, d) + c] : 0.0f;
         __syncthreads(); // the chunk's weights and sums are in
 #pragma unroll
         for (int i = 0; i < kMergeChunk; ++i)
@@ -307,17 +313,56 @@ void with_grouped_kernel(int head_dim, F&& f) {
     throw std::logic_error("decode_split: no grouped kernel for this head_dim");
 }
 
+// K and V as a kernel reads them: the contiguous tensors, or a paged
+// cache's pools and block table (engine/case/paged_kv.hpp), laid out here
+// from the problem's logical tensors.
+template <class T>
+struct KvOnDevice {
+    const T* k = nullptr;
+    const T* v = nullptr;
+    PagedTableView paged;
+    DeviceBuffer<T> k_pool, v_pool;
+    DeviceBuffer<int> table, table_start;
+
+    KvOnDevice(DeviceProblem<T>& dp, const AttentionProblem& p) : k(dp.k.get()), v(dp.v.get()) {
+        if (p.page_size == 0) return;
+        const PagedLayout layout = paged_layout(p);
+        auto pool = [&](DeviceBuffer<T>& buf, const std::vector<float>& logical, const char* name) {
+            const std::vector<float> f = paged_pool(p, layout, logical);
+            std::vector<T> h(f.size());
+            store_floats(f.data(), h.data(), f.size());
+            buf = DeviceBuffer<T>(h.size(), name);
+            buf.upload(h);
+        };
+        pool(k_pool, p.k, "decode_split.k_pool");
+        pool(v_pool, p.v, "decode_split.v_pool");
+        auto ints = [](DeviceBuffer<int>& buf, std::vector<int> h, const char* name) {
+            h.push_back(0); // never empty (a batch of empty caches has no page)
+            buf = DeviceBuffer<int>(h.size(), name);
+            buf.upload(h);
+        };
+        ints(table, layout.table, "decode_split.block_table");
+        ints(table_start, layout.table_start, "decode_split.table_start");
+        k = k_pool.get();
+        v = v_pool.get();
+        paged = {table.get(), table_start.get(), p.page_size};
+    }
+    std::vector<GuardRegion> guards() const {
+        return {k_pool.guards(), v_pool.guards(), table.guards(), table_start.guards()};
+    }
+};
+
 template <class T, Mutant M>
-void launch_grouped(DeviceProblem<T>& dp, const AttentionProblem& p, int S, const int* heads, float* ml, float* acc,
-                    const DeviceProbeView& view) {
+void launch_grouped(DeviceProblem<T>& dp, const AttentionProblem& p, const KvOnDevice<T>& kv, int S, const int* heads,
+                    float* ml, float* acc, const DeviceProbeView& view) {
     with_grouped_kernel<T, M>(p.head_dim, [&](auto kernel, size_t smem) {
         if (smem > 48 * 1024) allow_max_dynamic_smem(kernel);
         const int parts = decode_split_grouped::parts_of(p.group());
         const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(p.n_kv_heads * parts),
                         static_cast<unsigned>(p.batch()));
         const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
-        kernel<<<grid, decode_split_grouped::kThreads, smem>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs,
-                                                               heads, S, ml, acc, view);
+        kernel<<<grid, decode_split_grouped::kThreads, smem>>>(dp.shape, dp.q.get(), kv.k, kv.v, seqs, kv.paged, heads,
+                                                               S, ml, acc, view);
         CUDA_CHECK_LAUNCH();
     });
 }
@@ -333,6 +378,7 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     const bool grouped = grouped_path_for<T, M>(p);
     const bool decode_rows = std::count(p.q_lens.begin(), p.q_lens.end(), 1) > 0;
     const bool other_rows = std::any_of(p.q_lens.begin(), p.q_lens.end(), [](int q) { return q > 1; });
+    const KvOnDevice<T> kv(dp, p);
     DeviceBuffer<int> heads;
     if (grouped) {
         heads = DeviceBuffer<int>(static_cast<std::size_t>(p.n_q_heads), "decode_split.group_heads");
@@ -349,10 +395,10 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
     const SeqArrays seqs{dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get()};
     if (rows > 0) { // a batch of q_len = 0 sequences has nothing to launch
         timed_kernels([&] {
-            if (grouped && decode_rows) launch_grouped<T, M>(dp, p, S, heads.get(), ml.get(), acc.get(), view);
+            if (grouped && decode_rows) launch_grouped<T, M>(dp, p, kv, S, heads.get(), ml.get(), acc.get(), view);
             if (!grouped || other_rows) {
                 const dim3 grid1(static_cast<unsigned>(rows), static_cast<unsigned>(S));
-                split_partial_kernel<T, M><<<grid1, kThreads>>>(dp.shape, dp.q.get(), dp.k.get(), dp.v.get(), seqs, S,
+                split_partial_kernel<T, M><<<grid1, kThreads>>>(dp.shape, dp.q.get(), kv.k, kv.v, seqs, kv.paged, S,
                                                                 ml.get(), acc.get(), view, grouped ? 1 : 0);
                 CUDA_CHECK_LAUNCH();
             }
@@ -362,7 +408,9 @@ Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::o
             CUDA_CHECK_LAUNCH();
         });
     }
-    Observation obs = dp.download({ml.guards(), acc.guards(), heads.guards()}); // synchronizes, checks every guard band
+    std::vector<GuardRegion> scratch = kv.guards();
+    scratch.insert(scratch.end(), {ml.guards(), acc.guards(), heads.guards()});
+    Observation obs = dp.download(scratch); // synchronizes, checks every guard band
     if (probe) obs.probe = probe->download(0, S);
     return obs;
 }

@@ -65,6 +65,16 @@ struct SeqArrays {
     const int* kv_lens;
 };
 
+// A paged KV cache's block table on the device (engine/case/paged_kv.hpp):
+// page_size 0 means K and V are the contiguous tensors; otherwise they are
+// the pools and key j of sequence b is pool row
+// paged_row(table + table_start[b], page_size, j).
+struct PagedTableView {
+    const int* table = nullptr;
+    const int* table_start = nullptr;
+    int page_size = 0;
+};
+
 // Fewest keys the split heuristic gives a split: four tiles, so that a
 // split's fixed costs (its query rows, the pipeline's fill, the write and
 // merge of its partial) stay small beside its keys.

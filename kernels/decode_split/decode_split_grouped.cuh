@@ -107,16 +107,16 @@ __host__ __device__ constexpr int row_elems(int d) { return d + kPadElems; }
 template <class T, int D>
 constexpr size_t smem_bytes() {
     return static_cast<size_t>(stages_for<D>()) * 2 * kStageKeys * row_elems(D) * sizeof(T) // K, V ring
-           + static_cast<size_t>(kRowsPerBlock) * row_elems(D) * sizeof(T)         // Q
-           + static_cast<size_t>(kRowsPerBlock) * kPStride * sizeof(T)             // P
-           + static_cast<size_t>(2) * kWarps * kRowsPerBlock * sizeof(float);      // half-tile max, sum
+           + static_cast<size_t>(kRowsPerBlock) * row_elems(D) * sizeof(T)                  // Q
+           + static_cast<size_t>(kRowsPerBlock) * kPStride * sizeof(T)                      // P
+           + static_cast<size_t>(2) * kWarps * kRowsPerBlock * sizeof(float);               // half-tile max, sum
 }
 
 // grid = (num_splits, n_kv_heads * parts, batch), parts = ceil(group / kRowsPerBlock).
 template <class T, int D, Mutant M>
 __global__ void __launch_bounds__(kThreads)
     grouped_partial_kernel(AttnShape s, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
-                           SeqArrays seqs, const int* __restrict__ group_heads, int num_splits,
+                           SeqArrays seqs, PagedTableView paged, const int* __restrict__ group_heads, int num_splits,
                            float* __restrict__ part_ml, float* __restrict__ part_acc, DeviceProbeView probe) {
     static_assert(grouped_head_dim(D), "grouped path: head_dim 64 or 128");
     constexpr int kStages = stages_for<D>();
@@ -168,8 +168,11 @@ __global__ void __launch_bounds__(kThreads)
     // Stage t into its ring slot: this thread's 16-byte column lc of key rows
     // lr, lr + kRowsPerPass, ...; keys past kb are zero-filled (their scores
     // are set to -inf and their P to 0, never read as data).
+    // A paged cache: each row's address through the block table (the
+    // source pointers are then the pools).
     const int lr = tid / kChunks, lc = (tid % kChunks) * 8;
     const long long pass_step = kRowsPerPass * kv_stride;
+    const int* table = paged.page_size ? paged.table + paged.table_start[b] : nullptr;
     auto load_stage = [&](int t) {
         T* ks = stages + (t % kStages) * kStage + lr * kStride + lc;
         T* vs = ks + kStageKeys * kStride;
@@ -177,9 +180,17 @@ __global__ void __launch_bounds__(kThreads)
         const long long off = static_cast<long long>(r0) * kv_stride + lc;
 #pragma unroll
         for (int p = 0; p < kPasses; ++p) {
-            const bool in = r0 + p * kRowsPerPass < kb;
-            cp_async_16(ks + p * kRowsPerPass * kStride, in ? Kb + off + p * pass_step : Kb, in ? 16 : 0);
-            cp_async_16(vs + p * kRowsPerPass * kStride, in ? Vb + off + p * pass_step : Vb, in ? 16 : 0);
+            const int j = r0 + p * kRowsPerPass;
+            const bool in = j < kb;
+            const T* kp = Kb + off + p * pass_step;
+            const T* vp = Vb + off + p * pass_step;
+            if (table && in) {
+                const long long row = paged_row<M>(table, paged.page_size, j) * s.n_kv_heads;
+                kp = K + (row + kvh) * D + lc;
+                vp = V + (row + vh) * D + lc;
+            }
+            cp_async_16(ks + p * kRowsPerPass * kStride, in ? kp : K, in ? 16 : 0);
+            cp_async_16(vs + p * kRowsPerPass * kStride, in ? vp : V, in ? 16 : 0);
         }
     };
 #pragma unroll
@@ -199,7 +210,7 @@ __global__ void __launch_bounds__(kThreads)
         }
         q_s[r * kStride + c] = x;
     }
-    __syncthreads(); // q_s complete
+    __syncthreads();         // q_s complete
     uint32_t qa[kKSteps][4]; // A fragments of Q, kept for the whole split
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks)
@@ -353,8 +364,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
                 for (int i = 0; i < kColTiles; i += 2) {
                     uint32_t bb[4]; // b0, b1 of n-tile i, then of i + 1
-                    ldsm_x4_trans(bb, vt + (((lane >> 3) & 1) * 8 + (lane & 7)) * kStride + i * 8 +
-                                          ((lane >> 4) & 1) * 8);
+                    ldsm_x4_trans(bb,
+                                  vt + (((lane >> 3) & 1) * 8 + (lane & 7)) * kStride + i * 8 + ((lane >> 4) & 1) * 8);
                     mma16816<T>(pv[i], pa, bb[0], bb[1]);
                     mma16816<T>(pv[i + 1], pa, bb[2], bb[3]);
                 }

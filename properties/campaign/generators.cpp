@@ -58,12 +58,14 @@ std::string case_shape_summary(const Case& c) {
                                 c.head_dim, c.q_lens, c.kv_lens, dtype_name(c.dtype));
     if (c.causal) s += c.window > 0 ? fmt::format(", causal window {}", c.window) : ", causal";
     if (c.num_splits > 1) s += fmt::format(", {} splits", c.num_splits);
+    if (c.page_size > 0) s += fmt::format(", pages of {}", c.page_size);
     return s;
 }
 
 Case build_case(const Capabilities& caps, const GenLimits& lim, Chooser& ch) {
     CaseFilter f;
     f.decode_only = caps.decode_only;
+    f.paged_kv = caps.paged_kv;
     f.head_dims = caps.head_dims;
     return draw_case(f, lim, ch);
 }

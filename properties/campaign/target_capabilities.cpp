@@ -10,8 +10,9 @@ const std::vector<int>& candidate_head_dims() {
 
 Capabilities probe_capabilities(const Target& t) {
     Capabilities caps;
-    auto probe = [&](DType dt, int d, int q_len) {
+    auto probe = [&](DType dt, int d, int q_len, int page_size = 0) {
         Case c;
+        c.page_size = page_size;
         c.n_q_heads = 2;
         c.n_kv_heads = 1;
         c.head_dim = d;
@@ -32,6 +33,7 @@ Capabilities probe_capabilities(const Target& t) {
         const DType dt = caps.dtypes.front();
         const int d = caps.head_dims[dt].front();
         caps.decode_only = !probe(dt, d, 3);
+        caps.paged_kv = t.reads_paged_kv() && probe(dt, d, 1, 16);
     }
     return caps;
 }

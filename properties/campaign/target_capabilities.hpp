@@ -15,6 +15,7 @@ namespace attncheck {
 
 struct Capabilities {
     bool decode_only = false;                    // at most one query per sequence
+    bool paged_kv = false;                       // reads a paged KV cache (Case.page_size > 0)
     std::map<DType, std::vector<int>> head_dims; // per supported dtype, ascending
     std::vector<DType> dtypes;                   // f32, f16, bf16 order, supported only
     bool empty() const { return dtypes.empty(); }

@@ -111,6 +111,22 @@ bool rows_same_values(const AttentionProblem& pa, const Observation& a, const Pr
     return same(a.lse[pa.lse_index(ra.seq, ra.token, ra.head)], b.lse[pb.lse_index(rb.seq, rb.token, rb.head)]);
 }
 
+std::optional<BitDifference> first_bit_difference(const AttentionProblem& p, const Observation& a,
+                                                  const Observation& b) {
+    for (size_t i = 0; i < a.o.size(); ++i)
+        if (std::memcmp(&a.o[i], &b.o[i], sizeof(float)) != 0) {
+            const ProbeRequest row = row_of_o_index(p, static_cast<long long>(i));
+            return BitDifference{row, fmt::format("O at {}, channel {}: {:.9g} then {:.9g}", row_name(row),
+                                                  i % p.head_dim, a.o[i], b.o[i])};
+        }
+    for (size_t i = 0; i < a.lse.size(); ++i)
+        if (std::memcmp(&a.lse[i], &b.lse[i], sizeof(float)) != 0) {
+            const ProbeRequest row = row_of_lse_index(p, static_cast<long long>(i));
+            return BitDifference{row, fmt::format("LSE at {}: {:.9g} then {:.9g}", row_name(row), a.lse[i], b.lse[i])};
+        }
+    return std::nullopt;
+}
+
 AttentionProblem select_sequences(const AttentionProblem& p, const std::vector<int>& seqs) {
     AttentionProblem out = p;
     out.q_lens.clear();

@@ -35,6 +35,16 @@ bool rows_same_values(const AttentionProblem& pa, const Observation& a, const Pr
 bool rows_bitwise_equal(const AttentionProblem& pa, const Observation& a, const ProbeRequest& ra,
                         const AttentionProblem& pb, const Observation& b, const ProbeRequest& rb);
 
+// The first element where two observations of the same problem differ in
+// bits (O, then LSE): its row, and "O at <row>, channel c: x then y" (or
+// "LSE at <row>: x then y"); nothing when they are bitwise equal.
+struct BitDifference {
+    ProbeRequest row;
+    std::string where;
+};
+std::optional<BitDifference> first_bit_difference(const AttentionProblem& p, const Observation& a,
+                                                  const Observation& b);
+
 // A problem holding only the given sequences of p, in that order.
 AttentionProblem select_sequences(const AttentionProblem& p, const std::vector<int>& seqs);
 

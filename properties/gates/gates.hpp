@@ -5,7 +5,9 @@
 // The order: the gate that kills a bug should name it, so specific gates run
 // first. Determinism leads: a race shows as a rerun that changes bits, and
 // any later gate that compares two runs would otherwise see it first under
-// another name. Then structural gates (mask, empty rows, head map) before
+// another name. Paging next: a key read through the wrong page changes
+// numbers every later gate would blame on itself. Then structural gates
+// (mask, empty rows, head map) before
 // numeric ones, normalization before the scale (the scale gate assumes P is
 // a distribution), metamorphic ones (target against itself) after, and
 // oracle parity, which catches nearly anything that changes numbers, last.
@@ -19,6 +21,8 @@
 
 #define ATTNCHECK_GATES(G)                                                                                      \
     G(determinism, "reruns give the same bits; guard bands intact", "races, missing barriers, overruns")        \
+    G(paging, "a paged KV cache gives the contiguous cache's bits, in any page order",                          \
+      "page table off by one, a key read through the wrong page")                                               \
     G(causal, "future keys change nothing (every value; +0 = -0); masked P exactly 0; every past key weighted", \
       "mask off by one, causal alignment, window off by one")                                                   \
     G(fully_masked, "a row with no visible key gives O = 0, LSE = -inf", "NaN on empty rows, finite sentinels") \
