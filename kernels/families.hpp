@@ -21,15 +21,16 @@
 #include "engine/targets/precision_profile.hpp"
 #include "engine/targets/target.hpp"
 
-#define ATTNCHECK_FAMILIES(F)                                                                                   \
-    F(decode, true, false, false, false,                                                                        \
-      "decode: one query token per sequence against its KV cache, one block per (sequence, q head)")            \
-    F(decode_gqa, true, false, false, false,                                                                    \
-      "GQA decode: one block per (sequence, kv head) serving its whole q-head group")                           \
-    F(decode_split, true, true, false, true,                                                                    \
-      "split-KV decode (flash-decoding): partial softmax per split, then an LSE merge; contiguous or paged KV") \
-    F(flash_prefill, true, false, true, false,                                                                  \
-      "flash prefill: tiled online softmax on tensor cores, causal bottom-right, chunked")                      \
+#define ATTNCHECK_FAMILIES(F)                                                                                        \
+    F(decode, true, false, false, true,                                                                              \
+      "decode: one query token per sequence against its KV cache (contiguous or paged), one block per (sequence, q " \
+      "head)")                                                                                                       \
+    F(decode_gqa, true, false, false, false,                                                                         \
+      "GQA decode: one block per (sequence, kv head) serving its whole q-head group")                                \
+    F(decode_split, true, true, false, true,                                                                         \
+      "split-KV decode (flash-decoding): partial softmax per split, then an LSE merge; contiguous or paged KV")      \
+    F(flash_prefill, true, false, true, false,                                                                       \
+      "flash prefill: tiled online softmax on tensor cores, causal bottom-right, chunked")                           \
     F(standard_path, false, false, false, false, "standard path: cuBLAS Q.K^T, a softmax kernel, cuBLAS P.V")
 
 namespace attncheck::kernels {

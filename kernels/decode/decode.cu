@@ -21,7 +21,9 @@
 // Limits: q_len must be 0 or 1 per sequence, head_dim <= kMaxHeadDim (256);
 // any GQA ratio, any kv length. K and V are read straight from global memory
 // (each element once per block): for GQA every q head of a group re-reads
-// its kv head, which decode_gqa avoids. fp32 throughout, expf (not __expf).
+// its kv head, which decode_gqa avoids; from the contiguous tensors or, for a
+// paged cache, from its pool through the block table (kv_row_offset,
+// kernels/common/paged_kv_rows.hpp). fp32 throughout, expf (not __expf).
 // The CPU twin is kernels/decode/decode_cpu.cpp.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -40,6 +42,7 @@
 #include "kernels/common/decode_rules.hpp"
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
+#include "kernels/common/paged_kv_device.cuh"
 #include "kernels/decode/decode.hpp"
 
 namespace attncheck::kernels {
@@ -67,7 +70,8 @@ template <class T, Mutant M>
 __global__ void __launch_bounds__(kThreads)
     decode_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                   float* __restrict__ lse, const int* __restrict__ q_start, const int* __restrict__ kv_start,
-                  const int* __restrict__ q_lens, const int* __restrict__ kv_lens, AttnShape s, DeviceProbeView probe) {
+                  const int* __restrict__ q_lens, const int* __restrict__ kv_lens, PagedTableView paged, AttnShape s,
+                  DeviceProbeView probe) {
     const int head = blockIdx.x, seq = blockIdx.y;
     // q_len 0: the sequence has no row (the host rejected q_len > 1). The
     // whole block leaves before any barrier.
@@ -101,7 +105,7 @@ __global__ void __launch_bounds__(kThreads)
         //    reaches the shuffles.
         for (int jj = warp; jj < n; jj += kWarps) {
             const int j = j0 + jj;
-            const T* krow = k + ((kv_base + j) * s.n_kv_heads + kvh) * d;
+            const T* krow = k + kv_row_offset<M>(paged, kv_base, seq, j, kvh, s.n_kv_heads, d);
             float dot = 0.0f;
             if (pairs) {
                 for (int i = lane; i < d / 2; i += kWarpSize) {
@@ -155,7 +159,7 @@ __global__ void __launch_bounds__(kThreads)
                 // A hidden key has p exactly 0: skipping it keeps its V (NaN
                 // padding, say) out of O. A finite sentinel's p is not 0.
                 if (pj == 0.0f) continue;
-                const T* vrow = v + ((kv_base + j0 + jj) * s.n_kv_heads + vh) * d;
+                const T* vrow = v + kv_row_offset<M>(paged, kv_base, seq, j0 + jj, vh, s.n_kv_heads, d);
                 float2 vv;
                 if (pairs) {
                     vv = load_pair(vrow + c0);
@@ -208,14 +212,15 @@ __global__ void __launch_bounds__(kThreads)
 template <class T, Mutant M>
 Observation launch(DeviceProblem<T>& dp, const AttentionProblem& p, const std::optional<ProbeRequest>& probe) {
     const DecodeProbe<M> dprobe(p, dp.shape, probe, kTile);
+    const KvOnDevice<T> kv(dp, p); // contiguous, or a paged cache's pools
     const dim3 grid(static_cast<unsigned>(p.n_q_heads), static_cast<unsigned>(p.batch()));
     timed_kernels([&] {
-        decode_kernel<T, M><<<grid, kThreads>>>(dp.q.get(), dp.k.get(), dp.v.get(), dp.o.get(), dp.lse.get(),
-                                                dp.q_start.get(), dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(),
+        decode_kernel<T, M><<<grid, kThreads>>>(dp.q.get(), kv.k, kv.v, dp.o.get(), dp.lse.get(), dp.q_start.get(),
+                                                dp.kv_start.get(), dp.q_lens.get(), dp.kv_lens.get(), kv.paged,
                                                 dp.shape, dprobe.view());
         CUDA_CHECK_LAUNCH();
     });
-    Observation obs = dp.download(); // synchronizes, checks every guard band
+    Observation obs = dp.download(kv.guards()); // synchronizes, checks every guard band
     dprobe.finish(obs);
     return obs;
 }

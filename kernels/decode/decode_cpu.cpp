@@ -25,6 +25,7 @@
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/decode_rules.hpp"
 #include "kernels/common/host_observation.hpp"
+#include "kernels/common/paged_kv_rows.hpp"
 #include "kernels/common/probe_trace.hpp"
 #include "kernels/decode/decode.hpp"
 
@@ -42,8 +43,8 @@ constexpr int kMaxHeadDim = kDecodeMaxHeadDim;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 template <Mutant M>
-void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head, float* o, float* lse,
-                ProbeTrace* tr) {
+void decode_row(const AttentionProblem& p, const KvRowsHost& kv, const AttnShape& s, int seq, int head, float* o,
+                float* lse, ProbeTrace* tr) {
     const int d = p.head_dim, kv_len = p.kv_lens[seq];
     const int kvh = kv_head_of<M>(s, head);
     const int vh = v_head_of<M>(s, kvh);
@@ -62,7 +63,7 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
         // Scores of every key of the tile; hidden keys take the masked value.
         for (int jj = 0; jj < n; ++jj) {
             const int j = j0 + jj;
-            const float* k = &p.k[p.kv_index(seq, j, kvh)];
+            const float* k = kv.k + kv_row_offset<M>(kv.view, p.kv_start[seq], seq, j, kvh, p.n_kv_heads, d);
             float dot = 0.0f;
             for (int c = 0; c < d; ++c) dot += q[c] * k[c];
             const float scaled = dot * scale;
@@ -91,7 +92,7 @@ void decode_row(const AttentionProblem& p, const AttnShape& s, int seq, int head
             // A hidden key has p exactly 0: skipping it keeps its V (NaN
             // padding, say) out of O. A finite sentinel's p is not 0.
             if (pt[jj] == 0.0f) continue;
-            const float* v = &p.v[p.kv_index(seq, j0 + jj, vh)];
+            const float* v = kv.v + kv_row_offset<M>(kv.view, p.kv_start[seq], seq, j0 + jj, vh, p.n_kv_heads, d);
             for (int c = 0; c < d; ++c) acc[c] = accumulate<M>(acc[c], pt[jj] * v[c]);
         }
         m = m_new;
@@ -122,11 +123,12 @@ Observation run_decode(const AttentionProblem& p, const std::optional<ProbeReque
     GuardedHostBuffer o(p.q.size(), "O"), lse(static_cast<size_t>(p.total_q()) * p.n_q_heads, "LSE");
     std::optional<ProbeTrace> trace;
     if (probe) trace = empty_probe_trace(p, *probe);
+    const KvRowsHost kv(p); // contiguous, or a paged cache's pools
     for (int b = 0; b < p.batch(); ++b) {
         if (p.q_lens[b] == 0) continue;
         for (int h = 0; h < p.n_q_heads; ++h) {
             const bool probed = trace && probe->seq == b && probe->head == h && probe->token == 0;
-            decode_row<M>(p, s, b, h, o.data() + p.o_index(b, 0, h), lse.data() + p.lse_index(b, 0, h),
+            decode_row<M>(p, kv, s, b, h, o.data() + p.o_index(b, 0, h), lse.data() + p.lse_index(b, 0, h),
                           probed ? &*trace : nullptr);
         }
     }

@@ -48,7 +48,6 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "engine/case/paged_kv.hpp"
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/device_buffer.cuh"
 #include "engine/cuda/dynamic_smem.cuh"
@@ -57,6 +56,7 @@
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
 #include "kernels/common/gqa_groups.hpp"
+#include "kernels/common/paged_kv_device.cuh"
 #include "kernels/decode_split/decode_split.hpp"
 #include "kernels/decode_split/decode_split_grouped.cuh"
 
@@ -133,15 +133,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int c = tid; c < d; c += kThreads) q_s[c] = q_loaded<M>(to_f(qr[c]), c);
     __syncthreads(); // q_s complete before any warp scores
 
-    const long long kv_stride = static_cast<long long>(s.n_kv_heads) * d; // between consecutive keys
-    const long long kv0 = static_cast<long long>(seqs.kv_start[b]) * kv_stride;
-    const T* __restrict__ Kb = K + kv0 + static_cast<long long>(kvh) * d;
-    const T* __restrict__ Vb = V + kv0 + static_cast<long long>(vh) * d;
     // Key j's K (or V) row of `head`: contiguous, or through the block table.
-    const int* table = paged.page_size ? paged.table + paged.table_start[b] : nullptr;
-    auto kv_row = [&](const T* base, const T* contiguous, int head, int j) -> const T* {
-        if (!table) return contiguous + j * kv_stride;
-        return base + (paged_row<M>(table, paged.page_size, j) * s.n_kv_heads + head) * d;
+    auto kv_row = [&](const T* base, int head, int j) {
+        return base + kv_row_offset<M>(paged, seqs.kv_start[b], b, j, head, s.n_kv_heads, d);
     };
 
     float m = -INFINITY, l = 0.0f;
@@ -154,7 +148,7 @@ __global__ void __launch_bounds__(kThreads)
         // Scores: warp w takes keys w, w + kWarps, ...; its lanes split head_dim.
         for (int jj = warp; jj < nt; jj += kWarps) {
             const int j = j0 + jj;
-            const T* __restrict__ kr = kv_row(K, Kb, kvh, j);
+            const T* __restrict__ kr = kv_row(K, kvh, j);
             float part = 0.0f;
             for (int c = lane; c < d; c += kWarp) part += q_s[c] * to_f(kr[c]);
 #pragma unroll
@@ -190,7 +184,7 @@ __global__ void __launch_bounds__(kThreads)
             if (c < d) {
                 float a = acc[k];
                 if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
-                for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, p_s[jj] * to_f(kv_row(V, Vb, vh, j0 + jj)[c]));
+                for (int jj = 0; jj < nt; ++jj) a = accumulate<M>(a, p_s[jj] * to_f(kv_row(V, vh, j0 + jj)[c]));
                 acc[k] = a;
             }
         }
@@ -312,45 +306,6 @@ void with_grouped_kernel(int head_dim, F&& f) {
     }
     throw std::logic_error("decode_split: no grouped kernel for this head_dim");
 }
-
-// K and V as a kernel reads them: the contiguous tensors, or a paged
-// cache's pools and block table (engine/case/paged_kv.hpp), laid out here
-// from the problem's logical tensors.
-template <class T>
-struct KvOnDevice {
-    const T* k = nullptr;
-    const T* v = nullptr;
-    PagedTableView paged;
-    DeviceBuffer<T> k_pool, v_pool;
-    DeviceBuffer<int> table, table_start;
-
-    KvOnDevice(DeviceProblem<T>& dp, const AttentionProblem& p) : k(dp.k.get()), v(dp.v.get()) {
-        if (p.page_size == 0) return;
-        const PagedLayout layout = paged_layout(p);
-        auto pool = [&](DeviceBuffer<T>& buf, const std::vector<float>& logical, const char* name) {
-            const std::vector<float> f = paged_pool(p, layout, logical);
-            std::vector<T> h(f.size());
-            store_floats(f.data(), h.data(), f.size());
-            buf = DeviceBuffer<T>(h.size(), name);
-            buf.upload(h);
-        };
-        pool(k_pool, p.k, "decode_split.k_pool");
-        pool(v_pool, p.v, "decode_split.v_pool");
-        auto ints = [](DeviceBuffer<int>& buf, std::vector<int> h, const char* name) {
-            h.push_back(0); // never empty (a batch of empty caches has no page)
-            buf = DeviceBuffer<int>(h.size(), name);
-            buf.upload(h);
-        };
-        ints(table, layout.table, "decode_split.block_table");
-        ints(table_start, layout.table_start, "decode_split.table_start");
-        k = k_pool.get();
-        v = v_pool.get();
-        paged = {table.get(), table_start.get(), p.page_size};
-    }
-    std::vector<GuardRegion> guards() const {
-        return {k_pool.guards(), v_pool.guards(), table.guards(), table_start.guards()};
-    }
-};
 
 template <class T, Mutant M>
 void launch_grouped(DeviceProblem<T>& dp, const AttentionProblem& p, const KvOnDevice<T>& kv, int S, const int* heads,

@@ -25,6 +25,7 @@
 #include "engine/targets/mutant.hpp"
 #include "engine/targets/target.hpp"
 #include "kernels/common/attention_common.hpp"
+#include "kernels/common/paged_kv_rows.hpp"
 #include "kernels/families.hpp"
 
 namespace attncheck::kernels::decode_split_detail {
@@ -63,16 +64,6 @@ struct SeqArrays {
     const int* kv_start;
     const int* q_lens;
     const int* kv_lens;
-};
-
-// A paged KV cache's block table on the device (engine/case/paged_kv.hpp):
-// page_size 0 means K and V are the contiguous tensors; otherwise they are
-// the pools and key j of sequence b is pool row
-// paged_row(table + table_start[b], page_size, j).
-struct PagedTableView {
-    const int* table = nullptr;
-    const int* table_start = nullptr;
-    int page_size = 0;
 };
 
 // Fewest keys the split heuristic gives a split: four tiles, so that a

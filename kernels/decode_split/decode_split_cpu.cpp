@@ -28,7 +28,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "engine/case/paged_kv.hpp"
 #include "engine/targets/guarded_buffer.hpp"
 #include "engine/targets/mutant_dispatch.hpp"
 #include "kernels/common/host_observation.hpp"
@@ -75,21 +74,10 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
         trace = std::move(t);
     }
 
-    // K and V rows: through the block table from the pools of a paged cache
-    // (engine/case/paged_kv.hpp), else from the contiguous tensors.
-    const bool paged = p.page_size > 0;
-    PagedLayout layout;
-    std::vector<float> k_pool, v_pool;
-    if (paged) {
-        layout = paged_layout(p);
-        k_pool = paged_pool(p, layout, p.k);
-        v_pool = paged_pool(p, layout, p.v);
-    }
-    auto kv_row = [&](const std::vector<float>& logical, const std::vector<float>& pool, int b, int j,
-                      int head) -> const float* {
-        if (!paged) return &logical[p.kv_index(b, j, head)];
-        const long long r = paged_row<M>(layout.table.data() + layout.table_start[b], p.page_size, j);
-        return &pool[static_cast<size_t>((r * p.n_kv_heads + head) * d)];
+    // K and V rows: the contiguous tensors, or a paged cache's pools through its block table.
+    const KvRowsHost kv(p);
+    auto kv_at = [&](const float* base, int b, int j, int head) {
+        return base + kv_row_offset<M>(kv.view, p.kv_start[b], b, j, head, p.n_kv_heads, d);
     };
 
     // ---- phase 1: partial online softmax per (row, split)
@@ -120,7 +108,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                         float tile_max = -INFINITY;
                         for (int jj = 0; jj < nt; ++jj) {
                             const int j = j0 + jj;
-                            const float* k = kv_row(p.k, k_pool, b, j, kvh);
+                            const float* k = kv_at(kv.k, b, j, kvh);
                             float raw = 0.0f;
                             for (int c = 0; c < d; ++c) raw += q[c] * k[c];
                             const float scaled = raw * scale;
@@ -146,7 +134,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                             float a = acc[c];
                             if constexpr (M != Mutant::online_no_rescale) a = a * alpha;
                             for (int jj = 0; jj < nt; ++jj)
-                                a = accumulate<M>(a, pv[jj] * kv_row(p.v, v_pool, b, j0 + jj, vh)[c]);
+                                a = accumulate<M>(a, pv[jj] * kv_at(kv.v, b, j0 + jj, vh)[c]);
                             acc[c] = a;
                         }
                         m = m_new;

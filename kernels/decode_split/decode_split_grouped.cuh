@@ -172,7 +172,6 @@ __global__ void __launch_bounds__(kThreads)
     // source pointers are then the pools).
     const int lr = tid / kChunks, lc = (tid % kChunks) * 8;
     const long long pass_step = kRowsPerPass * kv_stride;
-    const int* table = paged.page_size ? paged.table + paged.table_start[b] : nullptr;
     auto load_stage = [&](int t) {
         T* ks = stages + (t % kStages) * kStage + lr * kStride + lc;
         T* vs = ks + kStageKeys * kStride;
@@ -184,10 +183,9 @@ __global__ void __launch_bounds__(kThreads)
             const bool in = j < kb;
             const T* kp = Kb + off + p * pass_step;
             const T* vp = Vb + off + p * pass_step;
-            if (table && in) {
-                const long long row = paged_row<M>(table, paged.page_size, j) * s.n_kv_heads;
-                kp = K + (row + kvh) * D + lc;
-                vp = V + (row + vh) * D + lc;
+            if (paged.page_size && in) {
+                kp = K + kv_row_offset<M>(paged, 0, b, j, kvh, s.n_kv_heads, D) + lc;
+                vp = V + kv_row_offset<M>(paged, 0, b, j, vh, s.n_kv_heads, D) + lc;
             }
             cp_async_16(ks + p * kRowsPerPass * kStride, in ? kp : K, in ? 16 : 0);
             cp_async_16(vs + p * kRowsPerPass * kStride, in ? vp : V, in ? 16 : 0);
