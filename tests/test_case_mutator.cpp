@@ -87,9 +87,11 @@ TEST(CaseMutator, EveryKindGivesValidSupportedCasesAndChangesThem) {
         for (int k = 0; k < case_mutation_count(); ++k) {
             const auto kind = static_cast<CaseMutation>(k);
             // A decode-only target cannot put q past kv; a target with one
-            // dtype or one head dim cannot change it.
+            // dtype or one head dim cannot change it; one that does not page
+            // has no pages.
             const bool impossible = (kind == CaseMutation::q_past_kv && s.ctx.caps.decode_only) ||
-                                    (kind == CaseMutation::dtype && s.ctx.caps.dtypes.size() < 2);
+                                    (kind == CaseMutation::dtype && s.ctx.caps.dtypes.size() < 2) ||
+                                    (kind == CaseMutation::page_edge && !s.ctx.caps.paged_kv);
             if (!impossible) {
                 EXPECT_GT(changed[kind], 0) << s.target->full_name() << ": " << case_mutation_name(kind);
             }

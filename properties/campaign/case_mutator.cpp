@@ -165,6 +165,21 @@ void mutate_once(Case& c, CaseMutation kind, const MutationContext& ctx, Rng& r)
                 c.scale = choices[r.below(5)];
             break;
         }
+        case CaseMutation::page_edge: {
+            if (!ctx.caps.paged_kv) break; // the target reads contiguous K and V only
+            if (c.page_size > 0 && r.coin(0.2)) {
+                c.page_size = 0;
+                c.page_seed = 0;
+                break;
+            }
+            const int sizes[] = {1, 5, 16, 32, 64, 128};
+            if (c.page_size == 0 || r.coin(0.5)) c.page_size = sizes[r.below(6)];
+            c.page_seed = r.next() >> 34;
+            // The page-boundary bugs live at the first key of a page and one past a page's end.
+            const int pages = static_cast<int>(r.range(1, 4));
+            c.kv_lens[s] = std::max(0, pages * c.page_size + static_cast<int>(r.range(-1, 1)));
+            break;
+        }
     }
 }
 

@@ -45,7 +45,8 @@ namespace attncheck {
     X(reseed, "another data seed")                                        \
     X(mask, "causal switched on or off")                                  \
     X(window_edge, "a sliding window of 1, or about kv_len")              \
-    X(scale, "another softmax scale")
+    X(scale, "another softmax scale")                                     \
+    X(page_edge, "paged KV: another page size, a cache length at a page edge +-1, or contiguous")
 
 enum class CaseMutation : int {
 #define ATTNCHECK_MUTATION_ENUM(name, ...) name,
