@@ -96,6 +96,7 @@ struct Args {
     std::string family;  // empty: all
     std::string anchors; // bench/sdpa_kernels.py output
     int reps = 20, warmup = 3;
+    int page_size = 0; // decode rows with a paged KV cache of pages this long (0: contiguous)
     bool json = false, print_shapes = false;
 };
 
@@ -148,6 +149,7 @@ struct Timing {
 Timing time_family(const std::string& family, const Shape& s, const Args& a) {
     Timing t;
     Case c = case_of(s);
+    if (!s.prefill) c.page_size = a.page_size;
     if (family == "decode_split") c.num_splits = t.splits = kernels::decode_split_cuda_splits(problem_shape(c));
     const std::unique_ptr<Target> target = make_target(family, Backend::cuda);
     if (std::string why = target->unsupported(c); !why.empty()) {
@@ -181,10 +183,11 @@ int run(const Args& a) {
     nlohmann::json out = nlohmann::json::array();
     if (!a.json)
         fmt::print(
-            "attncheck bench kernels: {}, commit {}; anchors: {}\n{:<14} {:<30} {:<5} {:>6} {:>10} {:>11} "
+            "attncheck bench kernels: {}, commit {}; anchors: {}{}\n{:<14} {:<30} {:<5} {:>6} {:>10} {:>11} "
             "{:>10} {:>7} {:>10} {:>7}\n",
-            device_line(), build_commit(), source, "family", "shape", "dtype", "splits", "us", "rate", "cuDNN us",
-            "ratio", "FA2 us", "ratio");
+            device_line(), build_commit(), source,
+            a.page_size ? fmt::format("; decode caches paged, pages of {} keys (anchors contiguous)", a.page_size) : "",
+            "family", "shape", "dtype", "splits", "us", "rate", "cuDNN us", "ratio", "FA2 us", "ratio");
     for (const Shape& s : kShapes) {
         for (const std::string& f : s.prefill ? kPrefillFamilies : kDecodeFamilies) {
             if (!a.family.empty() && f != a.family) continue;
@@ -197,6 +200,7 @@ int run(const Args& a) {
                                  {"shape", shape_key(s)},
                                  {"dtype", dtype_name(s.dtype)},
                                  {"splits", t.splits},
+                                 {"page_size", s.prefill ? 0 : a.page_size},
                                  {"us", t.us},
                                  {"anchor", "cudnn (" + source + ")"},
                                  {"anchor_us", cudnn},
@@ -235,6 +239,10 @@ void register_bench_kernels(CLI::App& bench, int& rc) {
         bench.add_subcommand("kernels", "each kernel family timed at the anchor shapes, as ratios to cuDNN and FA2");
     k->add_option("--family", a->family, "time one family only");
     k->add_option("--anchors", a->anchors, "same-run anchor timings from bench/sdpa_kernels.py (default: anchors.md)");
+    k->add_option("--page-size", a->page_size,
+                  "decode rows read a paged KV cache of pages this long (families that page; the anchors stay "
+                  "contiguous)")
+        ->check(CLI::Range(0, CaseLimits::max_page_size));
     k->add_option("--reps", a->reps, "timed runs per family and shape (the median is reported)")
         ->check(CLI::PositiveNumber);
     k->add_option("--warmup", a->warmup, "untimed runs before them")->check(CLI::NonNegativeNumber);

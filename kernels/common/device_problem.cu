@@ -28,6 +28,8 @@ __global__ void fill_uniform(T* x, long long n, unsigned long long seed) {
     }
 }
 
+} // namespace
+
 template <class T>
 void fill_on_device(DeviceBuffer<T>& b, unsigned long long seed) {
     const long long n = static_cast<long long>(b.size());
@@ -36,7 +38,9 @@ void fill_on_device(DeviceBuffer<T>& b, unsigned long long seed) {
     CUDA_CHECK_LAUNCH();
 }
 
-} // namespace
+template void fill_on_device(DeviceBuffer<float>&, unsigned long long);
+template void fill_on_device(DeviceBuffer<__half>&, unsigned long long);
+template void fill_on_device(DeviceBuffer<__nv_bfloat16>&, unsigned long long);
 
 template <class T>
 DeviceProblem<T>::DeviceProblem(const AttentionProblem& p) {

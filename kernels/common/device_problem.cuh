@@ -72,6 +72,12 @@ private:
     DeviceBuffer<float> raw_, scaled_, masked_, exps_, p_, o_, scalars_, tmax_, tsum_, smax_, ssum_;
 };
 
+// Uniform values in [-1, 1) rounded to T, made on the device from a hash of
+// (seed, index): a benchmark's inputs (a problem without values, under a
+// KernelClock), made where they are used.
+template <class T>
+void fill_on_device(DeviceBuffer<T>& b, unsigned long long seed);
+
 // All of it lives in one DeviceArena: one allocation and one upload per run.
 template <class T>
 class DeviceProblem {
