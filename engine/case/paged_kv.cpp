@@ -29,8 +29,9 @@ PagedLayout paged_layout(const AttentionProblem& p) {
 
 std::vector<float> paged_pool(const AttentionProblem& p, const PagedLayout& layout, const std::vector<float>& kv) {
     if (kv.size() != p.kv_elems())
-        throw std::logic_error("paged_pool: K or V does not match the problem's shape (a paged cache is laid out from "
-                               "the values; a benchmark's problem without values has none)");
+        throw std::logic_error(
+            "paged_pool: K or V does not match the problem's shape (a paged cache is laid out from "
+            "the values; a benchmark's problem without values has none)");
     const size_t row = static_cast<size_t>(p.n_kv_heads) * p.head_dim;
     std::vector<float> pool(static_cast<size_t>(layout.pool_pages) * layout.page_size * row,
                             std::numeric_limits<float>::quiet_NaN());

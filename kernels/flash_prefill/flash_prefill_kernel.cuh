@@ -64,10 +64,10 @@
 #include "kernels/common/attention_common.hpp"
 #include "kernels/common/device_convert.cuh"
 #include "kernels/common/device_problem.cuh"
+#include "kernels/common/mma_m16n8k16.cuh"
 #include "kernels/flash_prefill/flash_prefill.hpp"
 #include "kernels/flash_prefill/flash_prefill_fp32_path.cuh"
 #include "kernels/flash_prefill/flash_prefill_layout.cuh"
-#include "kernels/common/mma_m16n8k16.cuh"
 #include "kernels/flash_prefill/flash_prefill_softmax.cuh"
 #include "kernels/flash_prefill/flash_prefill_tensor_core_path.cuh"
 

@@ -8,8 +8,8 @@
 #include <type_traits>
 
 #include "kernels/common/attention_common.hpp"
-#include "kernels/flash_prefill/flash_prefill.hpp"
 #include "kernels/common/mma_m16n8k16.cuh"
+#include "kernels/flash_prefill/flash_prefill.hpp"
 
 namespace attncheck::kernels::flash {
 

@@ -11,8 +11,8 @@
 
 #include <cstdint>
 
-#include "kernels/flash_prefill/flash_prefill_layout.cuh"
 #include "kernels/common/mma_m16n8k16.cuh"
+#include "kernels/flash_prefill/flash_prefill_layout.cuh"
 
 namespace attncheck::kernels::flash {
 
