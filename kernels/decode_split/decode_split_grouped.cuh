@@ -184,8 +184,10 @@ __global__ void __launch_bounds__(kThreads)
             const T* kp = Kb + off + p * pass_step;
             const T* vp = Vb + off + p * pass_step;
             if (paged.page_size && in) {
-                kp = K + kv_row_offset<M>(paged, 0, b, j, kvh, s.n_kv_heads, D) + lc;
-                vp = V + kv_row_offset<M>(paged, 0, b, j, vh, s.n_kv_heads, D) + lc;
+                // One table lookup for both: K and V share the pool row, only the head differs.
+                const long long k_off = kv_row_offset<M>(paged, 0, b, j, kvh, s.n_kv_heads, D);
+                kp = K + k_off + lc;
+                vp = V + k_off + static_cast<long long>(vh - kvh) * D + lc;
             }
             cp_async_16(ks + p * kRowsPerPass * kStride, in ? kp : K, in ? 16 : 0);
             cp_async_16(vs + p * kRowsPerPass * kStride, in ? vp : V, in ? 16 : 0);
