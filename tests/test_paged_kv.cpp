@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "engine/case/case_distribution.hpp"
 #include "engine/case/paged_kv.hpp"
 #include "kernels/registry.hpp"
 #include "properties/campaign/target_capabilities.hpp"
@@ -141,6 +142,30 @@ TEST(PagedKv, FamiliesThatDoNotPageRefusePagedCases) {
         }
     }
     EXPECT_TRUE(probe_capabilities(*make_target("decode_split", Backend::cpu)).paged_kv);
+}
+
+TEST(PagedKv, DistributionDrawsPageBoundariesOnlyForTargetsThatPage) {
+    CaseFilter paging, contiguous;
+    paging.paged_kv = true;
+    int paged = 0, crossing = 0, tiny_pages = 0;
+    for (std::uint64_t seed = 0; seed < 2000; ++seed) {
+        SeededChooser a(seed), b(seed);
+        const Case c = draw_case(paging, {}, a);
+        const Case d = draw_case(contiguous, {}, b);
+        EXPECT_EQ(d.page_size, 0) << "seed " << seed;
+        // Paging is drawn last: every other axis draws the same either way.
+        Case flat = c;
+        flat.page_size = 0;
+        flat.page_seed = 0;
+        EXPECT_EQ(flat, d) << "seed " << seed;
+        if (c.page_size == 0) continue;
+        ++paged;
+        tiny_pages += c.page_size < 16;
+        for (int len : c.kv_lens) crossing += len > c.page_size;
+    }
+    EXPECT_GT(paged, 2000 / 5) << "about a third of the cases of a paging target are paged";
+    EXPECT_GT(crossing, paged / 3) << "page boundaries inside the cache";
+    EXPECT_GT(tiny_pages, 0) << "pages of 1 and 5 keys";
 }
 
 } // namespace
