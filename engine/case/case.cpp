@@ -160,9 +160,7 @@ void validate(const Case& c) {
         fail(fmt::format("features.page_size must be in [0, {}] (0 = contiguous KV; got {})", L::max_page_size,
                          c.page_size));
     if (c.page_size > 0) {
-        long long pages = 0; // the pool of engine/case/paged_kv.hpp
-        for (int len : c.kv_lens) pages += (len + c.page_size - 1) / c.page_size;
-        const long long pool = pool_pages_for(pages) * c.page_size * c.n_kv_heads * c.head_dim;
+        const long long pool = paged_pool_elems(c.kv_lens, c.page_size, c.n_kv_heads, c.head_dim);
         if (pool > L::max_elements)
             fail(
                 fmt::format("features.page_size: the paged KV pool would hold {} elements (limit {}); use smaller "

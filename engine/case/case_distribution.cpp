@@ -332,9 +332,9 @@ Case draw_case(const CaseFilter& f, const DrawLimits& lim, Chooser& ch) {
     if (f.paged_kv) {
         c.page_size = pick(ch, D.page_size);
         if (c.page_size > 0) c.page_seed = static_cast<std::uint64_t>(ch.range(0, 1LL << 30));
-        long long pages = 0; // a pool far below the case limit, or no pages
-        for (int len : c.kv_lens) pages += c.page_size > 0 ? (len + c.page_size - 1) / c.page_size : 0;
-        if (pool_pages_for(pages) * c.page_size * c.n_kv_heads * c.head_dim > CaseLimits::max_elements / 4) {
+        // A pool far below the case limit, or no pages.
+        if (c.page_size > 0 &&
+            paged_pool_elems(c.kv_lens, c.page_size, c.n_kv_heads, c.head_dim) > CaseLimits::max_elements / 4) {
             c.page_size = 0;
             c.page_seed = 0;
         }

@@ -39,6 +39,14 @@ struct PagedLayout {
 // another sequence's.
 inline long long pool_pages_for(long long logical) { return logical + logical / 2 + 1; }
 
+// Elements of the pool (K or V) for caches of these lengths: what
+// validate() caps and the distribution keeps small.
+inline long long paged_pool_elems(const std::vector<int>& kv_lens, int page_size, int n_kv_heads, int head_dim) {
+    long long logical = 0;
+    for (int len : kv_lens) logical += (len + page_size - 1) / page_size;
+    return pool_pages_for(logical) * page_size * n_kv_heads * head_dim;
+}
+
 // The layout of p (p.page_size > 0; throws std::logic_error otherwise).
 PagedLayout paged_layout(const AttentionProblem& p);
 

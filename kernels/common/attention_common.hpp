@@ -168,11 +168,11 @@ AC_HD float accumulate(float acc, float x) {
 // slot 0 of the previous page.
 template <Mutant M>
 AC_HD long long paged_row(const int* table, int page_size, int j) {
-    int page = j / page_size;
+    const int page = j / page_size, slot = j - page * page_size;
     if constexpr (M == Mutant::page_boundary_off_by_one) {
-        if (j > 0) page = (j - 1) / page_size;
+        if (j > 0) return static_cast<long long>(table[(j - 1) / page_size]) * page_size + slot;
     }
-    return static_cast<long long>(table[page]) * page_size + (j - (j / page_size) * page_size);
+    return static_cast<long long>(table[page]) * page_size + slot;
 }
 
 // max that keeps a NaN from either side (fmaxf would drop it and hide a NaN

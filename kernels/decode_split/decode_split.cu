@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(kThreads)
 // the splits go by in chunks of kMergeChunk: their weights and row sums are
 // computed once into shared memory, and every thread adds the chunk's
 // splits to L and to its channel in split order, exactly as the CPU twin
-// does (merge_add). The chunk's partial accumulators are read coalesced, a
+// does (merge_sum_add, merge_num_add). The chunk's partial accumulators are read coalesced, a
 // whole chunk's loads in flight at once. (A first version, every thread
 // walking all splits with an expf each, took 30 us of 44 at 198 splits.)
 constexpr int kMergeChunk = 32;
@@ -253,7 +253,10 @@ __global__ void __launch_bounds__(kMaxHeadDim)
         __syncthreads(); // the chunk's weights and sums are in
 #pragma unroll
         for (int i = 0; i < kMergeChunk; ++i)
-            if (i < n) merge_add<M>(L, num, w_s[i], l_s[i], a[i]);
+            if (i < n) {
+                L = merge_sum_add<M>(L, w_s[i], l_s[i]);
+                num = merge_num_add<M>(num, w_s[i], l_s[i], a[i]);
+            }
     }
 
     bool probed = false;

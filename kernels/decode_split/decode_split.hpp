@@ -9,7 +9,8 @@
 //   - one online-softmax step's rescale factor and probabilities
 //     (online_alpha, online_exp);
 //   - the LSE merge weight of a split (merge_weight), the merge of a row
-//     (merge_add, merge_result) and its probe's reconstructed stages;
+//     (merge_sum_add, merge_num_add, merge_result) and its probe's
+//     reconstructed stages;
 //   - the support check (unsupported_reason) and the scratch layout sizes.
 //
 // The mutation points stay in attention_common.hpp (mask, scale, fill,
@@ -200,20 +201,20 @@ AC_HD float merge_weight(float m_i, float m) {
 // Phase 2 for one row, both backends. The merged max m = max_i m_i (the
 // CPU twin in split order, the CUDA merge as a tree: max does not depend on
 // the order), the weights w_i = merge_weight(m_i, m), then, in split order,
-// the row sum L = sum_i w_i l_i and each channel's numerator
-// sum_i w_i acc_i[c]: merge_add is one split's step of both, merge_result
-// the channel's value in fp32 (the caller rounds it to T).
+// the row sum L = sum_i w_i l_i (merge_sum_add, one split's step) and each
+// channel's numerator sum_i w_i acc_i[c] (merge_num_add), merge_result the
+// channel's value in fp32 (the caller rounds it to T).
 template <Mutant M>
-AC_HD void merge_add(float& L, float& num, float w, float l_i, float acc_ic) {
-    if constexpr (M == Mutant::split_merge_no_lse) {
-        // The bug: average the normalized partials, no LSE weights (an empty
-        // split contributes 0/0 = NaN).
-        num = accumulate<M>(num, acc_ic / l_i);
-        L = accumulate<M>(L, w * l_i);
-    } else {
-        L = accumulate<M>(L, w * l_i);
-        num = accumulate<M>(num, w * acc_ic);
-    }
+AC_HD float merge_sum_add(float L, float w, float l_i) {
+    return accumulate<M>(L, w * l_i);
+}
+
+template <Mutant M>
+AC_HD float merge_num_add(float num, float w, float l_i, float acc_ic) {
+    // The bug: average the normalized partials, no LSE weights (an empty
+    // split contributes 0/0 = NaN).
+    if constexpr (M == Mutant::split_merge_no_lse) return accumulate<M>(num, acc_ic / l_i);
+    return accumulate<M>(num, w * acc_ic);
 }
 
 template <Mutant M>

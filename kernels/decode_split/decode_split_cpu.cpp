@@ -151,6 +151,7 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
     }
 
     // ---- phase 2: LSE merge per row
+    std::vector<float> w(static_cast<size_t>(S)); // the row's split weights
     for (int b = 0; b < p.batch(); ++b)
         for (int i = 0; i < p.q_lens[b]; ++i)
             for (int h = 0; h < H; ++h) {
@@ -159,12 +160,15 @@ Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& pr
                 float m = -INFINITY;
                 for (int split = 0; split < S; ++split) m = ds_max(m, ML[ml_index(row, S, split)]);
                 float L = 0.0f;
+                for (int split = 0; split < S; ++split) {
+                    w[split] = merge_weight<M>(ML[ml_index(row, S, split)], m);
+                    L = merge_sum_add<M>(L, w[split], ML[ml_index(row, S, split) + 1]);
+                }
                 for (int c = 0; c < d; ++c) {
                     float num = 0.0f;
-                    L = 0.0f; // the same for every channel
                     for (int split = 0; split < S; ++split)
-                        merge_add<M>(L, num, merge_weight<M>(ML[ml_index(row, S, split)], m),
-                                     ML[ml_index(row, S, split) + 1], ACC[acc_index(row, S, split, d) + c]);
+                        num = merge_num_add<M>(num, w[split], ML[ml_index(row, S, split) + 1],
+                                               ACC[acc_index(row, S, split, d) + c]);
                     o[c] = round_to(p.dtype, merge_result<M>(num, L, m, S)); // CUDA stores O in T
                 }
                 LSE[row] = m == -INFINITY ? -INFINITY : softmax_shift<M>(m) + ds_log(L);

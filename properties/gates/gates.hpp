@@ -7,10 +7,10 @@
 // any later gate that compares two runs would otherwise see it first under
 // another name. Paging next: a key read through the wrong page changes
 // numbers every later gate would blame on itself. Then structural gates
-// (mask, empty rows, head map) before
-// numeric ones, normalization before the scale (the scale gate assumes P is
-// a distribution), metamorphic ones (target against itself) after, and
-// oracle parity, which catches nearly anything that changes numbers, last.
+// (mask, empty rows, head map) before numeric ones, normalization before
+// the scale (the scale gate assumes P is a distribution), metamorphic ones
+// (target against itself) after, and oracle parity, which catches nearly
+// anything that changes numbers, last.
 // ../shared/bug-classes.md and engine/targets/mutant.hpp map each bug class
 // to its gate; docs/gates.md lists them for users.
 //
