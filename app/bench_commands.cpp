@@ -45,6 +45,7 @@ struct BenchArgs {
     int max_len = 0;                  // 0: the backend's default
     long long max_work = 0;           // 0: the backend's default
     int processes = 1;
+    int interleave = kDefaultInterleave;
 };
 
 int cmd_bench_throughput(const BenchArgs& a) {
@@ -58,6 +59,7 @@ int cmd_bench_throughput(const BenchArgs& a) {
     if (a.max_work > 0) spec.limits.max_work = a.max_work;
     spec.targets = a.targets;
     spec.processes = a.processes;
+    spec.interleave = a.interleave;
     spec.out_dir = a.out_dir;
     spec.oracle = a.oracle;
     parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
@@ -74,6 +76,7 @@ int cmd_bench_throughput(const BenchArgs& a) {
         j["seconds"] = r.wall_seconds;
         j["cases"] = r.cases;
         j["workers"] = r.workers;
+        j["interleave"] = spec.backend == Backend::cuda ? spec.interleave : 1;
         j["failures"] = failures;
         j["oracle"] = a.oracle;
         j["oracle_gpu_evaluations"] = r.oracle_gpu_evaluations;
@@ -127,6 +130,7 @@ void register_bench_commands(CLI::App& app, int& rc) {
         ->check(CLI::PositiveNumber);
     tp->add_option("--oracle", args->oracle, "where the fp64 oracle runs: auto (GPU for CUDA targets), host or gpu");
     tp->add_option("--processes", args->processes, kProcessesHelp)->check(CLI::Range(1, 256));
+    tp->add_option("--interleave", args->interleave, kInterleaveHelp)->check(CLI::Range(1, 256));
     tp->callback([args, &rc] { rc = cmd_bench_throughput(*args); });
 
     // The worker process of parallel runs: a RunSpec on stdin, a RunReport on stdout.

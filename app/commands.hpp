@@ -40,6 +40,10 @@ int default_workers();
 inline constexpr const char* kProcessesHelp =
     "cuda: split the worker threads over this many processes, each its own CUDA context (default 1)";
 
+// --interleave of `run` and `bench throughput`.
+inline constexpr const char* kInterleaveHelp =
+    "cuda: cases each worker thread checks at once, their device waits shared (default 16; 1: one at a time)";
+
 struct RunReport;
 // One line on where the fp64 oracle ran in a run, and its cross-checks.
 std::string oracle_line(const RunReport& r);

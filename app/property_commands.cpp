@@ -41,6 +41,7 @@ struct RunArgs {
     int workers = 0;        // 0: one per core
     std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
     int processes = 1;      // CUDA: processes the worker threads are split over
+    int interleave = kDefaultInterleave; // CUDA: cases a worker thread checks at once
     std::string oracle = "auto";
     std::vector<std::string> plugins;
     std::string known_failures;         // ledger file
@@ -185,6 +186,7 @@ int cmd_run(const RunArgs& a) {
     if (a.max_work > 0) spec.limits.max_work = a.max_work;
     spec.devices = parse_devices(a.devices);
     spec.processes = a.processes;
+    spec.interleave = a.interleave;
     spec.oracle = a.oracle;
     parse_oracle_preference(a.oracle); // a bad value fails here, not in every worker
     spec.plugins = a.plugins;
@@ -409,6 +411,7 @@ void register_property_commands(CLI::App& app, int& rc) {
                     "CUDA devices for the workers: all, or a list like 0,1 (one per worker, "
                     "round robin; default: the current device)");
     run->add_option("--processes", ra.processes, kProcessesHelp)->check(CLI::Range(1, 256));
+    run->add_option("--interleave", ra.interleave, kInterleaveHelp)->check(CLI::Range(1, 256));
     run->callback([&rc] { rc = cmd_run(ra); });
 
     static std::string file, rb, rm;

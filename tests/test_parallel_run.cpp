@@ -142,5 +142,39 @@ TEST(WorkerThreads, EachThreadShrinksItsOwnFailure) {
     EXPECT_FALSE(r.targets[0].failure->gate.empty());
 }
 
+// CUDA worker threads check `interleave` cases at once (engine/fiber/
+// interleave.hpp): the same cases and the same verdicts, gate for gate and
+// ratio for ratio, as one case after another. (On the CPU backend the
+// option does nothing: CPU targets never wait; tests/test_interleave.cpp
+// checks the scheduler and the gates on fibers there.)
+TEST(WorkerThreads, InterleavedCasesGiveTheSameVerdicts) {
+    ATTNCHECK_REQUIRE_BACKEND();
+    RunSpec spec;
+    spec.backend = test_backend();
+    spec.cases = 120;
+    spec.seed = 13;
+    spec.workers = 2;
+    spec.limits = default_limits(spec.backend);
+    spec.interleave = 1;
+    const RunReport one = run_threads(spec);
+    spec.interleave = 12;
+    const RunReport many = run_threads(spec);
+    EXPECT_TRUE(one.worker_errors.empty() && many.worker_errors.empty());
+    EXPECT_EQ(many.cases, one.cases);
+    ASSERT_EQ(many.targets.size(), one.targets.size());
+    for (size_t t = 0; t < one.targets.size(); ++t) {
+        EXPECT_FALSE(many.targets[t].failure) << many.targets[t].target << ": " << many.targets[t].failure->summary;
+        EXPECT_EQ(many.targets[t].cases, one.targets[t].cases) << one.targets[t].target;
+        EXPECT_EQ(many.targets[t].unsupported, one.targets[t].unsupported) << one.targets[t].target;
+    }
+    for (const auto& [gate, t] : one.tallies) {
+        const GateTally& u = many.tallies.at(gate);
+        EXPECT_EQ(u.pass, t.pass) << gate;
+        EXPECT_EQ(u.skip, t.skip) << gate;
+        EXPECT_EQ(u.ratios, t.ratios) << gate;
+        EXPECT_EQ(u.worst_ratio, t.worst_ratio) << gate;
+    }
+}
+
 } // namespace
 } // namespace attncheck

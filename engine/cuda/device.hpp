@@ -27,6 +27,14 @@ void cuda_select_device(int device);
 // refuses. Returns the policy applied ("auto" when unset).
 std::string cuda_apply_sync_policy(int device);
 
+// Waits for the calling thread's stream (per-thread default stream), the
+// wait charged to device_wait. Inside run_interleaved
+// (engine/fiber/interleave.hpp) the job yields instead, and the scheduler's
+// one release_thread_stream() serves every job that waits with it.
+void sync_thread_stream();
+// The synchronization itself: run_interleaved's release for CUDA jobs.
+void release_thread_stream();
+
 // Round floats to fp16 / bf16 on the device with __float2half_rn /
 // __float2bfloat16_rn and return the bits.
 std::vector<std::uint16_t> device_round_f16(const std::vector<float>& x);

@@ -3,7 +3,9 @@
 // The check: one block per buffer scans its two bands (2 * kGuardBytes
 // bytes) and records the first changed byte with atomicMin; the results for
 // up to kMaxRegions buffers come back in one copy. It runs after the target's
-// kernels on the same stream, so it sees their writes.
+// kernels on the same stream, so it sees their writes. Interleaved jobs
+// (engine/fiber/interleave.hpp) leave their checks to the release that
+// ends their wait: one launch and one copy for all of them.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -11,9 +13,12 @@
 #include <cstdint>
 #include <map>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/cuda/device_buffer.cuh"
+#include "engine/cuda/device.hpp"
+#include "engine/fiber/interleave.hpp"
 #include "engine/timing/phase_timer.hpp"
 
 namespace attncheck {
@@ -39,7 +44,7 @@ cudaMemPool_t thread_pool() {
     return pool;
 }
 
-constexpr int kMaxRegions = 32;
+constexpr int kMaxRegions = 128; // 2 KiB of kernel parameters
 
 struct RegionTable {
     const unsigned char* raw[kMaxRegions];
@@ -62,55 +67,104 @@ __global__ void guard_check_kernel(RegionTable t, int* first_bad) {
     if (threadIdx.x == 0) first_bad[blockIdx.x] = block_min;
 }
 
-// The calling thread's result slots: device ints and their pinned mirror.
-struct GuardSlots {
+// Device ints and their pinned mirror, grown to the most asked for.
+struct ResultSlots {
     int* dev = nullptr;
     int* host = nullptr;
+    int cap = 0;
+    void reserve(int n) {
+        if (n <= cap) return;
+        // Only between synchronizations: no copy of the old slots is in flight.
+        if (dev) CUDA_CHECK(cudaFree(dev));
+        if (host) CUDA_CHECK(cudaFreeHost(host));
+        cap = std::max(n, 2 * cap);
+        CUDA_CHECK(cudaMalloc(&dev, static_cast<std::size_t>(cap) * sizeof(int)));
+        CUDA_CHECK(cudaMallocHost(&host, static_cast<std::size_t>(cap) * sizeof(int)));
+    }
 };
 
-GuardSlots& thread_slots() {
-    thread_local std::map<int, GuardSlots> slots; // by device; never freed (see cublas_handle.hpp)
+// The calling thread's slots for checks it waits for itself.
+ResultSlots& thread_slots() {
+    thread_local std::map<int, ResultSlots> slots; // by device; never freed (see cublas_handle.hpp)
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    GuardSlots& s = slots[dev];
-    if (!s.dev) {
-        CUDA_CHECK(cudaMalloc(&s.dev, kMaxRegions * sizeof(int)));
-        CUDA_CHECK(cudaMallocHost(&s.host, kMaxRegions * sizeof(int)));
-    }
+    ResultSlots& s = slots[dev];
+    s.reserve(kMaxRegions);
     return s;
+}
+
+// The first changed byte of each region's bands (INT_MAX: none), for
+// `n` regions from `regions`, into `out`: one launch per kMaxRegions and one
+// copy back, enqueued behind everything on the thread's stream; the caller
+// synchronizes.
+void enqueue_guard_checks(const GuardRegion* const* regions, int n, int* dev_out, int* host_out) {
+    for (int b = 0; b < n; b += kMaxRegions) {
+        RegionTable t{};
+        const int m = std::min(kMaxRegions, n - b);
+        for (int r = 0; r < m; ++r) {
+            t.raw[r] = static_cast<const unsigned char*>(regions[b + r]->raw);
+            t.payload[r] = regions[b + r]->payload_bytes;
+        }
+        guard_check_kernel<<<m, 256, 0, cudaStreamPerThread>>>(t, dev_out + b);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (n) CUDA_CHECK(cudaMemcpyAsync(host_out, dev_out, n * sizeof(int), cudaMemcpyDeviceToHost, cudaStreamPerThread));
+}
+
+// Throws GuardBandError for the first region whose band changed.
+void throw_first_bad(const std::string* const* names, const int* first_bad, int n) {
+    for (int r = 0; r < n; ++r) {
+        const int i = first_bad[r];
+        if (i == INT_MAX) continue;
+        const bool before = static_cast<std::size_t>(i) < kGuardBytes;
+        // Negative: before the payload; otherwise bytes past its end.
+        const long long off = static_cast<long long>(i) - static_cast<long long>(kGuardBytes);
+        throw GuardBandError(*names[r] + ": device guard band overwritten at byte " + std::to_string(off) +
+                             (before ? " before the buffer" : " past the end"));
+    }
+}
+
+// Interleaved jobs (engine/fiber/interleave.hpp) leave their regions here
+// and wait; the release checks every waiting job's regions with one launch
+// (per kMaxRegions) and one copy back before its synchronization, and the
+// jobs read their verdicts when they resume. Two API calls a release
+// instead of two a run.
+struct SharedGuardChecks {
+    std::vector<GuardRegion> pending; // regions of the jobs waiting now
+    std::vector<int> released;        // the last release's verdicts, by position in its pending list
+    ResultSlots slots;
+};
+
+SharedGuardChecks& thread_shared_checks() {
+    thread_local std::map<int, SharedGuardChecks> checks; // by device; never freed (see cublas_handle.hpp)
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    return checks[dev];
 }
 
 template <class It>
 void check_range(It first, It last) {
-    while (first != last) {
-        RegionTable t{};
-        std::vector<const GuardRegion*> batch;
-        for (; first != last && static_cast<int>(batch.size()) < kMaxRegions; ++first) {
-            if (!first->raw) continue; // an empty, moved-from buffer
-            t.raw[batch.size()] = static_cast<const unsigned char*>(first->raw);
-            t.payload[batch.size()] = first->payload_bytes;
-            batch.push_back(&*first);
-        }
-        if (batch.empty()) return;
-        GuardSlots& s = thread_slots();
-        const int n = static_cast<int>(batch.size());
-        guard_check_kernel<<<n, 256, 0, cudaStreamPerThread>>>(t, s.dev);
-        CUDA_CHECK_LAUNCH();
-        CUDA_CHECK(cudaMemcpyAsync(s.host, s.dev, n * sizeof(int), cudaMemcpyDeviceToHost, cudaStreamPerThread));
-        {
-            ScopedPhase wait(Phase::device_wait);
-            CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
-        }
-        for (int r = 0; r < n; ++r) {
-            const int i = s.host[r];
-            if (i == INT_MAX) continue;
-            const bool before = static_cast<std::size_t>(i) < kGuardBytes;
-            // Negative: before the payload; otherwise bytes past its end.
-            const long long off = static_cast<long long>(i) - static_cast<long long>(kGuardBytes);
-            throw GuardBandError(*batch[static_cast<std::size_t>(r)]->name +
-                                 ": device guard band overwritten at byte " + std::to_string(off) +
-                                 (before ? " before the buffer" : " past the end"));
-        }
+    std::vector<const GuardRegion*> live;
+    for (; first != last; ++first)
+        if (first->raw) live.push_back(&*first); // skip empty, moved-from buffers
+    if (live.empty()) return;
+    std::vector<const std::string*> names;
+    for (const GuardRegion* g : live) names.push_back(g->name);
+    const int n = static_cast<int>(live.size());
+    if (fiber_slot() > 0) {
+        SharedGuardChecks& sc = thread_shared_checks();
+        const std::size_t at = sc.pending.size();
+        for (const GuardRegion* g : live) sc.pending.push_back(*g);
+        sync_thread_stream(); // the release checks them
+        throw_first_bad(names.data(), sc.released.data() + at, n);
+        return;
+    }
+    ResultSlots& s = thread_slots();
+    for (int b = 0; b < n; b += kMaxRegions) {
+        const int m = std::min(kMaxRegions, n - b);
+        enqueue_guard_checks(live.data() + b, m, s.dev, s.host);
+        sync_thread_stream();
+        throw_first_bad(names.data() + b, s.host, m);
     }
 }
 
@@ -190,11 +244,14 @@ struct Stage {
     std::size_t cap = 0, used = 0;
 };
 
+// By device and fiber slot: an interleaved job reads what it downloaded
+// after a wait in which other jobs stage their own runs; a region of its
+// own stage is reused only after its own next wait.
 Stage& thread_stage() {
-    thread_local std::map<int, Stage> stages; // by device; never freed (see cublas_handle.hpp)
+    thread_local std::map<std::pair<int, int>, Stage> stages; // never freed (see cublas_handle.hpp)
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    return stages[dev];
+    return stages[{dev, fiber_slot()}];
 }
 
 } // namespace
@@ -203,12 +260,13 @@ unsigned char* PinnedStage::take(std::size_t bytes) {
     Stage& st = thread_stage();
     bytes = (bytes + kPayloadAlign - 1) / kPayloadAlign * kPayloadAlign;
     if (st.used + bytes > st.cap) {
-        ScopedPhase wait(Phase::device_wait);
-        CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread)); // every copy through the stage is done
+        sync_thread_stream(); // every copy through the stage is done
         st.used = 0;
         if (4 * bytes > st.cap) {
             if (st.p) CUDA_CHECK(cudaFreeHost(st.p));
-            st.cap = std::max<std::size_t>({4 * bytes, 2 * st.cap, std::size_t{8} << 20});
+            // Fibers' stages start smaller: a thread interleaves a dozen jobs.
+            const std::size_t least = std::size_t{fiber_slot() ? 4u : 8u} << 20;
+            st.cap = std::max<std::size_t>({4 * bytes, 2 * st.cap, least});
             void* p = nullptr;
             CUDA_CHECK(cudaMallocHost(&p, st.cap));
             st.p = static_cast<unsigned char*>(p);
@@ -234,6 +292,26 @@ unsigned char* DeviceArena::begin_image() {
 void DeviceArena::upload() {
     raw_ = pool_alloc(std::max<std::size_t>(total_, 1));
     if (total_) CUDA_CHECK(cudaMemcpyAsync(raw_, image_, total_, cudaMemcpyHostToDevice, cudaStreamPerThread));
+}
+
+void sync_thread_stream() {
+    if (wait_in_fiber()) return;
+    release_thread_stream();
+}
+
+void release_thread_stream() {
+    ScopedPhase wait(Phase::device_wait);
+    SharedGuardChecks& sc = thread_shared_checks();
+    const std::vector<GuardRegion> regions = std::exchange(sc.pending, {});
+    const int n = static_cast<int>(regions.size());
+    if (n) {
+        std::vector<const GuardRegion*> ptrs;
+        for (const GuardRegion& g : regions) ptrs.push_back(&g);
+        sc.slots.reserve(n);
+        enqueue_guard_checks(ptrs.data(), n, sc.slots.dev, sc.slots.host);
+    }
+    CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+    sc.released.assign(sc.slots.host, sc.slots.host + n);
 }
 
 void check_guard_bands(std::initializer_list<GuardRegion> regions) { check_range(regions.begin(), regions.end()); }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/cuda/check.cuh"
+#include "engine/cuda/device.hpp"
 #include "engine/targets/guarded_buffer.hpp"
 
 namespace attncheck {
@@ -123,7 +124,7 @@ public:
         std::vector<T> h(n_);
         if (n_) {
             CUDA_CHECK(cudaMemcpyAsync(h.data(), get(), bytes(), cudaMemcpyDeviceToHost, cudaStreamPerThread));
-            CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+            sync_thread_stream();
         }
         return h;
     }

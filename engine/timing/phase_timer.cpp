@@ -1,5 +1,6 @@
 #include "engine/timing/phase_timer.hpp"
 
+#include <utility>
 #include <vector>
 
 namespace attncheck {
@@ -10,12 +11,13 @@ using Clock = std::chrono::steady_clock;
 
 struct ThreadTimer {
     PhaseTotals totals;
-    std::vector<Phase> stack; // the phase being charged is stack.back(); `other` when empty
+    // phases.stack.back() is the phase being charged (`other` when empty);
+    // phases.exclusive > 0: nested scopes charge the exclusive phase.
+    PhaseStack phases;
     Clock::time_point since = Clock::now();
-    int exclusive = 0; // > 0: nested scopes charge the exclusive phase
 
     void charge_until(Clock::time_point now) {
-        const Phase p = stack.empty() ? Phase::other : stack.back();
+        const Phase p = phases.stack.empty() ? Phase::other : phases.stack.back();
         totals.seconds[static_cast<int>(p)] += std::chrono::duration<double>(now - since).count();
         since = now;
     }
@@ -80,10 +82,10 @@ void reset_phase_totals() {
 
 ScopedPhase::ScopedPhase(Phase p) {
     ThreadTimer& t = timer();
-    active_ = t.exclusive == 0;
+    active_ = t.phases.exclusive == 0;
     if (!active_) return;
     t.charge_until(Clock::now());
-    t.stack.push_back(p);
+    t.phases.stack.push_back(p);
     ++t.totals.entries[static_cast<int>(p)];
 }
 
@@ -91,11 +93,17 @@ ScopedPhase::~ScopedPhase() {
     if (!active_) return;
     ThreadTimer& t = timer();
     t.charge_until(Clock::now());
-    t.stack.pop_back();
+    t.phases.stack.pop_back();
 }
 
-ExclusivePhase::ExclusivePhase(Phase p) : scope_(p) { ++timer().exclusive; }
+ExclusivePhase::ExclusivePhase(Phase p) : scope_(p) { ++timer().phases.exclusive; }
 
-ExclusivePhase::~ExclusivePhase() { --timer().exclusive; }
+ExclusivePhase::~ExclusivePhase() { --timer().phases.exclusive; }
+
+void swap_phase_stack(PhaseStack& other) {
+    ThreadTimer& t = timer();
+    t.charge_until(Clock::now());
+    std::swap(t.phases, other);
+}
 
 } // namespace attncheck

@@ -17,6 +17,7 @@
 #include <array>
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace attncheck {
 
@@ -78,5 +79,15 @@ public:
 private:
     ScopedPhase scope_;
 };
+
+// The phases a fiber is inside (engine/fiber/interleave.hpp). When the
+// thread switches fibers, the time so far is charged to the phase being
+// left and the thread's stack is swapped with the fiber's: a fiber that
+// waits inside a phase is not charged for the time others run.
+struct PhaseStack {
+    std::vector<Phase> stack;
+    int exclusive = 0;
+};
+void swap_phase_stack(PhaseStack& other);
 
 } // namespace attncheck

@@ -6,6 +6,7 @@
 
 #include <rapidcheck.h>
 
+#include "engine/fiber/interleave.hpp"
 #include "engine/timing/phase_timer.hpp"
 #include "properties/campaign/rapidcheck_driver.hpp"
 
@@ -165,8 +166,12 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
 
     if (opt.drawer == Drawer::seeded) {
         // A target that takes its runs in batches gets its cases checked
-        // that many at a time (check_cases); the rest one by one.
-        const size_t per_check = static_cast<size_t>(std::max(1, target.batch_size()));
+        // that many at a time (check_cases); with a release, `interleave`
+        // cases are checked side by side on fibers; the rest one by one.
+        const bool batched = target.batch_size() > 1;
+        const bool interleaved = !batched && opt.release && opt.interleave > 1;
+        const size_t per_check =
+            static_cast<size_t>(batched ? target.batch_size() : interleaved ? opt.interleave : 1);
         struct Drawn {
             Case c;
             ChoiceRecord record;
@@ -199,12 +204,18 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
                 drawn.push_back({std::move(c), rec.record(), seed});
             }
             std::vector<CaseCheck> checks;
-            if (per_check == 1) {
-                for (const Drawn& d : drawn) checks.push_back(check_case(target, d.c, gates));
-            } else {
+            if (batched) {
                 std::vector<Case> cs;
                 for (const Drawn& d : drawn) cs.push_back(d.c);
                 checks = check_cases(target, cs, gates);
+            } else if (interleaved) {
+                checks.resize(drawn.size());
+                std::vector<std::function<void()>> jobs;
+                for (size_t k = 0; k < drawn.size(); ++k)
+                    jobs.emplace_back([&, k] { checks[k] = check_case(target, drawn[k].c, gates); });
+                run_interleaved(jobs, opt.release);
+            } else {
+                for (const Drawn& d : drawn) checks.push_back(check_case(target, d.c, gates));
             }
             for (size_t k = 0; k < drawn.size(); ++k) {
                 const Case& c = drawn[k].c;

@@ -77,6 +77,13 @@ struct CampaignOptions {
     // Failures it lists are counted as known and the campaign goes on (they
     // are neither shrunk nor reported as failures).
     const Ledger* ledger = nullptr;
+    // With the seeded drawer: cases checked at once on this thread,
+    // interleaved on fibers (engine/fiber/interleave.hpp), and `release`,
+    // the wait they share (for CUDA targets the thread's stream
+    // synchronization). 1, or no release: one case after another. The
+    // cases drawn and each one's verdicts do not depend on it.
+    int interleave = 1;
+    std::function<void()> release;
 };
 
 struct CampaignResult {

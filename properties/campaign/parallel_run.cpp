@@ -70,6 +70,12 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
         co.seed = worker_seed(spec.seed, worker);
         co.gates = gates;
         co.limits = spec.limits;
+#ifdef ATTNCHECK_HAVE_CUDA
+        if (t->backend() == Backend::cuda && spec.interleave > 1) {
+            co.interleave = spec.interleave;
+            co.release = release_thread_stream;
+        }
+#endif
         if (spec.seconds > 0) {
             co.seconds = spec.seconds / static_cast<double>(targets.size());
             co.cases = 1LL << 40;
@@ -154,6 +160,7 @@ std::string run_spec_json(const RunSpec& s) {
     j["workers"] = s.workers;
     j["devices"] = s.devices;
     j["processes"] = s.processes;
+    j["interleave"] = s.interleave;
     j["oracle"] = s.oracle;
     j["plugins"] = s.plugins;
     j["known_failures"] = s.known_failures;
@@ -182,6 +189,7 @@ RunSpec run_spec_from_json(const std::string& text) {
     s.workers = j.at("workers").get<int>();
     s.devices = j.at("devices").get<std::vector<int>>();
     s.processes = j.at("processes").get<int>();
+    s.interleave = j.at("interleave").get<int>();
     s.oracle = j.at("oracle").get<std::string>();
     s.plugins = j.at("plugins").get<std::vector<std::string>>();
     s.known_failures = j.at("known_failures").get<std::string>();

@@ -18,6 +18,11 @@
 // run seed, so a one-worker run is the run it always was). A failure is
 // shrunk and saved by the worker that found it; the counterexample file
 // replays bit for bit whichever worker wrote it.
+//
+// Each CUDA worker thread checks `interleave` cases at once, on fibers
+// (engine/fiber/interleave.hpp): their runs are enqueued side by side and
+// one stream synchronization serves every case that waits, instead of one
+// per run.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +39,9 @@
 
 namespace attncheck {
 
+// Cases a CUDA worker thread checks at once (RunSpec::interleave).
+inline constexpr int kDefaultInterleave = 16;
+
 struct RunSpec {
     Backend backend = Backend::cpu;
     Mutant mutant = Mutant::none;
@@ -47,6 +55,7 @@ struct RunSpec {
     int workers = 1;
     std::vector<int> devices;           // CUDA devices; worker w uses devices[w % size] (empty: the default one)
     int processes = 1;                  // CUDA: worker threads split over this many processes (contexts)
+    int interleave = kDefaultInterleave; // CUDA: cases each thread checks at once (CampaignOptions::interleave)
     std::string oracle = "auto";        // auto, host or gpu (properties/gates/oracle_service.hpp)
     std::vector<std::string> plugins;   // shared libraries of targets (properties/campaign/plugin_targets.hpp)
     std::string known_failures;         // ledger file (properties/campaign/known_failures.hpp); empty: none

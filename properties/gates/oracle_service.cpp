@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "engine/case/case.hpp"
+#include "engine/fiber/interleave.hpp"
 #include "engine/timing/phase_timer.hpp"
 #include "oracle/oracle_crosscheck.hpp"
 #ifdef ATTNCHECK_HAVE_CUDA
@@ -32,14 +33,15 @@ long long problem_work(const AttentionProblem& p) {
 long long host_oracle_below() {
     static const long long v = [] {
         const char* e = std::getenv("ATTNCHECK_HOST_ORACLE_BELOW");
-        if (!e || !*e) return kHostOracleBelow;
+        if (!e || !*e) return -1LL;
         char* end = nullptr;
         const long long x = std::strtoll(e, &end, 10);
         if (*end != '\0' || x < 0)
             throw std::invalid_argument(fmt::format("ATTNCHECK_HOST_ORACLE_BELOW: '{}' is not a work count >= 0", e));
         return x;
     }();
-    return v;
+    if (v >= 0) return v;
+    return fiber_slot() > 0 ? kHostOracleBelowInterleaved : kHostOracleBelow;
 }
 
 OracleResult on_host(const AttentionProblem& p, const PrecisionProfile& f, bool want_reference) {

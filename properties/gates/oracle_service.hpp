@@ -43,6 +43,11 @@ OracleDevice oracle_device_for(const Target& t);
 // on the H200 with 16 threads, 10^6 checked 550 cases/s, against 497 with
 // every evaluation on the GPU and 440 with every one on the host.
 inline constexpr long long kHostOracleBelow = 1000000;
+// In an interleaved check (engine/fiber/interleave.hpp) a GPU evaluation
+// waits with the other cases' runs and checks its guard bands in their
+// release: it costs an upload, a launch and a copy, and every evaluation
+// goes to the GPU.
+inline constexpr long long kHostOracleBelowInterleaved = 0;
 
 inline constexpr long long kCrossCheckEvery = 64;
 inline constexpr int kCrossCheckRows = 8;
