@@ -80,6 +80,7 @@ int cmd_bench_throughput(const BenchArgs& a) {
         j["failures"] = failures;
         j["oracle"] = a.oracle;
         j["oracle_gpu_evaluations"] = r.oracle_gpu_evaluations;
+        j["cuda_calls_per_case"] = r.cases ? static_cast<double>(r.cuda_calls) / static_cast<double>(r.cases) : 0.0;
         j["oracle_cross_checked"] = r.oracle_cross_checked;
         j["worker_errors"] = r.worker_errors;
         j["phase_seconds"] = phase_seconds_json(r.phases);

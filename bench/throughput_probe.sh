@@ -29,6 +29,7 @@ n = max(j["cases"], 1)
 ph = " ".join(f"{k}={1e3 * v / n:.2f}ms"
               for k, v in j["phase_seconds"].items() if v > 0.01 * j["seconds"])
 runs = j.get("phase_entries", {}).get("target", 0) / n
-print(f"{sys.argv[2]:28} {j['cases_per_s']:9.1f} {j['cases']:8d} {j['workers']:8d} runs/case={runs:.1f} {ph} fail={j['failures']}")
+calls = j.get("cuda_calls_per_case", 0)
+print(f"{sys.argv[2]:28} {j['cases_per_s']:9.1f} {j['cases']:8d} {j['workers']:8d} runs/case={runs:.1f} calls/case={calls:.0f} {ph} fail={j['failures']}")
 PY
 done < "$configs"

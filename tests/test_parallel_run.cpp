@@ -5,6 +5,7 @@
 // visible.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "engine/case/case_distribution.hpp"
@@ -172,7 +173,10 @@ TEST(WorkerThreads, InterleavedCasesGiveTheSameVerdicts) {
         EXPECT_EQ(u.pass, t.pass) << gate;
         EXPECT_EQ(u.skip, t.skip) << gate;
         EXPECT_EQ(u.ratios, t.ratios) << gate;
-        EXPECT_EQ(u.worst_ratio, t.worst_ratio) << gate;
+        // Not bit for bit: interleaved, small problems' bounds come from the
+        // GPU oracle, whose fp64 sums differ from the host's in the last
+        // bits (it is held to the host's within 1e-12, oracle_service.hpp).
+        EXPECT_NEAR(u.worst_ratio, t.worst_ratio, 1e-9 * std::max(1.0, t.worst_ratio)) << gate;
     }
 }
 

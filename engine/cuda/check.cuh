@@ -18,6 +18,10 @@ struct CudaError : std::runtime_error {
 };
 
 [[noreturn]] void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line);
+// CUDA and cuBLAS calls checked on this thread (launches count twice: the
+// launch and its cudaGetLastError). Every call takes the context's lock,
+// which all worker threads share: `bench throughput` reports calls per case.
+extern thread_local long long t_checked_cuda_calls;
 [[noreturn]] void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, int line);
 
 } // namespace attncheck
@@ -25,12 +29,14 @@ struct CudaError : std::runtime_error {
 #define CUDA_CHECK(call)                                                                     \
     do {                                                                                     \
         cudaError_t e_ = (call);                                                             \
+        ++::attncheck::t_checked_cuda_calls;                                                 \
         if (e_ != cudaSuccess) ::attncheck::throw_cuda_error(e_, #call, __FILE__, __LINE__); \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                                               \
     do {                                                                                                 \
         cublasStatus_t s_ = (call);                                                                      \
+        ++::attncheck::t_checked_cuda_calls;                                                             \
         if (s_ != CUBLAS_STATUS_SUCCESS) ::attncheck::throw_cublas_error(s_, #call, __FILE__, __LINE__); \
     } while (0)
 

@@ -14,6 +14,10 @@
 
 namespace attncheck {
 
+thread_local long long t_checked_cuda_calls = 0;
+
+long long cuda_calls_on_thread() { return t_checked_cuda_calls; }
+
 void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line) {
     // Errors after which the context is unusable (the process must restart).
     const bool sticky = e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure ||

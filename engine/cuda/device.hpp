@@ -27,6 +27,9 @@ void cuda_select_device(int device);
 // refuses. Returns the policy applied ("auto" when unset).
 std::string cuda_apply_sync_policy(int device);
 
+// CUDA and cuBLAS calls this thread has made so far (engine/cuda/check.cuh).
+long long cuda_calls_on_thread();
+
 // Waits for the calling thread's stream (per-thread default stream), the
 // wait charged to device_wait. Inside run_interleaved
 // (engine/fiber/interleave.hpp) the job yields instead, and the scheduler's

@@ -171,6 +171,10 @@ public:
     }
     // One allocation, one asynchronous copy of the image.
     void upload();
+    // The whole arena on the device (after upload), for one copy back of
+    // every region.
+    const unsigned char* device_bytes() const { return static_cast<const unsigned char*>(raw_); }
+    std::size_t bytes() const { return total_; }
     template <class T>
     DeviceBuffer<T> view(std::size_t region, std::size_t n, std::string name) {
         return DeviceBuffer<T>(typename DeviceBuffer<T>::View{}, static_cast<unsigned char*>(raw_) + region, n,

@@ -11,8 +11,6 @@ namespace attncheck {
 
 namespace {
 
-void fill(DeviceBuffer<float>& b, float value) { b.upload(std::vector<float>(b.size(), value)); }
-
 // Uniform values in [-1, 1) from a hash of (seed, stream, index), rounded to
 // T: bench inputs made where they are used (see KernelClock).
 template <class T>
@@ -133,34 +131,31 @@ template class DeviceProblem<float>;
 template class DeviceProblem<__half>;
 template class DeviceProblem<__nv_bfloat16>;
 
-DeviceProbe::DeviceProbe(const AttentionProblem& p, const ProbeRequest& req, int max_tiles, int max_splits)
-    : req_(req),
-      n_(p.kv_lens.at(req.seq)),
-      d_(p.head_dim),
-      max_tiles_(max_tiles),
-      max_splits_(max_splits),
-      raw_(n_, "probe.raw"),
-      scaled_(n_, "probe.scaled"),
-      masked_(n_, "probe.masked"),
-      exps_(n_, "probe.exps"),
-      p_(n_, "probe.p"),
-      o_(d_, "probe.o"),
-      scalars_(3, "probe.scalars"),
-      tmax_(std::max(max_tiles, 0), "probe.tile_max"),
-      tsum_(std::max(max_tiles, 0), "probe.tile_sum"),
-      smax_(std::max(max_splits, 0), "probe.split_max"),
-      ssum_(std::max(max_splits, 0), "probe.split_sum") {
-    raw_.poison();
-    scaled_.poison();
-    fill(masked_, -INFINITY);
-    fill(exps_, 0.0f);
-    fill(p_, 0.0f);
-    o_.poison();
-    scalars_.poison();
-    tmax_.poison();
-    tsum_.poison();
-    smax_.poison();
-    ssum_.poison();
+DeviceProbe::DeviceProbe(const AttentionProblem& prob, const ProbeRequest& req, int max_tiles, int max_splits)
+    : req_(req), max_tiles_(max_tiles), max_splits_(max_splits) {
+    static constexpr const char* kNames[count_] = {
+        "probe.raw",      "probe.scaled",   "probe.masked",    "probe.exps",     "probe.p",        "probe.o",
+        "probe.scalars",  "probe.tile_max", "probe.tile_sum",  "probe.split_max", "probe.split_sum"};
+    const std::size_t n = static_cast<std::size_t>(prob.kv_lens.at(req.seq)), d = static_cast<std::size_t>(prob.head_dim);
+    const std::size_t tiles = static_cast<std::size_t>(std::max(max_tiles, 0)),
+                      splits = static_cast<std::size_t>(std::max(max_splits, 0));
+    const std::size_t sizes[count_] = {n, n, n, n, n, d, 3, tiles, tiles, splits, splits};
+    for (int s = 0; s < count_; ++s) {
+        size_[s] = sizes[s];
+        region_[s] = arena_.reserve<float>(sizes[s]);
+    }
+    arena_.begin_image();
+    for (int s = 0; s < count_; ++s) {
+        float* x = arena_.image_payload<float>(region_[s]);
+        if (s == masked)
+            std::fill_n(x, size_[s], -INFINITY);
+        else if (s == exps || s == p)
+            std::fill_n(x, size_[s], 0.0f);
+        else
+            arena_.poison_image(region_[s], size_[s] * sizeof(float));
+    }
+    arena_.upload();
+    for (int s = 0; s < count_; ++s) slot_[s] = arena_.view<float>(region_[s], size_[s], kNames[s]);
 }
 
 DeviceProbeView DeviceProbe::view() {
@@ -169,45 +164,51 @@ DeviceProbeView DeviceProbe::view() {
     v.seq = req_.seq;
     v.head = req_.head;
     v.token = req_.token;
-    v.raw = raw_.get();
-    v.scaled = scaled_.get();
-    v.masked = masked_.get();
-    v.exps = exps_.get();
-    v.p = p_.get();
-    v.o = o_.get();
-    v.scalars = scalars_.get();
-    v.tile_max = tmax_.get();
-    v.tile_sum = tsum_.get();
+    v.raw = slot_[raw].get();
+    v.scaled = slot_[scaled].get();
+    v.masked = slot_[masked].get();
+    v.exps = slot_[exps].get();
+    v.p = slot_[p].get();
+    v.o = slot_[o].get();
+    v.scalars = slot_[scalars].get();
+    v.tile_max = slot_[tile_max].get();
+    v.tile_sum = slot_[tile_sum].get();
     v.max_tiles = max_tiles_;
-    v.split_max = smax_.get();
-    v.split_sum = ssum_.get();
+    v.split_max = slot_[split_max].get();
+    v.split_sum = slot_[split_sum].get();
     v.max_splits = max_splits_;
     return v;
 }
 
 ProbeTrace DeviceProbe::download(int used_tiles, int used_splits) const {
-    check_guard_bands({raw_.guards(), scaled_.guards(), masked_.guards(), exps_.guards(), p_.guards(), o_.guards(),
-                       scalars_.guards(), tmax_.guards(), tsum_.guards(), smax_.guards(), ssum_.guards()});
+    // The whole arena in one copy, completed by the guard check's wait.
+    unsigned char* stage = PinnedStage::take(arena_.bytes());
+    CUDA_CHECK(cudaMemcpyAsync(stage, arena_.device_bytes(), arena_.bytes(), cudaMemcpyDeviceToHost,
+                               cudaStreamPerThread));
+    std::vector<GuardRegion> regions;
+    for (const auto& b : slot_) regions.push_back(b.guards());
+    check_guard_bands(regions);
+    auto slot = [&](int s, std::size_t keep) {
+        const float* x = reinterpret_cast<const float*>(stage + region_[s] + kGuardBytes);
+        return std::vector<float>(x, x + std::min(keep, size_[s]));
+    };
+    auto head = [](int used) { return static_cast<std::size_t>(std::max(used, 0)); };
     ProbeTrace t;
     t.where = req_;
-    t.raw = raw_.download();
-    t.scaled = scaled_.download();
-    t.masked = masked_.download();
-    t.exps = exps_.download();
-    t.p = p_.download();
-    t.o = o_.download();
-    const auto s = scalars_.download();
-    t.row_max = s[0];
-    t.max_exp = s[1];
-    t.row_sum = s[2];
-    auto head = [](std::vector<float> x, int n) {
-        x.resize(static_cast<size_t>(std::clamp(n, 0, static_cast<int>(x.size()))));
-        return x;
-    };
-    t.tile_max = head(tmax_.download(), used_tiles);
-    t.tile_sum = head(tsum_.download(), used_tiles);
-    t.split_max = head(smax_.download(), used_splits);
-    t.split_sum = head(ssum_.download(), used_splits);
+    t.raw = slot(raw, size_[raw]);
+    t.scaled = slot(scaled, size_[scaled]);
+    t.masked = slot(masked, size_[masked]);
+    t.exps = slot(exps, size_[exps]);
+    t.p = slot(p, size_[p]);
+    t.o = slot(o, size_[o]);
+    const auto sc = slot(scalars, 3);
+    t.row_max = sc[0];
+    t.max_exp = sc[1];
+    t.row_sum = sc[2];
+    t.tile_max = slot(tile_max, head(used_tiles));
+    t.tile_sum = slot(tile_sum, head(used_tiles));
+    t.split_max = slot(split_max, head(used_splits));
+    t.split_sum = slot(split_sum, head(used_splits));
     return t;
 }
 

@@ -58,18 +58,25 @@ struct DeviceProbeView {
     int max_splits = 0;
 };
 
-// Owns the probe's device slots. Before the run: raw/scaled NaN (a stage a
-// kernel claims to record but does not is visible), masked -inf, exps and p 0.
+// Owns the probe's device slots, all in one DeviceArena: one upload sets
+// them, one copy brings them back (a probe run used to cost some fifty API
+// calls, each taking the context's lock every worker thread shares). Before
+// the run: raw/scaled NaN (a stage a kernel claims to record but does not
+// is visible), masked -inf, exps and p 0, the rest NaN.
 class DeviceProbe {
 public:
     DeviceProbe(const AttentionProblem& p, const ProbeRequest& req, int max_tiles, int max_splits);
     DeviceProbeView view();
     ProbeTrace download(int used_tiles, int used_splits) const;
 
+    enum Slot { raw, scaled, masked, exps, p, o, scalars, tile_max, tile_sum, split_max, split_sum, count_ };
+
 private:
     ProbeRequest req_;
-    int n_, d_, max_tiles_, max_splits_;
-    DeviceBuffer<float> raw_, scaled_, masked_, exps_, p_, o_, scalars_, tmax_, tsum_, smax_, ssum_;
+    int max_tiles_, max_splits_;
+    DeviceArena arena_;
+    std::size_t region_[count_] = {}, size_[count_] = {};
+    DeviceBuffer<float> slot_[count_];
 };
 
 // Uniform values in [-1, 1) rounded to T, made on the device from a hash of

@@ -54,6 +54,9 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
     reset_phase_totals();
     set_oracle_preference(parse_oracle_preference(spec.oracle));
     const CrossCheckCount checks0 = thread_cross_checks();
+#ifdef ATTNCHECK_HAVE_CUDA
+    const long long calls0 = cuda_calls_on_thread();
+#endif
     RunReport rep;
     rep.workers = workers;
     const auto gates = gate_pointers(spec.gates);
@@ -112,6 +115,9 @@ RunReport run_share(const RunSpec& spec, int worker, int workers, Drawer drawer)
     rep.phases = phase_totals();
     rep.oracle_gpu_evaluations = thread_cross_checks().gpu_evaluations - checks0.gpu_evaluations;
     rep.oracle_cross_checked = thread_cross_checks().cross_checked - checks0.cross_checked;
+#ifdef ATTNCHECK_HAVE_CUDA
+    rep.cuda_calls = cuda_calls_on_thread() - calls0;
+#endif
     rep.wall_seconds = std::chrono::duration<double>(clock::now() - t0).count();
     return rep;
 }
@@ -232,6 +238,7 @@ std::string run_report_json(const RunReport& r) {
     j["targets"] = targets;
     j["worker_errors"] = r.worker_errors;
     j["oracle_gpu_evaluations"] = r.oracle_gpu_evaluations;
+    j["cuda_calls"] = r.cuda_calls;
     j["oracle_cross_checked"] = r.oracle_cross_checked;
     return j.dump();
 }
@@ -271,6 +278,7 @@ RunReport run_report_from_json(const std::string& text) {
     }
     r.worker_errors = j.at("worker_errors").get<std::vector<std::string>>();
     r.oracle_gpu_evaluations = j.at("oracle_gpu_evaluations").get<long long>();
+    r.cuda_calls = j.at("cuda_calls").get<long long>();
     r.oracle_cross_checked = j.at("oracle_cross_checked").get<long long>();
     return r;
 }
@@ -283,6 +291,7 @@ void merge_into(RunReport& into, RunReport&& w) {
     into.cases += w.cases;
     into.phases += w.phases;
     into.oracle_gpu_evaluations += w.oracle_gpu_evaluations;
+    into.cuda_calls += w.cuda_calls;
     into.oracle_cross_checked += w.oracle_cross_checked;
     add_tallies(into.tallies, w.tallies);
     for (TargetRun& t : w.targets) {

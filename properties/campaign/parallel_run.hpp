@@ -91,6 +91,7 @@ struct RunReport {
     int workers = 1;
     std::vector<std::string> worker_errors;                         // a worker that crashed or answered nonsense
     long long oracle_gpu_evaluations = 0, oracle_cross_checked = 0; // GPU oracle runs, and those repeated on the host
+    long long cuda_calls = 0; // CUDA and cuBLAS calls the workers made (each takes the context's lock)
     double cases_per_second() const { return wall_seconds > 0 ? cases / wall_seconds : 0; }
 };
 
