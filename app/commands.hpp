@@ -42,7 +42,8 @@ inline constexpr const char* kProcessesHelp =
 
 // --interleave of `run` and `bench throughput`.
 inline constexpr const char* kInterleaveHelp =
-    "cuda: cases each worker thread checks at once, their device waits shared (default 16; 1: one at a time)";
+    "cuda: cases each worker thread checks at once, their device waits shared (default 1: one at a time; "
+    "pays with --workers 1 or with --processes under MPS, docs/throughput.md)";
 
 struct RunReport;
 // One line on where the fp64 oracle ran in a run, and its cross-checks.

@@ -19,10 +19,14 @@
 // shrunk and saved by the worker that found it; the counterexample file
 // replays bit for bit whichever worker wrote it.
 //
-// Each CUDA worker thread checks `interleave` cases at once, on fibers
-// (engine/fiber/interleave.hpp): their runs are enqueued side by side and
-// one stream synchronization serves every case that waits, instead of one
-// per run.
+// With --interleave N, each CUDA worker thread checks N cases at once, on
+// fibers (engine/fiber/interleave.hpp): their runs are enqueued side by
+// side and one stream synchronization serves every case that waits,
+// instead of one per run. It pays where a context has one thread
+// (--workers 1: +17%) or its own process (--processes under MPS: about
+// +4%); sixteen threads that never wait in one context contend for its
+// lock and check fewer cases (251/s against 424), so the default is 1
+// (bench/results/2026-12-02-h200-interleave/).
 #pragma once
 
 #include <algorithm>
@@ -40,7 +44,7 @@
 namespace attncheck {
 
 // Cases a CUDA worker thread checks at once (RunSpec::interleave).
-inline constexpr int kDefaultInterleave = 16;
+inline constexpr int kDefaultInterleave = 1;
 
 struct RunSpec {
     Backend backend = Backend::cpu;
