@@ -36,11 +36,11 @@ struct RunArgs {
     double seconds = 0;
     std::uint64_t seed = 1;
     std::string out_dir = "attncheck-counterexamples";
-    int max_len = 0;        // 0: the backend's default
-    long long max_work = 0; // 0: the backend's default
-    int workers = 0;        // 0: one per core
-    std::string devices;    // CUDA devices: "all" or a list "0,1"; empty: the default device
-    int processes = 1;      // CUDA: processes the worker threads are split over
+    int max_len = 0;                     // 0: the backend's default
+    long long max_work = 0;              // 0: the backend's default
+    int workers = 0;                     // 0: one per core
+    std::string devices;                 // CUDA devices: "all" or a list "0,1"; empty: the default device
+    int processes = 1;                   // CUDA: processes the worker threads are split over
     int interleave = kDefaultInterleave; // CUDA: cases a worker thread checks at once
     std::string oracle = "auto";
     std::vector<std::string> plugins;

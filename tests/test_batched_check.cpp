@@ -12,6 +12,7 @@
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/generators.hpp"
 #include "properties/gates/case_check.hpp"
+#include "tests/wrapped_target.hpp"
 
 namespace attncheck {
 namespace {
@@ -19,23 +20,11 @@ namespace {
 // A target that takes its runs `batch` at a time, each batch by the inner
 // target run after run (Target::run_batch's default), and remembers the
 // batch sizes. Optionally it refuses, or fails, every run.
-class Batched final : public Target {
+class Batched final : public WrappedTarget {
 public:
     enum class Answer { run, refuse, fail };
     Batched(std::unique_ptr<Target> inner, int batch, Answer a = Answer::run)
-        : inner_(std::move(inner)), batch_(batch), answer_(a) {}
-    std::string name() const override { return inner_->name(); }
-    Backend backend() const override { return inner_->backend(); }
-    Mutant mutant() const override { return inner_->mutant(); }
-    std::string description() const override { return "batched " + inner_->description(); }
-    std::string unsupported(const Case& c) const override { return inner_->unsupported(c); }
-    PrecisionProfile profile(const Case& c) const override { return inner_->profile(c); }
-    Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) override {
-        return inner_->run(p, probe);
-    }
-    bool promises_batch_invariance() const override { return inner_->promises_batch_invariance(); }
-    bool records_probes() const override { return inner_->records_probes(); }
-    bool reads_paged_kv() const override { return inner_->reads_paged_kv(); }
+        : WrappedTarget(std::move(inner)), batch_(batch), answer_(a) {}
     int batch_size() const override { return batch_; }
     std::vector<RunAnswer> run_batch(const std::vector<RunRequest>& runs) override {
         EXPECT_LE(static_cast<int>(runs.size()), batch_) << "a batch larger than the target takes";
@@ -48,21 +37,9 @@ public:
     std::vector<int> sizes;
 
 private:
-    std::unique_ptr<Target> inner_;
     int batch_;
     Answer answer_;
 };
-
-std::vector<Case> seeded_cases(Target& t, int n, std::uint64_t seed) {
-    const Capabilities caps = probe_capabilities(t);
-    std::vector<Case> out;
-    for (long long i = 0; static_cast<int>(out.size()) < n && i < 50LL * n; ++i) {
-        SeededChooser ch(case_seed(seed, i));
-        Case c = build_case(caps, GenLimits{}, ch);
-        if (t.unsupported(c).empty()) out.push_back(std::move(c));
-    }
-    return out;
-}
 
 void expect_same_checks(const std::vector<CaseCheck>& batched, const std::vector<CaseCheck>& single,
                         const std::string& what) {

@@ -19,6 +19,7 @@
 #include "properties/campaign/campaign.hpp"
 #include "properties/campaign/generators.hpp"
 #include "properties/gates/case_check.hpp"
+#include "tests/wrapped_target.hpp"
 
 namespace attncheck {
 namespace {
@@ -169,39 +170,16 @@ TEST(Interleave, PhaseTimeFollowsTheFiber) {
 
 // A CPU family whose every run waits once before it answers, as a CUDA
 // run waits for its outputs.
-class Waiting final : public Target {
+class Waiting final : public WrappedTarget {
 public:
-    explicit Waiting(std::unique_ptr<Target> inner) : inner_(std::move(inner)) {}
-    std::string name() const override { return inner_->name(); }
-    Backend backend() const override { return inner_->backend(); }
-    Mutant mutant() const override { return inner_->mutant(); }
-    std::string description() const override { return "waiting " + inner_->description(); }
-    std::string unsupported(const Case& c) const override { return inner_->unsupported(c); }
-    PrecisionProfile profile(const Case& c) const override { return inner_->profile(c); }
+    using WrappedTarget::WrappedTarget;
     Observation run(const AttentionProblem& p, const std::optional<ProbeRequest>& probe) override {
-        Observation o = inner_->run(p, probe);
+        Observation o = WrappedTarget::run(p, probe);
         waits += wait_in_fiber();
         return o;
     }
-    bool promises_batch_invariance() const override { return inner_->promises_batch_invariance(); }
-    bool records_probes() const override { return inner_->records_probes(); }
-    bool reads_paged_kv() const override { return inner_->reads_paged_kv(); }
     int waits = 0;
-
-private:
-    std::unique_ptr<Target> inner_;
 };
-
-std::vector<Case> seeded_cases(Target& t, int n, std::uint64_t seed) {
-    const Capabilities caps = probe_capabilities(t);
-    std::vector<Case> out;
-    for (long long i = 0; static_cast<int>(out.size()) < n && i < 50LL * n; ++i) {
-        SeededChooser ch(case_seed(seed, i));
-        Case c = build_case(caps, GenLimits{}, ch);
-        if (t.unsupported(c).empty()) out.push_back(std::move(c));
-    }
-    return out;
-}
 
 // Every CPU family, production and one mutant each: the interleaved
 // verdicts are check_case's, gate for gate and word for word.

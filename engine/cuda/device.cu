@@ -62,7 +62,6 @@ int cuda_device_count() {
 
 void cuda_select_device(int device) { CUDA_CHECK(cudaSetDevice(device)); }
 
-
 std::string cuda_apply_sync_policy(int device) {
     const char* env = std::getenv("ATTNCHECK_CUDA_SYNC");
     const std::string policy = env && *env ? env : "auto";

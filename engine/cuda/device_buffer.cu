@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "engine/cuda/device_buffer.cuh"
 #include "engine/cuda/device.hpp"
+#include "engine/cuda/device_buffer.cuh"
 #include "engine/fiber/interleave.hpp"
 #include "engine/timing/phase_timer.hpp"
 

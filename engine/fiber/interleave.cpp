@@ -50,8 +50,8 @@ struct Fiber {
     Fiber() {
         const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
         mapping_bytes = kFiberStackBytes + page;
-        void* m = mmap(nullptr, mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
+        void* m =
+            mmap(nullptr, mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) throw std::bad_alloc();
         mapping = static_cast<unsigned char*>(m);
         // A stack that overflows faults on the guard page instead of

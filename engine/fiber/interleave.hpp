@@ -18,6 +18,11 @@
 // (a job may wait inside a catch block). Per-job resources that live
 // across a wait (pinned staging, guard-check slots) are kept per
 // fiber_slot().
+//
+// Where it pays (bench/results/2026-12-02-h200-interleave/): a context
+// with one thread, or a process of its own under MPS. Many threads in one
+// context that no longer wait all issue CUDA calls at once, and the
+// context's lock, not the waits, then bounds them.
 #pragma once
 
 #include <functional>

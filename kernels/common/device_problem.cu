@@ -134,9 +134,10 @@ template class DeviceProblem<__nv_bfloat16>;
 DeviceProbe::DeviceProbe(const AttentionProblem& prob, const ProbeRequest& req, int max_tiles, int max_splits)
     : req_(req), max_tiles_(max_tiles), max_splits_(max_splits) {
     static constexpr const char* kNames[count_] = {
-        "probe.raw",      "probe.scaled",   "probe.masked",    "probe.exps",     "probe.p",        "probe.o",
-        "probe.scalars",  "probe.tile_max", "probe.tile_sum",  "probe.split_max", "probe.split_sum"};
-    const std::size_t n = static_cast<std::size_t>(prob.kv_lens.at(req.seq)), d = static_cast<std::size_t>(prob.head_dim);
+        "probe.raw",     "probe.scaled",   "probe.masked",   "probe.exps",      "probe.p",        "probe.o",
+        "probe.scalars", "probe.tile_max", "probe.tile_sum", "probe.split_max", "probe.split_sum"};
+    const std::size_t n = static_cast<std::size_t>(prob.kv_lens.at(req.seq)),
+                      d = static_cast<std::size_t>(prob.head_dim);
     const std::size_t tiles = static_cast<std::size_t>(std::max(max_tiles, 0)),
                       splits = static_cast<std::size_t>(std::max(max_splits, 0));
     const std::size_t sizes[count_] = {n, n, n, n, n, d, 3, tiles, tiles, splits, splits};
@@ -183,8 +184,8 @@ DeviceProbeView DeviceProbe::view() {
 ProbeTrace DeviceProbe::download(int used_tiles, int used_splits) const {
     // The whole arena in one copy, completed by the guard check's wait.
     unsigned char* stage = PinnedStage::take(arena_.bytes());
-    CUDA_CHECK(cudaMemcpyAsync(stage, arena_.device_bytes(), arena_.bytes(), cudaMemcpyDeviceToHost,
-                               cudaStreamPerThread));
+    CUDA_CHECK(
+        cudaMemcpyAsync(stage, arena_.device_bytes(), arena_.bytes(), cudaMemcpyDeviceToHost, cudaStreamPerThread));
     std::vector<GuardRegion> regions;
     for (const auto& b : slot_) regions.push_back(b.guards());
     check_guard_bands(regions);

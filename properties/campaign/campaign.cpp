@@ -170,8 +170,7 @@ CampaignResult run_campaign(Target& target, const CampaignOptions& opt) {
         // cases are checked side by side on fibers; the rest one by one.
         const bool batched = target.batch_size() > 1;
         const bool interleaved = !batched && opt.release && opt.interleave > 1;
-        const size_t per_check =
-            static_cast<size_t>(batched ? target.batch_size() : interleaved ? opt.interleave : 1);
+        const size_t per_check = static_cast<size_t>(batched ? target.batch_size() : interleaved ? opt.interleave : 1);
         struct Drawn {
             Case c;
             ChoiceRecord record;

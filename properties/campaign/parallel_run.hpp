@@ -57,13 +57,13 @@ struct RunSpec {
     std::string out_dir; // counterexample files; empty: not saved
     GenLimits limits;
     int workers = 1;
-    std::vector<int> devices;           // CUDA devices; worker w uses devices[w % size] (empty: the default one)
-    int processes = 1;                  // CUDA: worker threads split over this many processes (contexts)
+    std::vector<int> devices;            // CUDA devices; worker w uses devices[w % size] (empty: the default one)
+    int processes = 1;                   // CUDA: worker threads split over this many processes (contexts)
     int interleave = kDefaultInterleave; // CUDA: cases each thread checks at once (CampaignOptions::interleave)
-    std::string oracle = "auto";        // auto, host or gpu (properties/gates/oracle_service.hpp)
-    std::vector<std::string> plugins;   // shared libraries of targets (properties/campaign/plugin_targets.hpp)
-    std::string known_failures;         // ledger file (properties/campaign/known_failures.hpp); empty: none
-    std::vector<std::string> externals; // adapter commands (docs/adapter-protocol.md)
+    std::string oracle = "auto";         // auto, host or gpu (properties/gates/oracle_service.hpp)
+    std::vector<std::string> plugins;    // shared libraries of targets (properties/campaign/plugin_targets.hpp)
+    std::string known_failures;          // ledger file (properties/campaign/known_failures.hpp); empty: none
+    std::vector<std::string> externals;  // adapter commands (docs/adapter-protocol.md)
 };
 
 struct FailureRecord {
