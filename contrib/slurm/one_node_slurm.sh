@@ -10,8 +10,19 @@ set -euo pipefail
 cmd="$1" dir="$(realpath -m "$2")"
 conf="$dir/slurm.conf"
 if [[ "$cmd" == stop ]]; then
-  for p in slurmd slurmctld; do [[ -f "$dir/$p.pid" ]] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true; done
-  [[ -f "$dir/munge/munged.pid" ]] && kill "$(cat "$dir/munge/munged.pid")" 2>/dev/null || true
+  pids=()
+  for f in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
+    [[ -f "$f" ]] && pids+=("$(cat "$f")")
+  done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Wait (up to 10 s) for them to exit: slurmctld saves its state as it
+  # stops, and a caller that removes DIR at once races it.
+  for _ in $(seq 100); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [[ $alive -eq 0 ]] && break
+    sleep 0.1
+  done
   exit 0
 fi
 [[ $(id -u) -eq 0 ]] || { echo "one_node_slurm: needs root (slurmd runs jobs as their users)" >&2; exit 2; }
