@@ -39,6 +39,7 @@ struct Fiber {
     ucontext_t context{};
     unsigned char* mapping = nullptr; // guard page, then the stack
     std::size_t mapping_bytes = 0;
+    unsigned char* stack = nullptr; // past the guard page
     const std::function<void()>* job = nullptr;
     std::exception_ptr error;
     FiberState state = FiberState::done;
@@ -54,6 +55,7 @@ struct Fiber {
             mmap(nullptr, mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) throw std::bad_alloc();
         mapping = static_cast<unsigned char*>(m);
+        stack = mapping + page;
         // A stack that overflows faults on the guard page instead of
         // writing over the next fiber's.
         if (mprotect(mapping, page, PROT_NONE) != 0) {
@@ -113,11 +115,10 @@ void run_interleaved(const std::vector<std::function<void()>>& jobs, const std::
     while (fibers.size() < jobs.size()) fibers.push_back(std::make_unique<Fiber>());
     Scheduler s;
     s.fibers = &fibers;
-    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     for (std::size_t i = 0; i < jobs.size(); ++i) {
         Fiber& f = *fibers[i];
         if (getcontext(&f.context) != 0) throw std::runtime_error("run_interleaved: getcontext failed");
-        f.context.uc_stack.ss_sp = f.mapping + page;
+        f.context.uc_stack.ss_sp = f.stack;
         f.context.uc_stack.ss_size = kFiberStackBytes;
         f.context.uc_link = &s.home;
         makecontext(&f.context, fiber_main, 0);

@@ -3,8 +3,8 @@
 // kernels/common/cp_async.cuh): ldmatrix fragment loads (plain and
 // transposed), the m16n8k16 mma with fp32 accumulation for fp16 and bf16,
 // and fp32 pairs rounded to nearest into the packed 2 x 16-bit registers the
-// fragments are made of. The fragment
-// layouts are the PTX ISA's for mma.m16n8k16 (row-major A, column-major B).
+// fragments are made of. The fragment layouts are the PTX ISA's for
+// mma.m16n8k16 (row-major A, column-major B).
 // Needs sm_80 or later (the build targets sm_90a).
 #pragma once
 
